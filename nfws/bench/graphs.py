@@ -1,0 +1,129 @@
+"""Benchmark of the graph stage: shared-topology shards and the cached-topology batcher.
+
+Baselines, measured in the same run on the same synthetic shards (64 NeRFs each of MLP,
+TRI and HASH at their paper sizes):
+- conversion: a per-graph store that builds each NeRF's graph and saves its node
+  features, edge index and full edge attributes (``torch.save`` of a PyG ``Data``);
+- loading: PyG's standard ``DataLoader`` (a ``Data`` per graph, ``Batch.from_data_list``).
+Ours: :func:`nfws.graphs.store.convert_shard` and :class:`nfws.graphs.dataset.GraphLoader`.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import Data
+from torch_geometric.loader import DataLoader
+
+from nfws.fields.spec import ArchSpec
+from nfws.graphs.dataset import GraphDataset, GraphLoader
+from nfws.graphs.store import convert_shard
+from nfws.graphs.topology import topology, values_from_weights
+from nfws.store import open_zarr, write_parquet, write_zarr
+
+BENCH_ARCHS = (
+    ArchSpec("MLP", "MLP"),
+    ArchSpec("TRI", "TRI", activation="sine", triplane_res=32, triplane_channels=16),
+    ArchSpec("HASH", "HASH", hash_levels=4, hash_log2_T=12, hash_features=2),
+)
+
+
+def write_synthetic_nerf_shard(path, spec: ArchSpec, n: int, seed: int) -> list[str]:
+    """A NeRF shard (formats.md layout) of ``n`` NeRFs with N(0, 0.1) weights; returns ids.
+
+    Hash entries beyond a level's true size are zero, as the farm leaves them.
+    """
+    rng = np.random.default_rng(seed)
+    arrays = {name: rng.normal(0.0, 0.1, (n,) + shape).astype(np.float32)
+              for name, shape in spec.param_shapes().items()}
+    if "hash" in arrays:
+        for level, size in enumerate(spec.level_sizes()):
+            arrays["hash"][:, level, size:] = 0.0
+    ids = [f"{spec.name.lower()}_{seed}_{i:04d}" for i in range(n)]
+    write_zarr(path, {**arrays, "object_ids": np.array(ids),
+                      "psnr": np.full(n, 30.0, np.float32),
+                      "loss_curve": np.zeros((n, 4), np.float32)},
+               attrs={"arch": spec.to_dict(), "config_hash": "synthetic", "dropped": []})
+    return ids
+
+
+def _bytes_on_disk(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def _per_graph_store(nerf_shard, out_dir: Path) -> None:
+    """Baseline: build and save every NeRF's complete graph on its own."""
+    root = open_zarr(nerf_shard)
+    spec = ArchSpec.from_dict(data=dict(root.attrs)["arch"])
+    arrays = {name: root[name][...] for name in spec.param_shapes()}
+    out_dir.mkdir(parents=True)
+    for i, oid in enumerate(root["object_ids"][...]):
+        topo = topology.__wrapped__(spec)
+        values = values_from_weights(spec, {k: v[i:i + 1] for k, v in arrays.items()})[0]
+        edge_attr = np.concatenate([values[:, None], topo.edge_attr], axis=1)
+        torch.save(Data(x=torch.from_numpy(topo.x.copy()),
+                        edge_index=torch.from_numpy(topo.edge_index.copy()),
+                        edge_attr=torch.from_numpy(edge_attr), object_id=str(oid)),
+                   out_dir / f"{oid}.pt")
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _graphs_per_second(batches, n_graphs: int, epochs: int) -> float:
+    def consume():
+        for _ in range(epochs):
+            for batch in batches:
+                assert batch.edge_attr.shape[1] == 6
+    return epochs * n_graphs / _timed(consume)
+
+
+def run(n_nerfs: int = 64, batch_size: int = 8, epochs: int = 2, seed: int = 0) -> dict:
+    per_family, total = {}, {"ours": 0.0, "baseline": 0.0}
+    with tempfile.TemporaryDirectory(prefix="nfws_bench_graphs_") as tmp:
+        tmp = Path(tmp)
+        for k, spec in enumerate(BENCH_ARCHS):
+            nerf_path = tmp / "nerfs" / f"{spec.name}.zarr"
+            ids = write_synthetic_nerf_shard(nerf_path, spec, n_nerfs, seed + k)
+            ours_path = tmp / "graphs" / spec.name / "0.zarr"
+            base_path = tmp / "per_graph" / spec.name
+            t_ours = _timed(lambda: convert_shard(nerf_path, ours_path))
+            t_base = _timed(lambda: _per_graph_store(nerf_path, base_path))
+            total["ours"] += t_ours
+            total["baseline"] += t_base
+            manifest = tmp / f"manifest_{spec.name}.parquet"
+            write_parquet(pd.DataFrame({"object_id": ids, "class_name": "c",
+                                        "class_index": np.arange(n_nerfs) % 13,
+                                        "split": "train", "source": ""}), manifest)
+            dataset = GraphDataset([ours_path], manifest, device="cpu")
+            fast = _graphs_per_second(GraphLoader(dataset, batch_size, seed=seed), n_nerfs, epochs)
+            standard = _graphs_per_second(
+                DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                           generator=torch.Generator().manual_seed(seed)), n_nerfs, epochs)
+            topo = topology(spec)
+            per_family[spec.name] = {
+                "nodes": topo.n_nodes, "edges": topo.n_edges,
+                "convert_nerfs_per_s": {"ours": n_nerfs / t_ours, "baseline": n_nerfs / t_base},
+                "bytes_per_nerf": {"ours": _bytes_on_disk(ours_path) / n_nerfs,
+                                   "baseline": _bytes_on_disk(base_path) / n_nerfs},
+                "loader_graphs_per_s": {"ours": fast, "baseline": standard,
+                                        "ratio": fast / standard},
+            }
+    n_total = n_nerfs * len(BENCH_ARCHS)
+    ours, baseline = n_total / total["ours"], n_total / total["baseline"]
+    return {"name": "graphs", "unit": "NeRFs converted/s (MLP+TRI+HASH)",
+            "ours": ours, "baseline": baseline, "ratio": ours / baseline,
+            "n_nerfs_per_family": n_nerfs, "batch_size": batch_size,
+            "torch_threads": torch.get_num_threads(), "families": per_family}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run()))

@@ -1,0 +1,232 @@
+"""Synthetic face images with CelebA-style attributes, drawn analytically.
+
+They stand in for FFHQ in the default CPU run: a labelled, structured image set (hair
+colour is the class; smiling, eyeglasses, beard and long hair are binary attributes) that
+is generated in seconds and is identical for a given seed.
+
+Geometry lives in face-local units: the face is an ellipse of half-width 1 and half-height
+1.3 centred at the origin, v pointing down (chin at v = 1.3). A pixel p maps to local
+coordinates R(-roll)·(p - centre)/scale, where centre and scale are fractions of the image
+size, so a face looks the same at every image size. Edges are anti-aliased analytically:
+a shape covers a pixel by clip(0.5 - d, 0, 1) with d the signed distance to its boundary
+in pixels.
+
+Face i of seed s is drawn from its own generator seeded with (s, i): the first n faces of
+a larger set are the n faces of a smaller one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from nfws.store import atomic_path
+
+HAIR_COLOURS = ("black", "blond", "brown", "gray", "red")
+HAIR_RGB = np.array([(35, 30, 30), (230, 200, 130), (115, 75, 45), (170, 170, 170),
+                     (175, 65, 35)], dtype=np.float32)
+HAIR_JITTER = 12.0  # per channel, keeps every hair colour nearest to its own palette entry
+ATTRIBUTES = ("smiling", "eyeglasses", "beard", "long_hair")
+ATTRIBUTE_PROBABILITY = {"smiling": 0.5, "eyeglasses": 0.4, "beard": 0.3, "long_hair": 0.5}
+LABEL_COLUMN = "hair_colour"
+ATTRIBUTES_CSV = "attributes.csv"
+
+SKIN_LIGHT = np.array([255, 224, 196], dtype=np.float32)
+SKIN_DARK = np.array([105, 68, 48], dtype=np.float32)
+IRIS_RGB = np.array([(90, 60, 30), (60, 110, 170), (70, 120, 70)], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class FaceParams:
+    """Everything that defines a batch of B faces (arrays with leading axis B).
+
+    centre, scale: fractions of the image size (scale = face half-width); roll in radians;
+    yaw_shift: horizontal offset of the facial features in local units (head turn);
+    colours RGB in 0..255; hair_colour: index into HAIR_COLOURS; flags: bool.
+    """
+
+    centre: np.ndarray
+    scale: np.ndarray
+    roll: np.ndarray
+    yaw_shift: np.ndarray
+    skin: np.ndarray
+    hair: np.ndarray
+    background: np.ndarray
+    clothes: np.ndarray
+    iris: np.ndarray
+    frame: np.ndarray
+    hair_colour: np.ndarray
+    smiling: np.ndarray
+    eyeglasses: np.ndarray
+    beard: np.ndarray
+    long_hair: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scale)
+
+
+def sample_face_params(seed: int, indices) -> FaceParams:
+    """Random faces ``indices`` of ``seed`` (each from a generator seeded with (seed, i))."""
+    draws = []
+    for i in indices:
+        rng = np.random.default_rng([int(seed), int(i)])
+        hair_colour = rng.integers(len(HAIR_COLOURS))
+        flags = {a: rng.random() < p for a, p in ATTRIBUTE_PROBABILITY.items()}
+        draws.append(dict(
+            centre=np.array([0.5, 0.46]) + rng.uniform(-0.05, 0.05, 2),
+            scale=0.25 * rng.uniform(0.92, 1.08),
+            roll=np.deg2rad(rng.uniform(-12.0, 12.0)),
+            yaw_shift=0.25 * np.sin(np.deg2rad(rng.uniform(-25.0, 25.0))),
+            skin=SKIN_LIGHT + rng.random() * (SKIN_DARK - SKIN_LIGHT) + rng.uniform(-8, 8, 3),
+            hair=HAIR_RGB[hair_colour] + rng.uniform(-HAIR_JITTER, HAIR_JITTER, 3),
+            background=rng.uniform(30.0, 225.0, 3),
+            clothes=rng.uniform(20.0, 235.0, 3),
+            iris=IRIS_RGB[rng.integers(len(IRIS_RGB))],
+            frame=rng.uniform(10.0, 70.0) * np.ones(3),
+            hair_colour=hair_colour, **flags))
+    return FaceParams(**{name: np.array([d[name] for d in draws])
+                         for name in FaceParams.__dataclass_fields__})
+
+
+class _Canvas:
+    """A batch of images painted in painter's order: later shapes cover earlier ones."""
+
+    def __init__(self, params: FaceParams, size: int):
+        b = len(params)
+        grid = (np.arange(size, dtype=np.float32) + 0.5)
+        px, py = grid[None, None, :], grid[None, :, None]
+        cx = (params.centre[:, 0] * size).astype(np.float32)[:, None, None]
+        cy = (params.centre[:, 1] * size).astype(np.float32)[:, None, None]
+        self.px_per_unit = (params.scale * size).astype(np.float32)[:, None, None]
+        cos = np.cos(params.roll).astype(np.float32)[:, None, None]
+        sin = np.sin(params.roll).astype(np.float32)[:, None, None]
+        dx, dy = px - cx, py - cy
+        self.u = (cos * dx + sin * dy) / self.px_per_unit
+        self.v = (-sin * dx + cos * dy) / self.px_per_unit
+        self.image = np.broadcast_to(params.background[:, None, None, :],
+                                     (b, size, size, 3)).astype(np.float32)
+
+    def ellipse(self, cu, cv, a, b) -> np.ndarray:
+        """Coverage [B, H, W] of the axis-aligned local ellipse centred (cu, cv), semi-axes a, b.
+
+        Signed distance ≈ (q - 1) / |∇q| with q the normalised radius (exact on the boundary).
+        """
+        x = self.u - _col(cu)
+        y = self.v - _col(cv)
+        a, b = _col(a), _col(b)
+        q = np.sqrt((x / a) ** 2 + (y / b) ** 2)
+        grad = np.sqrt((x / a ** 2) ** 2 + (y / b ** 2) ** 2)
+        dist = (q - 1.0) * q / np.maximum(grad, 1e-6)
+        return np.clip(0.5 - dist * self.px_per_unit, 0.0, 1.0)
+
+    def below(self, v0) -> np.ndarray:
+        """Coverage of the local half-plane v > v0."""
+        return np.clip(0.5 + (self.v - _col(v0)) * self.px_per_unit, 0.0, 1.0)
+
+    def paint(self, coverage: np.ndarray, colour, where=None) -> None:
+        """Composite ``colour`` [B, 3] over the image with ``coverage``, for images ``where``."""
+        if where is not None:
+            coverage = coverage * _col(np.asarray(where, dtype=np.float32))
+        alpha = coverage[..., None]
+        colour = np.asarray(colour, dtype=np.float32)[:, None, None, :]
+        self.image = self.image * (1.0 - alpha) + alpha * colour
+
+
+def _col(x) -> np.ndarray:
+    """A per-image scalar [B] (or a constant) shaped to broadcast over [B, H, W]."""
+    x = np.asarray(x, dtype=np.float32)
+    return x[:, None, None] if x.ndim == 1 else x
+
+
+def draw_faces(params: FaceParams, size: int) -> np.ndarray:
+    """Render faces as uint8 [B, size, size, 3]."""
+    c = _Canvas(params, size)
+    b = len(params)
+    ones = np.ones(b, dtype=np.float32)
+    skin, hair = params.skin, params.hair
+    shade = skin * 0.82
+    sx = params.yaw_shift  # horizontal feature offset of the head turn
+    eye_scale = 1.0 - 0.6 * sx * np.array([[1.0], [-1.0]])  # far eye narrower
+
+    c.paint(c.ellipse(0.0, 2.7, 2.3 * ones, 1.3 * ones), params.clothes)
+    c.paint(c.ellipse(0.0, 0.7, 1.38 * ones, 2.0 * ones), hair, where=params.long_hair)
+    c.paint(c.ellipse(0.0, 1.45, 0.45 * ones, 0.8 * ones), shade)
+    for side in (-1.0, 1.0):
+        c.paint(c.ellipse(side * 1.0 - 0.3 * sx, 0.1, 0.2 * ones, 0.3 * ones), shade)
+    c.paint(c.ellipse(0.0, -0.35, 1.12 * ones, 1.15 * ones), hair)
+    c.paint(c.ellipse(0.0, 0.0, ones, 1.3 * ones), skin)
+    c.paint(c.ellipse(0.0, -0.35, 1.12 * ones, 1.15 * ones) * (1.0 - c.below(-0.78)), hair)
+
+    if params.beard.any():
+        chin = c.ellipse(0.0, 0.0, 1.02 * ones, 1.33 * ones) * c.below(0.36)
+        c.paint(chin, hair * 0.9, where=params.beard)
+        c.paint(c.ellipse(sx * 0.6, 0.47, 0.32 * ones, 0.08 * ones), hair * 0.8,
+                where=params.beard)
+
+    for k, side in enumerate((-1.0, 1.0)):
+        eu = side * 0.38 + sx * 0.6
+        c.paint(c.ellipse(eu, -0.47, 0.22 * eye_scale[k], 0.05 * ones), hair * 0.85)
+        c.paint(c.ellipse(eu, -0.22, 0.17 * eye_scale[k], 0.09 * ones), 245.0 * np.ones((b, 3)))
+        c.paint(c.ellipse(eu, -0.22, 0.075 * eye_scale[k], 0.075 * ones), params.iris)
+        c.paint(c.ellipse(eu, -0.22, 0.035 * eye_scale[k], 0.035 * ones), np.zeros((b, 3)))
+    c.paint(c.ellipse(sx, 0.22, 0.11 * ones, 0.07 * ones), shade)
+
+    mu = sx * 0.6
+    lips = skin * 0.55 + np.array([90.0, 10.0, 15.0])
+    open_mouth = c.ellipse(mu, 0.62, 0.32 * ones, 0.18 * ones) * c.below(0.62)
+    c.paint(open_mouth, np.tile([110.0, 25.0, 35.0], (b, 1)), where=params.smiling)
+    c.paint(c.ellipse(mu, 0.65, 0.27 * ones, 0.05 * ones) * c.below(0.62),
+            np.full((b, 3), 240.0), where=params.smiling)
+    c.paint(c.ellipse(mu, 0.64, 0.26 * ones, 0.045 * ones), lips, where=~params.smiling)
+
+    if params.eyeglasses.any():
+        glasses = np.zeros_like(c.u)
+        for k, side in enumerate((-1.0, 1.0)):
+            eu = side * 0.38 + sx * 0.6
+            outer = c.ellipse(eu, -0.22, 0.26 * eye_scale[k], 0.18 * ones)
+            inner = c.ellipse(eu, -0.22, 0.215 * eye_scale[k], 0.135 * ones)
+            c.paint(inner, params.frame, where=params.eyeglasses * 0.15)
+            glasses = np.maximum(glasses, outer - inner)
+            temple_u = side * 0.82 + sx * 0.3
+            glasses = np.maximum(glasses, c.ellipse(temple_u, -0.24, 0.2 * ones, 0.025 * ones))
+        glasses = np.maximum(glasses, c.ellipse(sx * 0.6, -0.25, 0.16 * ones, 0.025 * ones))
+        c.paint(glasses, params.frame, where=params.eyeglasses)
+
+    return np.clip(np.rint(c.image), 0, 255).astype(np.uint8)
+
+
+def attribute_table(params: FaceParams) -> pd.DataFrame:
+    """The CelebA-style labels of a batch: hair colour name and 0/1 attribute flags."""
+    table = {LABEL_COLUMN: [HAIR_COLOURS[i] for i in params.hair_colour]}
+    table.update({a: getattr(params, a).astype(np.int64) for a in ATTRIBUTES})
+    return pd.DataFrame(table)
+
+
+def generate_faces(n: int, seed: int, size: int = 128, batch: int = 64):
+    """The first ``n`` faces of ``seed``: (uint8 [n, size, size, 3], attribute table)."""
+    if n < 1 or size < 8:
+        raise ValueError(f"faces: need n >= 1 and size >= 8, got n={n}, size={size}")
+    images = np.empty((n, size, size, 3), dtype=np.uint8)
+    tables = []
+    for start in tqdm(range(0, n, batch), desc="faces", unit="batch"):
+        params = sample_face_params(seed, range(start, min(n, start + batch)))
+        images[start:start + len(params)] = draw_faces(params, size)
+        tables.append(attribute_table(params))
+    return images, pd.concat(tables, ignore_index=True)
+
+
+def write_face_folder(out_dir, n: int, seed: int, size: int = 128) -> None:
+    """Write faces as ``<out_dir>/<i:06d>.png`` plus ``attributes.csv`` (the labels CSV
+    format of ``nfws.data.images``), atomically as one directory."""
+    images, table = generate_faces(n, seed, size)
+    names = [f"{i:06d}.png" for i in range(n)]
+    with atomic_path(Path(out_dir)) as tmp:
+        tmp.mkdir()
+        for name, image in zip(names, images):
+            Image.fromarray(image).save(tmp / name)
+        table.insert(0, "file", names)
+        table.to_csv(tmp / ATTRIBUTES_CSV, index=False)

@@ -1,0 +1,155 @@
+"""Image datasets (FFHQ-style folders, synthetic faces) and the images store.
+
+Real and synthetic faces take the same path: a folder of PNG/JPEG files, optionally with a
+labels CSV, listed by the manifest and packed here into ``images.zarr`` (``images`` uint8
+[N, H, W, 3], ``object_ids``, ``labels`` int64 [N], ``attributes`` int64 [N, A]; attrs
+attribute_names, label_name, class_names, resolution), in manifest order.
+
+Labels CSV: a ``file`` column with image paths relative to the CSV's own directory, one
+label column (class names as strings) and any number of integer attribute columns
+(CelebA-style 0/1 flags).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageOps
+from tqdm import tqdm
+
+from nfws.data.manifest import read_manifest
+from nfws.store import write_zarr
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def list_images(root) -> list[Path]:
+    """Every PNG/JPEG file under ``root`` (recursively, sorted); other files are not images."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: image folder missing")
+    paths = sorted(p for p in root.rglob("*")
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise ValueError(f"{root}: no {'/'.join(IMAGE_SUFFIXES)} images found")
+    return paths
+
+
+def load_square_image(path, resolution: int) -> np.ndarray:
+    """An image as uint8 [resolution, resolution, 3]: centre-cropped to a square, resized.
+
+    Downsampling averages over pixel areas (PIL's box filter, so no aliasing); upsampling
+    is bicubic. EXIF orientation is applied; an alpha channel is dropped.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img = ImageOps.exif_transpose(img).convert("RGB")
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for broken files
+        raise ValueError(f"{path}: unreadable or corrupt image ({err})") from err
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    img = img.crop((left, top, left + side, top + side))
+    if side != resolution:
+        resample = Image.Resampling.BOX if side > resolution else Image.Resampling.BICUBIC
+        img = img.resize((resolution, resolution), resample=resample)
+    return np.asarray(img, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """A parsed labels CSV: ``table`` has a resolved ``path`` column, the label column and
+    the attribute columns."""
+
+    table: pd.DataFrame
+    label_column: str
+    class_names: list[str]
+    attribute_names: list[str]
+
+
+def read_labels_csv(path, label_column: str, class_names=None) -> LabelTable:
+    """Parse and check a labels CSV. Class order: ``class_names`` if given, else sorted."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: labels CSV missing")
+    try:
+        table = pd.read_csv(path, dtype={"file": str, label_column: str})
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a readable CSV ({err})") from err
+    for column in ("file", label_column):
+        if column not in table.columns:
+            raise ValueError(f"{path}: no column {column!r} (columns: {list(table.columns)})")
+    if table["file"].isna().any() or table[label_column].isna().any():
+        raise ValueError(f"{path}: empty 'file' or {label_column!r} cells")
+    dup = table["file"][table["file"].duplicated()].tolist()
+    if dup:
+        raise ValueError(f"{path}: files listed twice: {dup[:3]}")
+    attribute_names = [c for c in table.columns if c not in ("file", label_column)]
+    for column in attribute_names:
+        if not pd.api.types.is_integer_dtype(table[column]):
+            raise ValueError(f"{path}: attribute column {column!r} must hold integers")
+    found = sorted(table[label_column].unique())
+    if class_names is None:
+        class_names = found
+    else:
+        class_names = list(class_names)
+        unknown = sorted(set(found) - set(class_names))
+        if unknown:
+            raise ValueError(f"{path}: labels {unknown} are not in class_names {class_names}")
+    table["path"] = [str((path.parent / f).resolve()) for f in table["file"]]
+    return LabelTable(table, label_column, class_names, attribute_names)
+
+
+def build_images_store(manifest_path, out_path, resolution: int, labels_csv=None,
+                       label_column: str | None = None) -> None:
+    """Pack every manifest image (all splits, manifest order) into ``images.zarr``.
+
+    Labels are the manifest's class indices; attributes come from the labels CSV (which
+    must agree with the manifest's class names), or are empty [N, 0] without one.
+    """
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ValueError(f"resolution: must be a positive integer, got {resolution!r}")
+    manifest = read_manifest(manifest_path)
+    sources = [str(Path(s).resolve()) for s in manifest["source"]]
+    if labels_csv is None:
+        class_names = _manifest_class_names(manifest, manifest_path)
+        attribute_names, label_name = [], "unlabelled"
+        attributes = np.zeros((len(manifest), 0), dtype=np.int64)
+    else:
+        if label_column is None:
+            raise ValueError("label_column: required when a labels CSV is given")
+        labels = read_labels_csv(labels_csv, label_column)
+        rows = labels.table.set_index("path").reindex(sources)
+        missing = [s for s, ok in zip(sources, rows["file"].notna()) if not ok]
+        if missing:
+            raise ValueError(f"{labels_csv}: no row for {len(missing)} manifest images, "
+                             f"e.g. {missing[:3]}")
+        clash = (rows[label_column].to_numpy() != manifest["class_name"].to_numpy())
+        if clash.any():
+            raise ValueError(f"{manifest_path}: class names disagree with {labels_csv} for "
+                             f"{manifest['object_id'][clash].tolist()[:3]}; rebuild the manifest")
+        class_names = _manifest_class_names(manifest, manifest_path)
+        attribute_names, label_name = labels.attribute_names, label_column
+        attributes = rows[attribute_names].to_numpy(dtype=np.int64).reshape(len(manifest), -1)
+    images = np.empty((len(manifest), resolution, resolution, 3), dtype=np.uint8)
+    for i, source in enumerate(tqdm(sources, desc="images store", unit="img")):
+        images[i] = load_square_image(source, resolution)
+    write_zarr(out_path, {
+        "images": images,
+        "object_ids": manifest["object_id"].to_numpy(dtype=str),
+        "labels": manifest["class_index"].to_numpy(dtype=np.int64),
+        "attributes": attributes,
+    }, attrs={"attribute_names": attribute_names, "label_name": label_name,
+              "class_names": class_names, "resolution": resolution})
+
+
+def _manifest_class_names(manifest: pd.DataFrame, where) -> list[str]:
+    """Class names by index; indices must run 0..K-1 so labels index this list."""
+    pairs = manifest[["class_index", "class_name"]].drop_duplicates().sort_values("class_index")
+    if pairs["class_index"].tolist() != list(range(len(pairs))):
+        raise ValueError(f"{where}: class indices {pairs['class_index'].tolist()} are not "
+                         "0..K-1")
+    return pairs["class_name"].tolist()

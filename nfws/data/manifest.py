@@ -1,0 +1,421 @@
+"""Object manifests: which objects a dataset holds, their class and their split.
+
+Every later stage fans out over ``manifest.parquet``, so this module is the one place that
+knows the ShapeNet class table, how objects are found on disk (or generated), and how they
+are split. Columns: object_id, class_name, class_index, split ('train'|'val'|'test'),
+source (path to what describes the object).
+
+Dataset config section (one per dataset; ``key`` below is its config path, e.g.
+``data.shapes``, and every error message names the offending sub-key):
+
+- ``kind``: ``synthetic3d`` | ``shapenet_render`` | ``nf2vec`` | ``synthetic_faces`` |
+  ``image_folder``
+- ``classes``: ShapeNet class names to keep (3D kinds; default all 13)
+- ``per_class``: objects generated per class (``synthetic3d``) or an optional cap per
+  class (per class and split with split files) for the real 3D roots
+- ``seed``: generation seed (``synthetic3d``, ``synthetic_faces``)
+- ``root``: dataset root (``shapenet_render``, ``nf2vec``, ``image_folder``)
+- ``n_images``, ``image_size``: synthetic faces written as PNGs of this size
+- ``labels_csv``, ``label_column``, ``class_names``, ``limit``: image folders
+  (see ``nfws.data.images.read_labels_csv``; ``limit`` keeps the first N images)
+- ``split``: either ``{fractions: {train, val, test}, seed}`` (stratified by class) or
+  ``{files: {train: path, validation: path, test: path}}`` (nf2vec's JSON lists of
+  ``.../<synset>/<model_id>`` paths; 'validation' means 'val').
+
+Object ids: ``<synset>_<model_id>`` for real ShapeNet objects, the generator's ids for
+synthetic objects, the image path relative to the root (suffix dropped, '/' → '_') for
+images.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nfws.store import read_parquet, write_parquet
+
+log = logging.getLogger(__name__)
+
+# ShapenetRender's 13 classes in the label order of SPEC (synset, name).
+SHAPENET_CLASSES = (
+    ("02691156", "airplane"),
+    ("02828884", "bench"),
+    ("02933112", "cabinet"),
+    ("02958343", "car"),
+    ("03001627", "chair"),
+    ("03211117", "display"),
+    ("03636649", "lamp"),
+    ("03691459", "speaker"),
+    ("04090263", "rifle"),
+    ("04256520", "sofa"),
+    ("04379243", "table"),
+    ("04401088", "phone"),
+    ("04530566", "watercraft"),
+)
+CLASS_NAMES = tuple(name for _, name in SHAPENET_CLASSES)
+SYNSET_TO_NAME = dict(SHAPENET_CLASSES)
+NAME_TO_SYNSET = {name: synset for synset, name in SHAPENET_CLASSES}
+CLASS_INDEX = {name: i for i, name in enumerate(CLASS_NAMES)}
+
+SPLITS = ("train", "val", "test")
+SPLIT_FILE_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+COLUMNS = ("object_id", "class_name", "class_index", "split", "source")
+
+
+# ---------------------------------------------------------------- classes
+
+
+def shapenet_classes(names, key: str) -> list[str]:
+    """The configured ShapeNet class subset in label order (all 13 when ``names`` is None)."""
+    if names is None:
+        return list(CLASS_NAMES)
+    unknown = [n for n in names if n not in CLASS_INDEX]
+    if unknown:
+        raise ValueError(f"{key}: unknown class names {unknown}; known: {list(CLASS_NAMES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{key}: class names repeated in {list(names)}")
+    if not names:
+        raise ValueError(f"{key}: empty class list")
+    return sorted(names, key=CLASS_INDEX.__getitem__)
+
+
+def synset_name(synset: str, where) -> str:
+    """Class name of a ShapeNet synset; an unknown synset is an error naming ``where``."""
+    if synset not in SYNSET_TO_NAME:
+        raise ValueError(f"{where}: unknown ShapeNet synset {synset!r}; "
+                         f"known: {sorted(SYNSET_TO_NAME)}")
+    return SYNSET_TO_NAME[synset]
+
+
+# ----------------------------------------------------------------- splits
+
+
+def check_fractions(fractions, key: str) -> dict[str, float]:
+    """Split fractions as {train, val, test}, each in [0, 1], train > 0, summing to 1."""
+    if not isinstance(fractions, dict) or set(fractions) != set(SPLITS):
+        raise ValueError(f"{key}: expected a mapping with exactly the keys {list(SPLITS)}, "
+                         f"got {fractions!r}")
+    out = {}
+    for split in SPLITS:
+        value = fractions[split]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{key}.{split}: must be a number in [0, 1], got {value!r}")
+        out[split] = float(value)
+    if abs(sum(out.values()) - 1.0) > 1e-6:
+        raise ValueError(f"{key}: fractions must sum to 1, got {sum(out.values())!r}")
+    if out["train"] == 0.0:
+        raise ValueError(f"{key}.train: must be positive")
+    return out
+
+
+def split_counts(n: int, fractions: dict[str, float]) -> dict[str, int]:
+    """Objects per split for a class of ``n``: largest-remainder rounding of n·fraction.
+
+    Each split first gets floor(n·f); the objects left over go one each to the splits with
+    the largest remainders (ties in the order train, val, test), so counts sum to n.
+    """
+    exact = {s: n * fractions[s] for s in SPLITS}
+    counts = {s: math.floor(exact[s] + 1e-9) for s in SPLITS}
+    left = n - sum(counts.values())
+    by_remainder = sorted(SPLITS, key=lambda s: (-(exact[s] - counts[s]), SPLITS.index(s)))
+    for s in by_remainder[:left]:
+        counts[s] += 1
+    return counts
+
+
+def stratified_splits(df: pd.DataFrame, fractions: dict, seed: int, key: str) -> pd.Series:
+    """Seeded split per object, stratified by class (counts from ``split_counts``).
+
+    Each class is shuffled by its own generator seeded with (seed, class_index), so adding
+    or dropping a class never moves the objects of another.
+    """
+    fractions = check_fractions(fractions, f"{key}.split.fractions")
+    splits = pd.Series(index=df.index, dtype=object)
+    for (class_index, class_name), group in df.groupby(["class_index", "class_name"]):
+        counts = split_counts(len(group), fractions)
+        thin = [s for s in SPLITS if fractions[s] > 0 and counts[s] == 0]
+        if thin:
+            raise ValueError(
+                f"{key}.split.fractions: class {class_name!r} has only {len(group)} objects, "
+                f"too few to put one in every split ({thin} would be empty)")
+        order = group.sort_values("object_id").index.to_numpy()
+        rng = np.random.default_rng([int(seed), int(class_index)])
+        order = order[rng.permutation(len(order))]
+        labels = np.repeat(SPLITS, [counts[s] for s in SPLITS])
+        splits.loc[order] = labels
+    return splits
+
+
+def split_file_key(entry: str) -> str:
+    """``<synset>/<model_id>`` from one nf2vec split entry such as
+    ``./data/data_TRAINED/02691156/1a04e3eab45ca15dd86060f189eb133``."""
+    parts = Path(entry).parts
+    if len(parts) < 2:
+        raise ValueError(f"split entry {entry!r} is not a '<synset>/<model_id>' path")
+    return f"{parts[-2]}/{parts[-1]}"
+
+
+def read_split_files(files: dict, key: str) -> dict[str, str]:
+    """Map ``<synset>/<model_id>`` → split from nf2vec's train/validation/test JSON lists."""
+    if not isinstance(files, dict) or not files:
+        raise ValueError(f"{key}: expected a mapping split name → JSON file, got {files!r}")
+    assignment: dict[str, str] = {}
+    for name, path in files.items():
+        if name not in SPLIT_FILE_NAMES:
+            raise ValueError(f"{key}.{name}: unknown split name; use one of "
+                             f"{sorted(SPLIT_FILE_NAMES)}")
+        split = SPLIT_FILE_NAMES[name]
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{key}.{name}: split file {path} missing")
+        try:
+            entries = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from err
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            raise ValueError(f"{path}: expected a JSON list of path strings")
+        for entry in entries:
+            try:
+                obj = split_file_key(entry)
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from err
+            if obj in assignment:
+                raise ValueError(f"{path}: object {obj} already listed in split "
+                                 f"{assignment[obj]!r}")
+            assignment[obj] = split
+    return assignment
+
+
+# --------------------------------------------------------------- builders
+
+
+def synthetic3d_records(section: dict, key: str, out_dir: Path) -> pd.DataFrame:
+    """Generate the synthetic 3D objects under ``out_dir`` and list them."""
+    from nfws.data.synthetic3d import generate_objects  # only 3D datasets need it
+
+    classes = shapenet_classes(section.get("classes"), f"{key}.classes")
+    per_class = _positive_int(section, "per_class", key)
+    seed = _required(section, "seed", key)
+    objects = generate_objects(classes, per_class, seed, out_dir)
+    df = pd.DataFrame(objects, columns=["object_id", "class_name", "source"])
+    foreign = sorted(set(df["class_name"]) - set(classes))
+    if foreign:
+        raise ValueError(f"{key}: generator returned classes {foreign} not configured")
+    df["class_index"] = df["class_name"].map(CLASS_INDEX)
+    return df
+
+
+def shapenet_render_records(section: dict, key: str) -> pd.DataFrame:
+    """Objects of a DISN ShapenetRender root: ``<root>/image/<synset>/<model_id>/easy``."""
+    image_dir = _root(section, key) / "image"
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"{key}.root: {image_dir} missing (expected "
+                                f"<root>/image/<synset>/<model_id>/)")
+    return _scan_synset_tree(image_dir, section, key, required="easy")
+
+
+def nf2vec_records(section: dict, key: str) -> pd.DataFrame:
+    """Objects of an nf2vec root: ``<root>/<synset>/<model_id>/transforms_train.json``."""
+    return _scan_synset_tree(_root(section, key), section, key, required="transforms_train.json")
+
+
+def _scan_synset_tree(tree: Path, section: dict, key: str, required: str) -> pd.DataFrame:
+    """List ``<tree>/<synset>/<model_id>/`` objects of the configured classes.
+
+    Every synset directory must be a known ShapeNet synset, every configured class must
+    have objects, and every object directory must hold ``required``. Dot-files (e.g.
+    .DS_Store) are not objects.
+    """
+    classes = shapenet_classes(section.get("classes"), f"{key}.classes")
+    rows = []
+    for synset_dir in sorted(p for p in tree.iterdir() if not p.name.startswith(".")):
+        name = synset_name(synset_dir.name, synset_dir)
+        if name not in classes:
+            continue
+        for obj_dir in sorted(p for p in synset_dir.iterdir() if not p.name.startswith(".")):
+            if not (obj_dir / required).exists():
+                raise FileNotFoundError(f"{obj_dir}: object without {required}")
+            rows.append({"object_id": f"{synset_dir.name}_{obj_dir.name}", "class_name": name,
+                         "class_index": CLASS_INDEX[name], "source": str(obj_dir)})
+    df = pd.DataFrame(rows, columns=["object_id", "class_name", "class_index", "source"])
+    empty = [c for c in classes if c not in set(df["class_name"])]
+    if empty:
+        raise ValueError(f"{key}.classes: no objects of {empty} under {tree}")
+    return df
+
+
+def image_folder_records(section: dict, key: str, root: Path | None = None) -> pd.DataFrame:
+    """Images of a folder (recursively), labelled from the optional labels CSV."""
+    from nfws.data.images import list_images, read_labels_csv
+
+    root = root or _root(section, key)
+    paths = list_images(root)
+    limit = section.get("limit")
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"{key}.limit: must be a positive integer, got {limit!r}")
+        if limit > len(paths):
+            raise ValueError(f"{key}.limit: {limit} images asked for, {root} has {len(paths)}")
+        paths = paths[:limit]
+    ids = ["_".join(p.relative_to(root).with_suffix("").parts) for p in paths]
+    df = pd.DataFrame({"object_id": ids, "source": [str(p) for p in paths]})
+    labels_csv = section.get("labels_csv")
+    if labels_csv is None:
+        df["class_name"], df["class_index"] = "unlabelled", 0
+        return df
+    label_column = _required(section, "label_column", key)
+    labels = read_labels_csv(labels_csv, label_column, section.get("class_names"))
+    table = labels.table.set_index("path")
+    missing = [str(p) for p in paths if str(p.resolve()) not in table.index]
+    if missing:
+        raise ValueError(f"{labels_csv}: no row for {len(missing)} images, e.g. {missing[:3]}")
+    rows = table.loc[[str(p.resolve()) for p in paths]]
+    df["class_name"] = rows[label_column].to_numpy()
+    df["class_index"] = df["class_name"].map(labels.class_names.index)
+    empty = [c for c in labels.class_names if c not in set(df["class_name"])]
+    if empty:
+        raise ValueError(f"{key}.class_names: no images of {empty} under {root}")
+    return df
+
+
+def synthetic_faces_records(section: dict, key: str, out_dir: Path) -> pd.DataFrame:
+    """Write the synthetic faces as a PNG folder, then read it like any image folder."""
+    from nfws.data.faces import ATTRIBUTES_CSV, LABEL_COLUMN, write_face_folder
+
+    n = _positive_int(section, "n_images", key)
+    size = _positive_int(section, "image_size", key)
+    write_face_folder(out_dir, n, _required(section, "seed", key), size)
+    folder = {"labels_csv": str(out_dir / ATTRIBUTES_CSV), "label_column": LABEL_COLUMN}
+    return image_folder_records(folder, key, root=out_dir)
+
+
+# --------------------------------------------------------------- manifest
+
+
+def build_manifest(section: dict, manifest_path, key: str = "data") -> pd.DataFrame:
+    """Build, split, validate and atomically write ``manifest.parquet`` for one dataset.
+
+    Generated sources go beside the manifest: ``objects/`` (synthetic 3D objects) or
+    ``faces/`` (synthetic face PNGs + attributes.csv). Returns the manifest.
+    """
+    manifest_path = Path(manifest_path)
+    kind = _required(section, "kind", key)
+    if kind == "synthetic3d":
+        df = synthetic3d_records(section, key, manifest_path.parent / "objects")
+    elif kind == "shapenet_render":
+        df = shapenet_render_records(section, key)
+    elif kind == "nf2vec":
+        df = nf2vec_records(section, key)
+    elif kind == "synthetic_faces":
+        df = synthetic_faces_records(section, key, manifest_path.parent / "faces")
+    elif kind == "image_folder":
+        df = image_folder_records(section, key)
+    else:
+        raise ValueError(f"{key}.kind: unknown dataset kind {kind!r}; use synthetic3d, "
+                         "shapenet_render, nf2vec, synthetic_faces or image_folder")
+    df = assign_splits(df, section, key)
+    validate_manifest(df, key)
+    write_parquet(df, manifest_path)
+    return df
+
+
+def assign_splits(df: pd.DataFrame, section: dict, key: str) -> pd.DataFrame:
+    """Add the split column (fractions or split files), applying ``per_class`` caps of real
+    3D roots, and order rows by (class_index, object_id)."""
+    split = _required(section, "split", key)
+    if not isinstance(split, dict) or ("files" in split) == ("fractions" in split):
+        raise ValueError(f"{key}.split: give exactly one of 'fractions' or 'files'")
+    df = df.sort_values(["class_index", "object_id"], ignore_index=True)
+    cap = section.get("per_class") if section.get("kind") in ("shapenet_render", "nf2vec") \
+        else None
+    if "files" in split:
+        df = _apply_split_files(df, read_split_files(split["files"], f"{key}.split.files"), key)
+        if cap is not None:
+            df = df.groupby(["class_index", "split"], sort=False).head(cap)
+    else:
+        if cap is not None:
+            df = df.groupby("class_index", sort=False).head(cap).reset_index(drop=True)
+        df["split"] = stratified_splits(df, split["fractions"], _required(split, "seed",
+                                                                          f"{key}.split"), key)
+    return df.sort_values(["class_index", "object_id"], ignore_index=True)[list(COLUMNS)]
+
+
+def _apply_split_files(df: pd.DataFrame, assignment: dict[str, str], key: str) -> pd.DataFrame:
+    """Keep the listed objects with their split; listed objects absent on disk are an error,
+    objects on disk the files do not list are dropped and counted in the log."""
+    keys = df["object_id"].str.replace("_", "/", n=1, regex=False)
+    on_disk = set(keys)
+    selected_synsets = {NAME_TO_SYNSET[c] for c in df["class_name"].unique()}
+    absent = [k for k in assignment if k not in on_disk and k.split("/")[0] in selected_synsets]
+    if absent:
+        raise ValueError(f"{key}.split.files: {len(absent)} listed objects not found on disk, "
+                         f"e.g. {absent[:3]}")
+    listed = keys.isin(assignment.keys())
+    if (~listed).any():
+        log.warning("%s.split.files: %d objects on disk are in no split file; left out",
+                    key, int((~listed).sum()))
+    df = df[listed.to_numpy()].copy()
+    df["split"] = keys[listed].map(assignment).to_numpy()
+    return df
+
+
+def validate_manifest(df: pd.DataFrame, where) -> None:
+    """Columns, unique ids, known splits, one class index per class name."""
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{where}: manifest lacks columns {missing}")
+    if df.empty:
+        raise ValueError(f"{where}: manifest has no objects")
+    dup = df["object_id"][df["object_id"].duplicated()].unique().tolist()
+    if dup:
+        raise ValueError(f"{where}: duplicate object ids {dup[:5]}")
+    bad = sorted(set(df["split"]) - set(SPLITS))
+    if bad:
+        raise ValueError(f"{where}: unknown split values {bad}")
+    pairs = df[["class_name", "class_index"]].drop_duplicates()
+    if pairs["class_name"].duplicated().any() or pairs["class_index"].duplicated().any():
+        raise ValueError(f"{where}: class names and class indices are not one-to-one: "
+                         f"{pairs.to_dict('records')}")
+
+
+def read_manifest(path) -> pd.DataFrame:
+    """Read and validate a manifest written by ``build_manifest``."""
+    df = read_parquet(path, columns=list(COLUMNS))
+    validate_manifest(df, path)
+    return df
+
+
+def labels_source(section: dict, manifest_path) -> tuple[str | None, str | None]:
+    """(labels CSV, label column) an images store of this dataset reads attributes from."""
+    if section.get("kind") == "synthetic_faces":
+        from nfws.data.faces import ATTRIBUTES_CSV, LABEL_COLUMN
+        return str(Path(manifest_path).parent / "faces" / ATTRIBUTES_CSV), LABEL_COLUMN
+    return section.get("labels_csv"), section.get("label_column")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _required(section: dict, name: str, key: str):
+    if name not in section or section[name] is None:
+        raise KeyError(f"{key}.{name}: required but missing")
+    return section[name]
+
+
+def _positive_int(section: dict, name: str, key: str) -> int:
+    value = _required(section, name, key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key}.{name}: must be a positive integer, got {value!r}")
+    return value
+
+
+def _root(section: dict, key: str) -> Path:
+    root = Path(_required(section, "root", key))
+    if not root.is_dir():
+        raise FileNotFoundError(f"{key}.root: directory {root} missing")
+    return root

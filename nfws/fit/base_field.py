@@ -1,0 +1,125 @@
+"""Auto-decoder training of the modulated base field (paper §3.3, §8.3).
+
+Network weights θ and one latent z_i per training instance are optimised jointly on
+recon + λ_r‖z_i‖². The schedule is a list of stages, each with its own steps, batch
+(instances per step), points per instance and learning rate: early stages use many
+instances with few points, late stages few instances with many points, and the learning
+rate falls stage by stage (paper: 1e-3 → 1e-5 in 5 stages). An exponential moving average
+of θ is what gets saved. Progress checkpoints make the job resumable.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from nfws.data.targets import load_targets, sample_batch
+from nfws.models.modulated import ModulatedField
+from nfws.store import load_torch, save_torch
+
+TRAIN_KEYS = ("stages", "lambda_r", "ema_decay", "latent_init_std", "checkpoint_every")
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _validate(cfg: dict) -> None:
+    missing = [k for k in TRAIN_KEYS if k not in cfg]
+    if missing:
+        raise KeyError(f"base config: missing keys {missing}")
+    for i, stage in enumerate(cfg["stages"]):
+        for key in ("steps", "batch", "points", "lr"):
+            if key not in stage or stage[key] <= 0:
+                raise ValueError(f"base.stages[{i}].{key} must be a positive number")
+
+
+def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) -> dict:
+    """Train the base field on every instance of ``targets_path``; write ``out_path`` (.pt).
+
+    The checkpoint holds ``cfg`` (architecture), ``state`` (EMA weights), ``latents``
+    [N, d_z], ``object_ids`` and ``loss_curve`` (one value per step). Returns a summary.
+    """
+    _validate(cfg)
+    device = device or default_device()
+    targets = load_targets(targets_path)
+    arch = {**cfg, "coord_dim": targets.coord_dim, "out_dim": targets.out_dim}
+    torch.manual_seed(seed)  # module initialisers draw from the global generator
+    model = ModulatedField(arch).to(device)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    gen = torch.Generator().manual_seed(seed)
+    latents = (torch.randn(len(targets), cfg["d_z"], generator=gen)
+               * cfg["latent_init_std"]).to(device).requires_grad_(True)
+    opt = torch.optim.Adam([{"params": model.parameters()}, {"params": [latents]}],
+                           lr=cfg["stages"][0]["lr"])
+    ckpt_path = Path(str(out_path) + ".progress.pt")
+    step0, curve = 0, []
+    if ckpt_path.exists():
+        ck = load_torch(ckpt_path, map_location=device)
+        model.load_state_dict(ck["model"]), ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"]), gen.set_state(ck["gen"])
+        with torch.no_grad():
+            latents.copy_(ck["latents"])
+        step0, curve = ck["step"], ck["loss_curve"].tolist()
+    schedule = [(s, st) for st in cfg["stages"] for s in range(int(st["steps"]))]
+    bar = tqdm(total=len(schedule), initial=step0, desc="base field")
+    for step in range(step0, len(schedule)):
+        _, stage = schedule[step]
+        for group in opt.param_groups:
+            group["lr"] = stage["lr"]
+        batch = min(int(stage["batch"]), len(targets))
+        idx = torch.randperm(len(targets), generator=gen)[:batch]
+        points, values = sample_batch(targets, idx, int(stage["points"]), [gen] * batch)
+        z = latents[idx.to(device)]
+        pred = model(points.to(device), z)
+        recon = targets.loss(pred, values.to(device)).mean()
+        loss = recon + cfg["lambda_r"] * z.pow(2).sum(-1).mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"base field ({targets_path}): loss {loss.item()} "
+                                     f"at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(p, 1 - cfg["ema_decay"])
+        curve.append(recon.item())
+        bar.update(1)
+        bar.set_postfix(recon=f"{curve[-1]:.4f}")
+        if (step + 1) % cfg["checkpoint_every"] == 0 and step + 1 < len(schedule):
+            save_torch({"model": model.state_dict(), "ema": ema.state_dict(),
+                        "opt": opt.state_dict(), "gen": gen.get_state(),
+                        "latents": latents.detach(), "step": step + 1,
+                        "loss_curve": torch.tensor(curve)}, ckpt_path)
+    bar.close()
+    save_torch({"cfg": model.cfg, "state": ema.state_dict(), "latents": latents.detach().cpu(),
+                "object_ids": [str(o) for o in targets.object_ids],
+                "loss_curve": torch.tensor(curve)}, out_path)
+    ckpt_path.unlink(missing_ok=True)
+    return {"steps": len(schedule), "final_recon": curve[-1] if curve else None,
+            "n_params": sum(p.numel() for p in model.parameters())}
+
+
+def load_base(path, latent: str = "mean") -> dict:
+    """Frozen base for the adapters: folded weights at the ``latent`` ('mean' | 'zero').
+
+    Returns weights/biases (per synthesis layer), enc_weight/enc_bias, omega0, n_blocks,
+    and the ``model`` itself (EMA weights) for reference evaluations.
+    """
+    ck = load_torch(path)
+    model = ModulatedField(ck["cfg"])
+    model.load_state_dict(ck["state"])
+    model.eval().requires_grad_(False)
+    if latent == "mean":
+        z = ck["latents"].mean(0)
+    elif latent == "zero":
+        z = torch.zeros(ck["cfg"]["d_z"])
+    else:
+        raise ValueError(f"fit.base_latent must be 'mean' or 'zero', got {latent!r}")
+    weights, biases = model.folded(z)
+    return {"weights": weights, "biases": biases, "latent": z,
+            "enc_weight": model.encoder.proj.weight.detach().clone(),
+            "enc_bias": model.encoder.proj.bias.detach().clone(),
+            "omega0": model.encoder.omega0, "n_blocks": model.n_blocks, "model": model}

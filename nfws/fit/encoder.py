@@ -1,0 +1,353 @@
+"""Training the NeRF encoder with the nf2vec decoder (stage ``train_encoder``) and ``embed``.
+
+The loop is independent of what the encoder reads: an :class:`EncoderInputs` pairs a
+per-item table (object_id, arch, split, class_index) with a function that turns a list of
+item indices into one encoder input (a PyG batch of parameter graphs for the GMN, a dict
+of stacked parameter tensors for the Table-5 baselines). Targets come from a *teacher*:
+``teacher(keys, origins [B, R, 3], dirs [B, R, 3]) -> (rgb [B, R, 3], alpha [B, R])`` that
+renders the input NeRFs themselves, keys being (arch, object_id). :func:`field_teacher`
+builds one from any batched field with this module's renderer; the farm's renderer can
+be plugged in instead with the same signature.
+
+Determinism: batches and rays of epoch ``e`` come from generators seeded by (seed, e), so
+a run resumed from an epoch checkpoint continues exactly as an uninterrupted one.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import Batch
+from tqdm import tqdm
+
+from nfws.data.cameras import pixel_rays
+from nfws.models.baselines import NF2VecMLPEncoder, TriplaneTransformer
+from nfws.models.gmn import GMNEncoder
+from nfws.models.losses import SigLIP, check_variant, rendering_loss, uses_contrast, uses_rendering
+from nfws.models.nf2vec import NF2VecDecoder, render_rays
+from nfws.store import load_torch, read_zarr, open_zarr, save_torch, write_json, write_parquet
+
+META_COLUMNS = ("object_id", "arch", "split", "class_index")
+ENCODER_KINDS = ("gmn", "nf2vec_mlp", "triplane_transformer")
+Teacher = Callable[[list, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+# ----- what the encoder reads ---------------------------------------------------------
+@dataclass
+class EncoderInputs:
+    """Items (one NeRF each) and a batcher: ``batch(indices)`` -> one encoder input."""
+
+    meta: pd.DataFrame
+    batch: Callable[[Sequence[int]], object]
+
+    def __post_init__(self):
+        missing = [c for c in META_COLUMNS if c not in self.meta.columns]
+        if missing:
+            raise ValueError(f"encoder inputs: meta table lacks columns {missing}")
+        self.meta = self.meta.reset_index(drop=True)
+
+
+def _join_manifest(items: pd.DataFrame, manifest: pd.DataFrame, what: str) -> pd.DataFrame:
+    info = manifest[["object_id", "split", "class_index"]].drop_duplicates("object_id")
+    meta = items.merge(info, on="object_id", how="left", validate="many_to_one")
+    unknown = meta.loc[meta["split"].isna(), "object_id"].tolist()
+    if unknown:
+        raise ValueError(f"{what}: objects missing from the manifest: {unknown[:5]}")
+    meta["class_index"] = meta["class_index"].astype(int)
+    return meta[list(META_COLUMNS)]
+
+
+def graph_inputs(graphs: Sequence, manifest: pd.DataFrame) -> EncoderInputs:
+    """Parameter graphs (PyG Data with ``object_id`` and ``arch``) batched with PyG."""
+    items = pd.DataFrame({"object_id": [str(g.object_id) for g in graphs],
+                          "arch": [str(g.arch) for g in graphs]})
+    meta = _join_manifest(items, manifest, "parameter graphs")
+    return EncoderInputs(meta, lambda idx: Batch.from_data_list([graphs[i] for i in idx]))
+
+
+def param_inputs(shard_paths: Sequence, manifest: pd.DataFrame) -> EncoderInputs:
+    """NeRF shards (``results/nerfs/{arch}/{shard}.zarr``) as dicts of stacked parameters."""
+    stacks: dict[str, list[np.ndarray]] = {}
+    items = []
+    for path in shard_paths:
+        root = open_zarr(path, required=["object_ids"])
+        arch = root.attrs.get("arch", {}).get("name")
+        if arch is None:
+            raise ValueError(f"{path}: attrs lack arch.name")
+        names = [k for k, _ in root.arrays() if k.startswith("mlp.") or k in ("triplane", "hash")]
+        arrays, _ = read_zarr(path, names + ["object_ids"])
+        if stacks and set(stacks) != set(names):
+            raise ValueError(f"{path}: parameters {sorted(names)} differ from earlier shards {sorted(stacks)}")
+        for name in names:
+            stacks.setdefault(name, []).append(arrays[name].astype(np.float32))
+        items += [(str(o), arch) for o in arrays["object_ids"]]
+    if not items:
+        raise ValueError("param_inputs: no shard given")
+    params = {k: torch.from_numpy(np.concatenate(v)) for k, v in stacks.items()}
+    meta = _join_manifest(pd.DataFrame(items, columns=["object_id", "arch"]), manifest, "NeRF shards")
+    return EncoderInputs(meta, lambda idx: {k: v[list(idx)] for k, v in params.items()})
+
+
+def to_device(inputs, device):
+    if isinstance(inputs, dict):
+        return {k: v.to(device) for k, v in inputs.items()}
+    return inputs.to(device)
+
+
+# ----- rays and teachers ------------------------------------------------------------
+class ViewRays:
+    """Random pixel rays of each object's training views (the pixels its NeRF was fit on)."""
+
+    def __init__(self, c2w: np.ndarray, intrinsics: np.ndarray, object_ids: Sequence[str],
+                 height: int, width: int):
+        self.c2w = torch.as_tensor(np.asarray(c2w), dtype=torch.float32)
+        self.intrinsics = torch.as_tensor(np.asarray(intrinsics), dtype=torch.float32)
+        self.row = {str(o): i for i, o in enumerate(object_ids)}
+        self.height, self.width = int(height), int(width)
+
+    @classmethod
+    def from_zarr(cls, path) -> "ViewRays":
+        root = open_zarr(path, required=["images", "c2w", "intrinsics", "object_ids"])
+        _, _, height, width, _ = root["images"].shape
+        arrays, _ = read_zarr(path, ["c2w", "intrinsics", "object_ids"])
+        return cls(arrays["c2w"], arrays["intrinsics"], arrays["object_ids"], height, width)
+
+    def sample(self, object_ids: Sequence[str], n_rays: int, generator: torch.Generator):
+        missing = [o for o in object_ids if o not in self.row]
+        if missing:
+            raise KeyError(f"views store has no views of objects {missing[:5]}")
+        rows = torch.tensor([self.row[o] for o in object_ids])
+        B, V = len(rows), self.c2w.shape[1]
+        view = torch.randint(V, (B, n_rays), generator=generator)
+        col = torch.randint(self.width, (B, n_rays), generator=generator)
+        line = torch.randint(self.height, (B, n_rays), generator=generator)
+        uv = torch.stack([col, line], -1).float() + 0.5
+        c2w = self.c2w[rows[:, None], view]
+        intr = self.intrinsics[rows[:, None], view]
+        return pixel_rays(c2w, intr, uv)
+
+
+def field_teacher(load_field: Callable[[list], Callable], n_samples: int, bbox: float = 0.7) -> Teacher:
+    """A teacher from ``load_field(keys) -> field`` (points [B, N, 3] -> (rgb, sigma)),
+    rendered at bin centres with :func:`render_rays` (deterministic targets)."""
+    def teacher(keys, origins, dirs):
+        return render_rays(load_field(keys), origins, dirs, n_samples, bbox)
+    return teacher
+
+
+# ----- batches ----------------------------------------------------------------------
+def paired_batches(object_ids: Sequence[str], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Batches in which every object appears in two different architectures.
+
+    Each object's items are shuffled and cut into pairs; an odd one out is paired with
+    another random item of the same object, so every item is seen at least once per
+    epoch. Pairs are shuffled and ``batch_size // 2`` of them make a batch.
+    """
+    if batch_size < 2 or batch_size % 2:
+        raise ValueError(f"batch_size must be an even number >= 2 for contrastive training, got {batch_size}")
+    groups: dict[str, list[int]] = {}
+    for i, o in enumerate(object_ids):
+        groups.setdefault(o, []).append(i)
+    pairs = []
+    for obj, idx in groups.items():
+        if len(idx) < 2:
+            raise ValueError(f"object {obj!r} has one architecture in the training set; "
+                             "the contrastive loss needs each object in >= 2 architectures")
+        perm = rng.permutation(idx).tolist()
+        pairs += [perm[k:k + 2] for k in range(0, len(perm) - 1, 2)]
+        if len(perm) % 2:
+            pairs.append([perm[-1], int(rng.choice(perm[:-1]))])
+    order = rng.permutation(len(pairs))
+    per = batch_size // 2
+    return [[i for o in order[s:s + per] for i in pairs[o]] for s in range(0, len(order), per)]
+
+
+def shuffled_batches(n_items: int, batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Shuffled batches; a last batch of one item joins the previous one (BatchNorm needs 2)."""
+    if n_items < 2 or batch_size < 2:
+        raise ValueError(f"need >= 2 training items and batch_size >= 2, got {n_items} and {batch_size}")
+    perm = rng.permutation(n_items).tolist()
+    batches = [perm[s:s + batch_size] for s in range(0, n_items, batch_size)]
+    if len(batches[-1]) == 1:
+        batches[-2] += batches.pop()
+    return batches
+
+
+# ----- models -------------------------------------------------------------------------
+def build_encoder(cfg: dict) -> torch.nn.Module:
+    """Encoder from config ``encoder``: {kind, d_embed, ...kind-specific sizes}."""
+    cfg = dict(cfg)
+    kind = cfg.pop("kind", "gmn")
+    if kind == "gmn":
+        return GMNEncoder(**cfg)
+    if kind == "nf2vec_mlp":
+        return NF2VecMLPEncoder(**cfg)
+    if kind == "triplane_transformer":
+        return TriplaneTransformer(**cfg)
+    raise ValueError(f"encoder.kind {kind!r} unknown; choose one of {ENCODER_KINDS}")
+
+
+def pick_device(device=None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+REQUIRED_KEYS = ("encoder", "decoder", "loss", "lambda_c", "epochs", "batch_size", "lr",
+                 "weight_decay", "rays_per_nerf", "samples_per_ray", "fg_threshold",
+                 "fg_weight", "bg_weight", "bbox", "seed")
+
+
+def _check_config(cfg: dict) -> None:
+    missing = [k for k in REQUIRED_KEYS if k not in cfg]
+    if missing:
+        raise KeyError(f"encoder training config lacks keys {missing}")
+    check_variant(cfg["loss"])
+    for key in ("epochs", "batch_size", "rays_per_nerf", "samples_per_ray"):
+        if int(cfg[key]) < 1:
+            raise ValueError(f"encoder training config: {key} must be >= 1, got {cfg[key]}")
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+# ----- training -----------------------------------------------------------------------
+def train_encoder(cfg: dict, inputs: EncoderInputs, model_path, *, rays: ViewRays | None = None,
+                  teacher: Teacher | None = None, checkpoint_path=None, log_path=None,
+                  device=None, progress: bool = True) -> dict:
+    """Train encoder (+ decoder for rendering variants) on the ``train`` split of ``inputs``.
+
+    Writes ``model_path`` ({config, encoder, decoder, siglip, log}), an epoch checkpoint at
+    ``checkpoint_path`` (resumed from when present) and the per-epoch log as JSON at
+    ``log_path``. Returns the log.
+    """
+    _check_config(cfg)
+    variant = cfg["loss"]
+    if uses_rendering(variant) and (rays is None or teacher is None):
+        raise ValueError(f"encoder loss {variant}: rendering needs both rays and a teacher")
+    device = pick_device(device)
+    torch.manual_seed(int(cfg["seed"]))
+    train = inputs.meta.index[inputs.meta["split"] == "train"].to_numpy()
+    if len(train) < 2:
+        raise ValueError("encoder training: fewer than 2 items in the train split")
+    train_ids = inputs.meta.loc[train, "object_id"].tolist()
+    keys = list(zip(inputs.meta["arch"], inputs.meta["object_id"]))
+
+    encoder = build_encoder(cfg["encoder"]).to(device)
+    d_embed = int(cfg["encoder"].get("d_embed", 1024))
+    decoder = (NF2VecDecoder(d_embed=d_embed, bbox=float(cfg["bbox"]), **cfg["decoder"]).to(device)
+               if uses_rendering(variant) else None)
+    siglip = SigLIP().to(device) if uses_contrast(variant) else None
+    modules = [m for m in (encoder, decoder, siglip) if m is not None]
+    params = [p for m in modules for p in m.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
+
+    def epoch_batches(epoch):
+        rng = np.random.default_rng(_epoch_seed(int(cfg["seed"]), epoch))
+        local = (paired_batches(train_ids, int(cfg["batch_size"]), rng) if siglip is not None
+                 else shuffled_batches(len(train), int(cfg["batch_size"]), rng))
+        return [[int(train[i]) for i in b] for b in local]
+
+    epochs = int(cfg["epochs"])
+    steps_per_epoch = len(epoch_batches(0))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(cfg["lr"]),
+                                                    total_steps=epochs * steps_per_epoch)
+    start, log = 0, []
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        state = load_torch(checkpoint_path, map_location=device)
+        for name, module in (("encoder", encoder), ("decoder", decoder), ("siglip", siglip)):
+            if module is not None:
+                module.load_state_dict(state[name])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, log = int(state["epoch"]), list(state["log"])
+
+    bar = tqdm(range(start, epochs), desc=f"encoder {variant}", disable=not progress)
+    for epoch in bar:
+        for m in modules:
+            m.train()
+        gen = torch.Generator().manual_seed(_epoch_seed(int(cfg["seed"]), epoch))
+        sums = {"loss": 0.0, "render": 0.0, "contrast": 0.0}
+        batches = epoch_batches(epoch)
+        for step, items in enumerate(batches):
+            emb = encoder(to_device(inputs.batch(items), device))
+            ids = [keys[i][1] for i in items]
+            loss = emb.new_zeros(())
+            if decoder is not None:
+                origins, dirs = (t.to(device) for t in rays.sample(ids, int(cfg["rays_per_nerf"]), gen))
+                with torch.no_grad():
+                    target_rgb, target_alpha = teacher([keys[i] for i in items], origins, dirs)
+                pred_rgb, _ = render_rays(lambda x: decoder(x, emb), origins, dirs,
+                                          int(cfg["samples_per_ray"]), float(cfg["bbox"]), gen)
+                l_r = rendering_loss(pred_rgb, target_rgb, target_alpha, float(cfg["fg_threshold"]),
+                                     float(cfg["fg_weight"]), float(cfg["bg_weight"]))
+                loss = loss + l_r
+                sums["render"] += float(l_r)
+            if siglip is not None:
+                l_c = siglip(emb, ids)
+                loss = loss + (float(cfg["lambda_c"]) if decoder is not None else 1.0) * l_c
+                sums["contrast"] += float(l_c)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"encoder {variant}: loss is {float(loss)} at epoch {epoch} step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            sums["loss"] += float(loss)
+        log.append({"epoch": epoch, **{k: v / len(batches) for k, v in sums.items()}})
+        bar.set_postfix(loss=f"{log[-1]['loss']:.4f}")
+        if checkpoint_path is not None:
+            save_torch({"epoch": epoch + 1, "log": log, "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        **{n: m.state_dict() for n, m in (("encoder", encoder), ("decoder", decoder),
+                                                          ("siglip", siglip)) if m is not None}},
+                       checkpoint_path)
+    save_torch({"config": cfg, "log": log, "encoder": encoder.state_dict(),
+                "decoder": decoder.state_dict() if decoder is not None else {},
+                "siglip": siglip.state_dict() if siglip is not None else {}}, model_path)
+    if log_path is not None:
+        write_json(log, log_path)
+    return {"log": log, "steps_per_epoch": steps_per_epoch}
+
+
+def load_encoder(model_path, device=None) -> torch.nn.Module:
+    """The trained encoder of a ``model.pt`` written by :func:`train_encoder`, in eval mode."""
+    state = load_torch(model_path, map_location=pick_device(device))
+    encoder = build_encoder(state["config"]["encoder"])
+    encoder.load_state_dict(state["encoder"])
+    return encoder.to(pick_device(device)).eval()
+
+
+@torch.no_grad()
+def embed(model_path, inputs: EncoderInputs, out_path, batch_size: int = 16, device=None,
+          progress: bool = True) -> pd.DataFrame:
+    """Embed every item of ``inputs`` (all splits) -> parquet with object_id, arch, split,
+    class_index and ``emb`` (a float32 list per row)."""
+    device = pick_device(device)
+    encoder = load_encoder(model_path, device)
+    out = []
+    n = len(inputs.meta)
+    for s in tqdm(range(0, n, batch_size), desc="embed", disable=not progress):
+        items = list(range(s, min(n, s + batch_size)))
+        out.append(encoder(to_device(inputs.batch(items), device)).float().cpu().numpy())
+    emb = np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+    if not np.isfinite(emb).all():
+        raise FloatingPointError(f"{model_path}: encoder produced non-finite embeddings")
+    df = inputs.meta.copy()
+    df["emb"] = list(emb.astype(np.float32))
+    write_parquet(df, out_path)
+    return df
+
+
+def embedding_matrix(df: pd.DataFrame, what: str = "embeddings") -> np.ndarray:
+    """Stack the ``emb`` column of an embeddings table into [n, d]."""
+    if "emb" not in df.columns:
+        raise ValueError(f"{what}: no 'emb' column")
+    if len(df) == 0:
+        raise ValueError(f"{what}: empty table")
+    return np.stack([np.asarray(e, dtype=np.float32) for e in df["emb"]])

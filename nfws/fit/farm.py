@@ -1,0 +1,429 @@
+"""The NeRF farm: train a shard of B NeRFs of one architecture at once.
+
+One :class:`~nfws.fields.stacks.FieldStack` holds the B NeRFs; one Adam steps all their
+stacked parameters. Adam is elementwise and the loss is the *sum* of per-NeRF losses, so
+every NeRF follows exactly the trajectory it would follow alone — batching only turns
+B small matmuls into one big ``bmm``.
+
+Recipe (SPEC, reference fork): Adam LR 1e-2, eps 1e-15, LR ×0.33 at 50/75/90 % of the
+steps, smooth-L1 on colour, a random background colour per training ray (the target is
+composited on the same colour with its alpha), black background for the held-out PSNR.
+
+Rays per step are drawn per NeRF from its own training pixels whose ray hits the NeRF's
+carved box (:func:`nfws.render.sampling.carve_box`). Pixels outside it are background in
+every view (the carving is conservative), their rendering is exactly the background and
+their loss is zero, so leaving them out only concentrates the batch on informative
+(foreground-heavy) rays. The box is stored with the shard (``sample_box``) and is part of
+the trained NeRF: render it inside that box, as the reference renders inside its
+occupancy grid.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from nfws.data.cameras import pixel_rays
+from nfws.fields.spec import ArchSpec
+from nfws.fields.stacks import FieldStack, make_stack
+from nfws.render.sampling import carve_box, ray_box_intersect
+from nfws.render.volrend import (make_occupancy_estimators, render_pixels, render_rays,
+                                 render_rays_occupancy, update_occupancy)
+from nfws.store import config_hash, load_torch, open_zarr, save_torch, write_zarr
+
+#: glibc returns blocks >= 32 MB to the OS on free, so a farm step's large activations
+#: page-fault afresh every step (2.3x slower). These must be in the environment *before*
+#: the Python process starts (e.g. set in the Snakefile, inherited by every job).
+MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}
+
+
+def malloc_env_active() -> bool:
+    return all(os.environ.get(k) == v for k, v in MALLOC_ENV.items())
+
+
+@dataclass(frozen=True)
+class FarmConfig:
+    """The ``nerf.fit`` config section (every key optional; defaults = the CPU default run)."""
+
+    steps: int = 600
+    rays_per_step: int = 256
+    samples_per_ray: int = 24
+    eval_samples_per_ray: int = 48
+    lr: float = 1e-2
+    adam_eps: float = 1e-15
+    decay_at: tuple = (0.5, 0.75, 0.9)
+    decay_factor: float = 0.33
+    heldout_views: tuple = (4, 22)
+    log_every: int = 10
+    checkpoint_every: int = 200
+    psnr_floor: float = 15.0
+    on_failure: str = "fail"
+    precision: str = "bf16"
+    carve_resolution: int = 32
+    points_per_call: int = 32768
+    threads: int = 0
+    occupancy_resolution: int = 128
+    render_step_size: float = 5e-3
+    occupancy_every: int = 16
+
+    @classmethod
+    def from_dict(cls, cfg: dict | None) -> "FarmConfig":
+        cfg = dict(cfg or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ValueError(f"nerf.fit config: unknown keys {unknown}")
+        for key in ("decay_at", "heldout_views"):
+            if key in cfg:
+                cfg[key] = tuple(cfg[key])
+        out = cls(**cfg)
+        out._validate()
+        return out
+
+    def _validate(self) -> None:
+        def bad(key, why):
+            raise ValueError(f"nerf.fit.{key}: {why}, got {getattr(self, key)!r}")
+
+        for key in ("steps", "rays_per_step", "samples_per_ray", "eval_samples_per_ray",
+                    "log_every", "checkpoint_every", "points_per_call", "occupancy_resolution",
+                    "occupancy_every"):
+            if int(getattr(self, key)) < 1:
+                bad(key, "must be >= 1")
+        if self.steps % self.log_every:
+            bad("log_every", f"must divide steps ({self.steps})")
+        if self.lr <= 0 or self.adam_eps <= 0:
+            bad("lr" if self.lr <= 0 else "adam_eps", "must be > 0")
+        if not all(0 < f < 1 for f in self.decay_at):
+            bad("decay_at", "fractions must lie in (0, 1)")
+        if not self.heldout_views:
+            bad("heldout_views", "needs at least one held-out view")
+        if self.on_failure not in ("fail", "drop"):
+            bad("on_failure", "must be 'fail' or 'drop'")
+        if self.precision not in ("fp32", "bf16"):
+            bad("precision", "must be 'fp32' or 'bf16'")
+        if self.carve_resolution < 0:
+            bad("carve_resolution", "must be >= 0 (0 = no carving, sample the whole bbox)")
+        if self.threads < 0:
+            bad("threads", "must be >= 0 (0 = torch's default)")
+
+    def lr_at(self, step: int) -> float:
+        passed = sum(step >= int(f * self.steps) for f in self.decay_at)
+        return self.lr * self.decay_factor**passed
+
+
+@dataclass
+class ShardViews:
+    """The views of B objects: images uint8 [B, V, H, W, 4], c2w [B, V, 4, 4], intrinsics [B, V, 4]."""
+
+    object_ids: list[str]
+    images: np.ndarray
+    c2w: np.ndarray
+    intrinsics: np.ndarray
+    source: str = "<memory>"
+
+
+@dataclass
+class FitResult:
+    stack: FieldStack
+    boxes: torch.Tensor          # [B, 2, 3]
+    psnr: np.ndarray             # [B]
+    loss_curve: np.ndarray       # [B, n_logged]
+    failures: list[dict]         # {object_id, arch, reason}
+    train_seconds: float
+
+
+def load_views(views_store, object_ids: list[str]) -> ShardViews:
+    """Read the views of ``object_ids`` from a views store; every id must be present."""
+    root = open_zarr(views_store, required=["images", "c2w", "intrinsics", "object_ids"])
+    stored = [str(s) for s in root["object_ids"][...]]
+    where = {oid: i for i, oid in enumerate(stored)}
+    missing = [oid for oid in object_ids if oid not in where]
+    if missing:
+        raise KeyError(f"{views_store}: no views for objects {missing}")
+    rows = [where[oid] for oid in object_ids]
+    images = np.stack([root["images"][i] for i in rows])
+    c2w = np.stack([root["c2w"][i] for i in rows]).astype(np.float32)
+    intrinsics = np.stack([root["intrinsics"][i] for i in rows]).astype(np.float32)
+    views = ShardViews(list(object_ids), images, c2w, intrinsics, str(views_store))
+    check_views(views)
+    return views
+
+
+def check_views(views: ShardViews) -> None:
+    """Shapes, dtypes and finiteness; a blank or non-finite object is named."""
+    B = len(views.object_ids)
+    if views.images.dtype != np.uint8 or views.images.ndim != 5 or views.images.shape[-1] != 4:
+        raise ValueError(f"{views.source}: images must be uint8 [N, V, H, W, 4], "
+                         f"got {views.images.dtype} {views.images.shape}")
+    V = views.images.shape[1]
+    if views.images.shape[0] != B or views.c2w.shape != (B, V, 4, 4) or \
+            views.intrinsics.shape != (B, V, 4):
+        raise ValueError(f"{views.source}: c2w {views.c2w.shape} / intrinsics "
+                         f"{views.intrinsics.shape} do not match images {views.images.shape}")
+    for b, oid in enumerate(views.object_ids):
+        if not (np.isfinite(views.c2w[b]).all() and np.isfinite(views.intrinsics[b]).all()):
+            raise ValueError(f"{views.source}: object {oid!r} has non-finite poses or intrinsics")
+        if views.images[b, ..., 3].max() == 0:
+            raise ValueError(f"{views.source}: object {oid!r} has empty alpha in every view")
+
+
+class RayBank:
+    """Every training pixel of every NeRF whose ray hits that NeRF's box, for fast draws."""
+
+    def __init__(self, views: ShardViews, view_idx: list[int], boxes: torch.Tensor, device):
+        B, _, H, W, _ = views.images.shape
+        jj, ii = torch.meshgrid(torch.arange(W) + 0.5, torch.arange(H) + 0.5, indexing="xy")
+        uv = torch.stack([jj, ii], -1).reshape(-1, 2)
+        dirs, rgba, view_of, counts = [], [], [], []
+        for b in range(B):
+            c2w = torch.from_numpy(views.c2w[b, view_idx])
+            intr = torch.from_numpy(views.intrinsics[b, view_idx])
+            o, d = pixel_rays(c2w[:, None], intr[:, None], uv[None])
+            hit = ray_box_intersect(o, d, boxes[b, 0], boxes[b, 1])[2].reshape(-1)
+            dirs.append(d.reshape(-1, 3)[hit])
+            rgba.append(torch.from_numpy(views.images[b, view_idx]).reshape(-1, 4)[hit])
+            view_of.append(torch.arange(len(view_idx)).repeat_interleave(H * W)[hit])
+            counts.append(int(hit.sum()))
+        if min(counts) == 0:
+            bad = [views.object_ids[b] for b, c in enumerate(counts) if c == 0]
+            raise ValueError(f"{views.source}: objects {bad}: no training ray meets the object box")
+        n_max = max(counts)
+        pad = lambda ts: torch.stack([torch.cat([t, t[:1].expand(n_max - len(t), *t.shape[1:])])
+                                      for t in ts])
+        self.dirs = pad(dirs).to(device)
+        self.rgba = pad(rgba).to(device)
+        self.view_of = pad(view_of).to(device)
+        self.origins = torch.from_numpy(views.c2w[:, view_idx, :3, 3]).to(device)  # [B, Vt, 3]
+        self.counts = torch.tensor(counts, dtype=torch.float64)
+        self.device = device
+
+    def draw(self, n_rays: int, generator: torch.Generator):
+        """n_rays uniform draws per NeRF: origins, dirs [B, R, 3] and rgba [B, R, 4] in [0, 1]."""
+        idx = (torch.rand(len(self.counts), n_rays, generator=generator, dtype=torch.float64)
+               * self.counts[:, None]).long().to(self.device)
+        take = lambda t: torch.gather(t, 1, idx.view(*idx.shape, *[1] * (t.dim() - 2))
+                                      .expand(-1, -1, *t.shape[2:]))
+        view = take(self.view_of)
+        origins = torch.gather(self.origins, 1, view[..., None].expand(-1, -1, 3))
+        return origins, take(self.dirs), take(self.rgba).float() / 255.0
+
+
+def object_boxes(views: ShardViews, view_idx: list[int], spec: ArchSpec, cfg: FarmConfig):
+    """Per-NeRF sampling boxes [B, 2, 3]: carved from the training masks, or the full bbox."""
+    B = len(views.object_ids)
+    if cfg.carve_resolution == 0:
+        return torch.tensor([[[-spec.bbox] * 3, [spec.bbox] * 3]]).expand(B, 2, 3).clone()
+    boxes = []
+    for b, oid in enumerate(views.object_ids):
+        alpha = torch.from_numpy(views.images[b, view_idx, ..., 3]).float() / 255.0
+        try:
+            boxes.append(carve_box(alpha, torch.from_numpy(views.c2w[b, view_idx]),
+                                   torch.from_numpy(views.intrinsics[b, view_idx]), spec.bbox,
+                                   cfg.carve_resolution))
+        except ValueError as err:
+            raise ValueError(f"{views.source}: object {oid!r}: {err}") from err
+    return torch.stack(boxes)
+
+
+def split_views(n_views: int, cfg: FarmConfig, source: str) -> tuple[list[int], list[int]]:
+    bad = [v for v in cfg.heldout_views if not 0 <= v < n_views]
+    if bad:
+        raise ValueError(f"nerf.fit.heldout_views: {bad} out of range for {n_views} views in {source}")
+    held = sorted(set(cfg.heldout_views))
+    train = [v for v in range(n_views) if v not in held]
+    if not train:
+        raise ValueError(f"nerf.fit.heldout_views: leaves no training view in {source}")
+    return train, held
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: int,
+              checkpoint_path=None, progress: bool = True) -> FitResult:
+    """Train B NeRFs on their views; evaluate held-out PSNR; collect failures."""
+    device = torch.device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    check_views(views)
+    B = len(views.object_ids)
+    train_idx, held_idx = split_views(views.images.shape[1], cfg, views.source)
+    boxes = object_boxes(views, train_idx, spec, cfg).to(device)
+    bank = RayBank(views, train_idx, boxes, device)
+
+    generator = torch.Generator().manual_seed(seed)
+    stack = make_stack(spec, B, generator, device)
+    optimiser = torch.optim.Adam(stack.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    estimators = (make_occupancy_estimators(boxes, cfg.occupancy_resolution, device)
+                  if device.type == "cuda" else None)
+    n_logged = cfg.steps // cfg.log_every
+    state = {"step": 0, "loss_acc": torch.zeros(B, dtype=torch.float64),
+             "loss_curve": torch.zeros(B, n_logged), "failed_step": torch.full((B,), -1)}
+    ck_meta = {"object_ids": list(views.object_ids), "config_hash": config_hash(asdict(cfg)),
+               "arch": spec.name, "seed": seed}
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        state = _restore(checkpoint_path, ck_meta, stack, optimiser, generator, estimators)
+
+    chunk = max(1, min(cfg.rays_per_step, cfg.points_per_call // (B * cfg.samples_per_ray)))
+    start = time.perf_counter()
+    bar = tqdm(range(state["step"], cfg.steps), total=cfg.steps, initial=state["step"],
+               desc=f"{spec.name} x{B}", disable=not progress, mininterval=2.0)
+    for step in bar:
+        for group in optimiser.param_groups:
+            group["lr"] = cfg.lr_at(step)
+        losses = _train_step(stack, bank, boxes, cfg, generator, device, chunk, estimators, step)
+        optimiser.step()
+        bad = ~torch.isfinite(losses) & (state["failed_step"] < 0)
+        state["failed_step"][bad] = step
+        state["loss_acc"] += losses
+        if (step + 1) % cfg.log_every == 0:
+            state["loss_curve"][:, (step + 1) // cfg.log_every - 1] = state["loss_acc"] / cfg.log_every
+            state["loss_acc"].zero_()
+            bar.set_postfix(loss=f"{float(losses.nan_to_num().median()):.4f}")
+        state["step"] = step + 1
+        if checkpoint_path is not None and (step + 1) % cfg.checkpoint_every == 0 \
+                and step + 1 < cfg.steps:
+            _save(checkpoint_path, ck_meta, state, stack, optimiser, generator, estimators)
+    train_seconds = time.perf_counter() - start
+
+    psnr = heldout_psnr(stack, views, held_idx, boxes, cfg, device)
+    failures = _failures(views.object_ids, spec.name, state["failed_step"], psnr, cfg.psnr_floor)
+    return FitResult(stack, boxes.cpu(), psnr, state["loss_curve"].numpy(), failures, train_seconds)
+
+
+def _train_step(stack, bank, boxes, cfg, generator, device, chunk, estimators, step):
+    """One optimiser step's gradients; returns the per-NeRF loss [B] (float64, CPU)."""
+    B, R = len(boxes), cfg.rays_per_step
+    origins, dirs, rgba = bank.draw(R, generator)
+    background = torch.rand(B, R, 3, generator=generator).to(device)
+    target = rgba[..., :3] * rgba[..., 3:] + background * (1.0 - rgba[..., 3:])
+    if estimators is not None:
+        update_occupancy(estimators, stack, step, cfg.render_step_size, every=cfg.occupancy_every)
+    stack.zero_grad(set_to_none=True)
+    losses = torch.zeros(B, dtype=torch.float64)
+    for i in range(0, R, chunk):
+        s = slice(i, i + chunk)
+        with autocast(device, cfg.precision):
+            if estimators is None:
+                out = render_rays(stack, origins[:, s], dirs[:, s], boxes, cfg.samples_per_ray,
+                                  background[:, s], generator)
+            else:
+                out = render_rays_occupancy(stack, estimators, origins[:, s], dirs[:, s],
+                                            background[:, s], cfg.render_step_size, True)
+        per_nerf = torch.nn.functional.smooth_l1_loss(out.rgb.float(), target[:, s],
+                                                      reduction="none").mean(-1).sum(-1) / R
+        per_nerf.sum().backward()
+        losses += per_nerf.detach().double().cpu()
+    return losses
+
+
+def heldout_psnr(stack, views: ShardViews, held_idx: list[int], boxes, cfg: FarmConfig,
+                 device) -> np.ndarray:
+    """Mean over held-out views of each view's PSNR, rendered on black (targets composited
+    on black with their alpha)."""
+    rgb, target = render_heldout(stack, views, held_idx, boxes, cfg, device)
+    mse = ((rgb - target) ** 2).mean(dim=(-1, -2, -3))           # [B, Vh]
+    return (-10.0 * torch.log10(mse)).mean(-1).numpy().astype(np.float32)
+
+
+def render_heldout(stack, views: ShardViews, held_idx: list[int], boxes, cfg: FarmConfig, device):
+    """Rendered and ground-truth held-out images on black, each [B, Vh, H, W, 3] (CPU)."""
+    B, _, H, W, _ = views.images.shape
+    jj, ii = torch.meshgrid(torch.arange(W) + 0.5, torch.arange(H) + 0.5, indexing="xy")
+    uv = torch.stack([jj, ii], -1)
+    c2w = torch.from_numpy(views.c2w[:, held_idx])[:, :, None, None]
+    intr = torch.from_numpy(views.intrinsics[:, held_idx])[:, :, None, None]
+    origins, dirs = pixel_rays(c2w, intr, uv)
+    n = len(held_idx) * H * W
+    with autocast(device, cfg.precision):
+        out = render_pixels(stack, origins.reshape(B, n, 3).to(device), dirs.reshape(B, n, 3).to(device),
+                            boxes, cfg.eval_samples_per_ray, torch.zeros(3, device=device),
+                            rays_per_call=max(1, cfg.points_per_call // (B * cfg.eval_samples_per_ray)))
+    rgba = torch.from_numpy(views.images[:, held_idx]).float() / 255.0
+    target = rgba[..., :3] * rgba[..., 3:]
+    return out.rgb.float().cpu().reshape(B, len(held_idx), H, W, 3), target
+
+
+def _failures(object_ids, arch, failed_step, psnr, floor) -> list[dict]:
+    out = []
+    for b, oid in enumerate(object_ids):
+        if failed_step[b] >= 0:
+            reason = f"non-finite loss at step {int(failed_step[b])}"
+        elif not np.isfinite(psnr[b]):
+            reason = "non-finite held-out PSNR"
+        elif psnr[b] < floor:
+            reason = f"held-out PSNR {psnr[b]:.2f} dB below psnr_floor {floor}"
+        else:
+            continue
+        out.append({"object_id": oid, "arch": arch, "reason": reason})
+    return out
+
+
+def _save(path, meta, state, stack, optimiser, generator, estimators) -> None:
+    save_torch({**meta, **state,
+                "params": {k: v.detach() for k, v in stack.params.items()},
+                "optimiser": optimiser.state_dict(), "generator": generator.get_state(),
+                "occupancy": [e.state_dict() for e in estimators] if estimators else []}, path)
+
+
+def _restore(path, meta, stack, optimiser, generator, estimators) -> dict:
+    ck = load_torch(path, map_location=next(stack.parameters()).device)
+    for key, value in meta.items():
+        if ck.get(key) != value:
+            raise ValueError(f"{path}: checkpoint was written for a different {key} "
+                             f"({ck.get(key)!r}, this job has {value!r}); delete it to restart")
+    with torch.no_grad():
+        for k, v in ck["params"].items():
+            stack.params[k].copy_(v)
+    optimiser.load_state_dict(ck["optimiser"])
+    generator.set_state(ck["generator"].cpu())
+    for est, sd in zip(estimators or [], ck["occupancy"]):
+        est.load_state_dict(sd)
+    return {k: ck[k] for k in ("step", "loss_acc", "loss_curve", "failed_step")}
+
+
+def train_shard(views_store, object_ids: list[str], spec: ArchSpec, cfg: dict, out_path,
+                device, seed: int, checkpoint_dir) -> dict:
+    """Train the NeRFs of ``object_ids`` (one shard) and write the NeRF shard zarr.
+
+    Reads ``views_store`` (views.zarr); writes ``out_path`` atomically (arrays of
+    ``spec.param_shapes()`` + object_ids, psnr, loss_curve, sample_box; attrs arch,
+    config_hash, dropped); checkpoints to ``checkpoint_dir/<shard>.ckpt.pt`` every
+    ``checkpoint_every`` steps and resumes from it. Failed NeRFs (non-finite loss, PSNR
+    under ``psnr_floor``) raise unless ``on_failure: drop``. Returns a summary dict.
+    """
+    farm_cfg = FarmConfig.from_dict(cfg)
+    if len(set(object_ids)) != len(object_ids) or not object_ids:
+        raise ValueError(f"{out_path}: object_ids must be non-empty and unique")
+    out_path = Path(out_path)
+    checkpoint = Path(checkpoint_dir) / f"{out_path.stem}.ckpt.pt"
+    views = load_views(views_store, list(object_ids))
+    result = fit_stack(views, spec, farm_cfg, device, seed, checkpoint)
+    failed = {f["object_id"] for f in result.failures}
+    if failed and farm_cfg.on_failure != "drop":
+        lines = "; ".join(f"{f['object_id']} ({f['arch']}): {f['reason']}" for f in result.failures)
+        raise RuntimeError(f"{out_path}: {len(failed)} NeRF(s) failed: {lines}")
+    keep = [b for b, oid in enumerate(object_ids) if oid not in failed]
+    if not keep:
+        raise RuntimeError(f"{out_path}: every NeRF of the shard failed: {result.failures}")
+    arrays = {name: a[keep] for name, a in result.stack.state_arrays().items()}
+    arrays.update(object_ids=np.array([object_ids[b] for b in keep]),
+                  psnr=result.psnr[keep], loss_curve=result.loss_curve[keep].astype(np.float32),
+                  sample_box=result.boxes.numpy()[keep].astype(np.float32))
+    attrs = {"arch": spec.to_dict(), "config_hash": config_hash(asdict(farm_cfg)),
+             "dropped": [{"object_id": f["object_id"], "reason": f["reason"]} for f in result.failures],
+             "heldout_views": list(farm_cfg.heldout_views), "seed": seed}
+    write_zarr(out_path, arrays, attrs)
+    checkpoint.unlink(missing_ok=True)
+    return {"n_trained": len(keep), "n_dropped": len(failed),
+            "median_psnr": float(np.median(result.psnr[keep])),
+            "train_seconds": result.train_seconds}

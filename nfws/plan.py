@@ -1,0 +1,47 @@
+"""How the pipeline fans out: which objects each architecture's NeRFs cover, in which shards.
+
+Pure functions over the manifest and the config, used by the Snakemake rules (through
+``workflow/rules/common.smk``) and by the training scripts, so the rule graph and the
+jobs agree on every shard's members.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+
+def arch_names(nerf_cfg: dict) -> list[str]:
+    """Training architectures first, then the unseen ones, each once."""
+    names = list(nerf_cfg["train_archs"]) + list(nerf_cfg.get("unseen_archs", []))
+    unknown = [n for n in names if n not in nerf_cfg["architectures"]]
+    if unknown:
+        raise ValueError(f"config nerf.train_archs/unseen_archs: unknown architectures {unknown}")
+    if len(set(names)) != len(names):
+        raise ValueError("config nerf.train_archs/unseen_archs: an architecture is listed twice")
+    return names
+
+
+def arch_splits(arch: str, nerf_cfg: dict) -> list[str]:
+    """Training architectures get NeRFs for every split; unseen ones for ``unseen_splits``."""
+    if arch in nerf_cfg["train_archs"]:
+        return ["train", "val", "test"]
+    if arch in nerf_cfg.get("unseen_archs", []):
+        return list(nerf_cfg.get("unseen_splits", ["test"]))
+    raise ValueError(f"config nerf: architecture {arch!r} is neither a training nor an unseen one")
+
+
+def arch_objects(manifest: pd.DataFrame, arch: str, nerf_cfg: dict) -> list[str]:
+    splits = arch_splits(arch, nerf_cfg)
+    rows = manifest[manifest["split"].isin(splits)]
+    return sorted(rows["object_id"].astype(str).tolist())
+
+
+def shard_members(manifest: pd.DataFrame, arch: str, nerf_cfg: dict) -> dict[str, list[str]]:
+    """``{shard name: object ids}``, shards of at most ``nerf.shard_size`` objects."""
+    ids = arch_objects(manifest, arch, nerf_cfg)
+    size = int(nerf_cfg["shard_size"])
+    if size < 1:
+        raise ValueError(f"config nerf.shard_size must be >= 1, got {size}")
+    n = (len(ids) + size - 1) // size
+    # Balanced shards: sizes differ by at most one, so batched training stays even.
+    bounds = [round(i * len(ids) / n) for i in range(n + 1)] if n else [0]
+    return {f"{i:03d}": ids[bounds[i]:bounds[i + 1]] for i in range(n)}

@@ -1,0 +1,94 @@
+"""Where along each ray the field is evaluated.
+
+CPU path: a fixed number of stratified samples per ray between the ray's entry into and
+exit from an axis-aligned box, in nerfacc's batched layout ([n_rays, S]) so that one
+batched field call covers every NeRF of a shard. Empty-space skipping on CPU comes from
+the box itself: :func:`carve_box` shrinks each object's box to the region its training
+views' alpha masks allow (a visual hull), so the same S samples land on the object
+instead of on empty space.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def ray_box_intersect(origins, dirs, box_min, box_max, near: float = 0.0):
+    """Slab test. Returns (t_near, t_far, hit), with t_near >= ``near``.
+
+    origins, dirs: [..., 3]; box_min, box_max broadcastable to [..., 3]. Rays that miss get
+    t_near == t_far (an empty interval), so they render as pure background.
+    """
+    safe = torch.where(dirs.abs() < 1e-12, torch.full_like(dirs, 1e-12), dirs)
+    inv = 1.0 / safe
+    t0 = (box_min - origins) * inv
+    t1 = (box_max - origins) * inv
+    t_near = torch.minimum(t0, t1).amax(dim=-1).clamp_min(near)
+    t_far = torch.maximum(t0, t1).amin(dim=-1)
+    hit = t_far > t_near
+    t_far = torch.where(hit, t_far, t_near)
+    return t_near, t_far, hit
+
+
+def stratified_intervals(t_near, t_far, n_samples: int, generator: torch.Generator | None = None):
+    """S equal bins per ray between t_near and t_far.
+
+    Returns (t_starts, t_ends, t_points), each [..., S]: bin edges for the density
+    integral and the position where the field is evaluated — uniformly jittered inside
+    the bin when a ``generator`` is given (training), the bin midpoint otherwise (eval).
+    Points are sorted and lie in [t_near, t_far].
+    """
+    if n_samples < 1:
+        raise ValueError(f"samples per ray must be >= 1, got {n_samples}")
+    steps = torch.arange(n_samples + 1, device=t_near.device, dtype=t_near.dtype) / n_samples
+    span = (t_far - t_near).unsqueeze(-1)
+    edges = t_near.unsqueeze(-1) + span * steps
+    t_starts, t_ends = edges[..., :-1], edges[..., 1:]
+    if generator is None:
+        offset = torch.full_like(t_starts, 0.5)
+    else:
+        offset = torch.rand(t_starts.shape, generator=generator, device=t_starts.device,
+                            dtype=t_starts.dtype)
+    return t_starts, t_ends, t_starts + offset * (t_ends - t_starts)
+
+
+def carve_box(alpha, c2w, intrinsics, bbox: float, resolution: int = 32,
+              threshold: float = 0.0) -> torch.Tensor:
+    """Conservative bounding box [2, 3] of the object seen through its alpha masks.
+
+    A voxel of a ``resolution``^3 grid over [-bbox, bbox]^3 survives when, in every view
+    where it projects inside the image, the mask (dilated by the voxel's projected radius)
+    covers it. The box of the survivors, grown by one voxel and clipped to the bbox, is
+    returned. alpha: [V, H, W] in [0, 1]; c2w: [V, 4, 4]; intrinsics: [V, 4].
+    """
+    V, H, W = alpha.shape
+    voxel = 2.0 * bbox / resolution
+    centres = (torch.arange(resolution, dtype=torch.float32) + 0.5) * voxel - bbox
+    grid = torch.stack(torch.meshgrid(centres, centres, centres, indexing="ij"), -1).reshape(-1, 3)
+    keep = torch.ones(grid.shape[0], dtype=torch.bool)
+    radius = voxel * math.sqrt(3) / 2
+    for v in range(V):
+        w2c = torch.linalg.inv(c2w[v].double()).float()
+        cam = grid @ w2c[:3, :3].T + w2c[:3, 3]
+        depth = -cam[:, 2]
+        fx, fy, cx, cy = intrinsics[v].tolist()
+        in_front = depth > radius
+        safe = depth.clamp_min(radius)
+        u = fx * cam[:, 0] / safe + cx
+        r = cy - fy * cam[:, 1] / safe
+        inside = in_front & (u >= 0) & (u < W) & (r >= 0) & (r < H)
+        pad = int(math.ceil(max(fx, fy) * radius / max(float(depth[in_front].min()), radius))) + 1 \
+            if bool(in_front.any()) else 1
+        mask = (alpha[v] > threshold).float()[None, None]
+        dilated = torch.nn.functional.max_pool2d(mask, 2 * pad + 1, stride=1, padding=pad)[0, 0] > 0
+        col = u.clamp(0, W - 1).long()
+        row = r.clamp(0, H - 1).long()
+        covered = dilated[row, col]
+        keep &= ~inside | covered
+    if not bool(keep.any()):
+        raise ValueError("carve_box: the alpha masks leave no occupied voxel (empty object?)")
+    pts = grid[keep]
+    lo = (pts.amin(0) - 1.5 * voxel).clamp_min(-bbox)
+    hi = (pts.amax(0) + 1.5 * voxel).clamp_max(bbox)
+    return torch.stack([lo, hi])

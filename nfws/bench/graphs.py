@@ -33,7 +33,8 @@ BENCH_ARCHS = (
 )
 
 
-def write_synthetic_nerf_shard(path, spec: ArchSpec, n: int, seed: int) -> list[str]:
+def write_synthetic_nerf_shard(path, spec: ArchSpec, n: int, seed: int,
+                               object_ids: list[str] | None = None) -> list[str]:
     """A NeRF shard (formats.md layout) of ``n`` NeRFs with N(0, 0.1) weights; returns ids.
 
     Hash entries beyond a level's true size are zero, as the farm leaves them.
@@ -44,7 +45,9 @@ def write_synthetic_nerf_shard(path, spec: ArchSpec, n: int, seed: int) -> list[
     if "hash" in arrays:
         for level, size in enumerate(spec.level_sizes()):
             arrays["hash"][:, level, size:] = 0.0
-    ids = [f"{spec.name.lower()}_{seed}_{i:04d}" for i in range(n)]
+    ids = object_ids or [f"{spec.name.lower()}_{seed}_{i:04d}" for i in range(n)]
+    if len(ids) != n:
+        raise ValueError(f"object_ids: {len(ids)} ids for {n} NeRFs")
     write_zarr(path, {**arrays, "object_ids": np.array(ids),
                       "psnr": np.full(n, 30.0, np.float32),
                       "loss_curve": np.zeros((n, 4), np.float32)},
@@ -86,43 +89,54 @@ def _graphs_per_second(batches, n_graphs: int, epochs: int) -> float:
     return epochs * n_graphs / _timed(consume)
 
 
+def _loader_rates(dataset: GraphDataset, batch_size: int, epochs: int, seed: int) -> dict:
+    """Graphs/s delivered by our loader and by PyG's DataLoader over the same dataset."""
+    fast = _graphs_per_second(GraphLoader(dataset, batch_size, seed=seed), len(dataset), epochs)
+    standard = _graphs_per_second(
+        DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                   generator=torch.Generator().manual_seed(seed)), len(dataset), epochs)
+    return {"ours": fast, "baseline": standard, "ratio": fast / standard}
+
+
 def run(n_nerfs: int = 64, batch_size: int = 8, epochs: int = 2, seed: int = 0) -> dict:
+    """Conversion rate and bytes per NeRF (ours vs per-graph store), and loader graphs/s
+    (ours vs PyG collation) per family and for shuffled mixed-architecture batches."""
     per_family, total = {}, {"ours": 0.0, "baseline": 0.0}
+    ids = [f"object_{i:04d}" for i in range(n_nerfs)]
     with tempfile.TemporaryDirectory(prefix="nfws_bench_graphs_") as tmp:
         tmp = Path(tmp)
+        manifest = tmp / "manifest.parquet"
+        write_parquet(pd.DataFrame({"object_id": ids, "class_name": "c",
+                                    "class_index": np.arange(n_nerfs) % 13,
+                                    "split": "train", "source": ""}), manifest)
+        shards = []
         for k, spec in enumerate(BENCH_ARCHS):
             nerf_path = tmp / "nerfs" / f"{spec.name}.zarr"
-            ids = write_synthetic_nerf_shard(nerf_path, spec, n_nerfs, seed + k)
+            write_synthetic_nerf_shard(nerf_path, spec, n_nerfs, seed + k, object_ids=ids)
             ours_path = tmp / "graphs" / spec.name / "0.zarr"
             base_path = tmp / "per_graph" / spec.name
             t_ours = _timed(lambda: convert_shard(nerf_path, ours_path))
             t_base = _timed(lambda: _per_graph_store(nerf_path, base_path))
             total["ours"] += t_ours
             total["baseline"] += t_base
-            manifest = tmp / f"manifest_{spec.name}.parquet"
-            write_parquet(pd.DataFrame({"object_id": ids, "class_name": "c",
-                                        "class_index": np.arange(n_nerfs) % 13,
-                                        "split": "train", "source": ""}), manifest)
-            dataset = GraphDataset([ours_path], manifest, device="cpu")
-            fast = _graphs_per_second(GraphLoader(dataset, batch_size, seed=seed), n_nerfs, epochs)
-            standard = _graphs_per_second(
-                DataLoader(dataset, batch_size=batch_size, shuffle=True,
-                           generator=torch.Generator().manual_seed(seed)), n_nerfs, epochs)
+            shards.append(ours_path)
             topo = topology(spec)
             per_family[spec.name] = {
                 "nodes": topo.n_nodes, "edges": topo.n_edges,
                 "convert_nerfs_per_s": {"ours": n_nerfs / t_ours, "baseline": n_nerfs / t_base},
                 "bytes_per_nerf": {"ours": _bytes_on_disk(ours_path) / n_nerfs,
                                    "baseline": _bytes_on_disk(base_path) / n_nerfs},
-                "loader_graphs_per_s": {"ours": fast, "baseline": standard,
-                                        "ratio": fast / standard},
+                "loader_graphs_per_s": _loader_rates(GraphDataset([ours_path], manifest, device="cpu"),
+                                                     batch_size, epochs, seed),
             }
+        mixed = _loader_rates(GraphDataset(shards, manifest, device="cpu"), batch_size, 1, seed)
     n_total = n_nerfs * len(BENCH_ARCHS)
     ours, baseline = n_total / total["ours"], n_total / total["baseline"]
     return {"name": "graphs", "unit": "NeRFs converted/s (MLP+TRI+HASH)",
             "ours": ours, "baseline": baseline, "ratio": ours / baseline,
             "n_nerfs_per_family": n_nerfs, "batch_size": batch_size,
-            "torch_threads": torch.get_num_threads(), "families": per_family}
+            "torch_threads": torch.get_num_threads(), "families": per_family,
+            "mixed_loader_graphs_per_s": mixed}
 
 
 if __name__ == "__main__":

@@ -93,25 +93,57 @@ def sample_face_params(seed: int, indices) -> FaceParams:
 
 
 class _Canvas:
-    """A batch of images painted in painter's order: later shapes cover earlier ones."""
+    """A batch of images painted in painter's order: later shapes cover earlier ones.
+
+    ``focus`` restricts the next shapes to the pixel window that holds a local box in every
+    image of the batch, so small features cost a few hundred pixels, not the whole image.
+    """
 
     def __init__(self, params: FaceParams, size: int):
-        b = len(params)
-        grid = (np.arange(size, dtype=np.float32) + 0.5)
-        px, py = grid[None, None, :], grid[None, :, None]
-        cx = (params.centre[:, 0] * size).astype(np.float32)[:, None, None]
-        cy = (params.centre[:, 1] * size).astype(np.float32)[:, None, None]
+        grid = np.arange(size, dtype=np.float32) + 0.5
+        self.size = size
+        self.centre = (params.centre * size).astype(np.float32)
         self.px_per_unit = (params.scale * size).astype(np.float32)[:, None, None]
-        cos = np.cos(params.roll).astype(np.float32)[:, None, None]
-        sin = np.sin(params.roll).astype(np.float32)[:, None, None]
-        dx, dy = px - cx, py - cy
-        self.u = (cos * dx + sin * dy) / self.px_per_unit
-        self.v = (-sin * dx + cos * dy) / self.px_per_unit
+        self.cos = np.cos(params.roll).astype(np.float32)
+        self.sin = np.sin(params.roll).astype(np.float32)
+        dx = grid[None, None, :] - self.centre[:, 0, None, None]
+        dy = grid[None, :, None] - self.centre[:, 1, None, None]
+        cos, sin = self.cos[:, None, None], self.sin[:, None, None]
+        self._u = (cos * dx + sin * dy) / self.px_per_unit
+        self._v = (-sin * dx + cos * dy) / self.px_per_unit
         self.image = np.broadcast_to(params.background[:, None, None, :],
-                                     (b, size, size, 3)).astype(np.float32)
+                                     (len(params), size, size, 3)).astype(np.float32)
+        self.window = (slice(None), slice(None))
+
+    def focus(self, u0: float, v0: float, u1: float, v1: float) -> None:
+        """Work inside the pixel window covering the local box [u0, u1] × [v0, v1]."""
+        corners = np.array([(u0, v0), (u0, v1), (u1, v0), (u1, v1)], dtype=np.float32)
+        s = self.px_per_unit[:, 0, 0, None]
+        x = self.centre[:, 0, None] + s * (self.cos[:, None] * corners[:, 0]
+                                          - self.sin[:, None] * corners[:, 1])
+        y = self.centre[:, 1, None] + s * (self.sin[:, None] * corners[:, 0]
+                                          + self.cos[:, None] * corners[:, 1])
+        self.window = (self._span(y), self._span(x))
+
+    def _span(self, z: np.ndarray) -> slice:
+        """Pixel indices covering coordinates ``z`` with a 2-pixel margin for soft edges."""
+        lo = int(np.clip(np.floor(z.min()) - 2, 0, self.size))
+        hi = int(np.clip(np.ceil(z.max()) + 2, 0, self.size))
+        return slice(lo, hi)
+
+    @property
+    def u(self) -> np.ndarray:
+        return self._u[(slice(None), *self.window)]
+
+    @property
+    def v(self) -> np.ndarray:
+        return self._v[(slice(None), *self.window)]
+
+    def zeros(self) -> np.ndarray:
+        return np.zeros_like(self.u)
 
     def ellipse(self, cu, cv, a, b) -> np.ndarray:
-        """Coverage [B, H, W] of the axis-aligned local ellipse centred (cu, cv), semi-axes a, b.
+        """Coverage of the axis-aligned local ellipse centred (cu, cv) with semi-axes a, b.
 
         Signed distance ≈ (q - 1) / |∇q| with q the normalised radius (exact on the boundary).
         """
@@ -128,12 +160,13 @@ class _Canvas:
         return np.clip(0.5 + (self.v - _col(v0)) * self.px_per_unit, 0.0, 1.0)
 
     def paint(self, coverage: np.ndarray, colour, where=None) -> None:
-        """Composite ``colour`` [B, 3] over the image with ``coverage``, for images ``where``."""
+        """Composite ``colour`` [B, 3] with ``coverage`` over the window, for images ``where``."""
         if where is not None:
             coverage = coverage * _col(np.asarray(where, dtype=np.float32))
         alpha = coverage[..., None]
         colour = np.asarray(colour, dtype=np.float32)[:, None, None, :]
-        self.image = self.image * (1.0 - alpha) + alpha * colour
+        region = self.image[(slice(None), *self.window)]
+        region += alpha * (colour - region)
 
 
 def _col(x) -> np.ndarray:
@@ -151,6 +184,7 @@ def draw_faces(params: FaceParams, size: int) -> np.ndarray:
     shade = skin * 0.82
     sx = params.yaw_shift  # horizontal feature offset of the head turn
     eye_scale = 1.0 - 0.6 * sx * np.array([[1.0], [-1.0]])  # far eye narrower
+    eye_u = [side * 0.38 + sx * 0.6 for side in (-1.0, 1.0)]
 
     c.paint(c.ellipse(0.0, 2.7, 2.3 * ones, 1.3 * ones), params.clothes)
     c.paint(c.ellipse(0.0, 0.7, 1.38 * ones, 2.0 * ones), hair, where=params.long_hair)
@@ -159,22 +193,28 @@ def draw_faces(params: FaceParams, size: int) -> np.ndarray:
         c.paint(c.ellipse(side * 1.0 - 0.3 * sx, 0.1, 0.2 * ones, 0.3 * ones), shade)
     c.paint(c.ellipse(0.0, -0.35, 1.12 * ones, 1.15 * ones), hair)
     c.paint(c.ellipse(0.0, 0.0, ones, 1.3 * ones), skin)
+    c.focus(-1.2, -1.6, 1.2, -0.6)
     c.paint(c.ellipse(0.0, -0.35, 1.12 * ones, 1.15 * ones) * (1.0 - c.below(-0.78)), hair)
 
     if params.beard.any():
-        chin = c.ellipse(0.0, 0.0, 1.02 * ones, 1.33 * ones) * c.below(0.36)
+        c.focus(-1.1, 0.3, 1.1, 1.4)
+        chin = c.ellipse(0.0, 0.0, 1.02 * ones, 1.33 * ones) * c.below(0.42)
         c.paint(chin, hair * 0.9, where=params.beard)
-        c.paint(c.ellipse(sx * 0.6, 0.47, 0.32 * ones, 0.08 * ones), hair * 0.8,
+        c.paint(c.ellipse(sx * 0.6, 0.5, 0.32 * ones, 0.08 * ones), hair * 0.8,
                 where=params.beard)
 
-    for k, side in enumerate((-1.0, 1.0)):
-        eu = side * 0.38 + sx * 0.6
-        c.paint(c.ellipse(eu, -0.47, 0.22 * eye_scale[k], 0.05 * ones), hair * 0.85)
-        c.paint(c.ellipse(eu, -0.22, 0.17 * eye_scale[k], 0.09 * ones), 245.0 * np.ones((b, 3)))
-        c.paint(c.ellipse(eu, -0.22, 0.075 * eye_scale[k], 0.075 * ones), params.iris)
-        c.paint(c.ellipse(eu, -0.22, 0.035 * eye_scale[k], 0.035 * ones), np.zeros((b, 3)))
+    c.focus(-0.9, -0.6, 0.9, -0.05)
+    for k in range(2):
+        c.paint(c.ellipse(eye_u[k], -0.47, 0.22 * eye_scale[k], 0.05 * ones), hair * 0.85)
+        c.paint(c.ellipse(eye_u[k], -0.22, 0.17 * eye_scale[k], 0.09 * ones),
+                np.full((b, 3), 245.0))
+        c.paint(c.ellipse(eye_u[k], -0.22, 0.075 * eye_scale[k], 0.075 * ones), params.iris)
+        c.paint(c.ellipse(eye_u[k], -0.22, 0.035 * eye_scale[k], 0.035 * ones),
+                np.zeros((b, 3)))
+    c.focus(-0.4, 0.1, 0.4, 0.35)
     c.paint(c.ellipse(sx, 0.22, 0.11 * ones, 0.07 * ones), shade)
 
+    c.focus(-0.6, 0.4, 0.6, 0.85)
     mu = sx * 0.6
     lips = skin * 0.55 + np.array([90.0, 10.0, 15.0])
     open_mouth = c.ellipse(mu, 0.62, 0.32 * ones, 0.18 * ones) * c.below(0.62)
@@ -184,17 +224,17 @@ def draw_faces(params: FaceParams, size: int) -> np.ndarray:
     c.paint(c.ellipse(mu, 0.64, 0.26 * ones, 0.045 * ones), lips, where=~params.smiling)
 
     if params.eyeglasses.any():
-        glasses = np.zeros_like(c.u)
+        c.focus(-1.2, -0.5, 1.2, 0.0)
+        frame = c.zeros()
         for k, side in enumerate((-1.0, 1.0)):
-            eu = side * 0.38 + sx * 0.6
-            outer = c.ellipse(eu, -0.22, 0.26 * eye_scale[k], 0.18 * ones)
-            inner = c.ellipse(eu, -0.22, 0.215 * eye_scale[k], 0.135 * ones)
+            outer = c.ellipse(eye_u[k], -0.22, 0.26 * eye_scale[k], 0.18 * ones)
+            inner = c.ellipse(eye_u[k], -0.22, 0.215 * eye_scale[k], 0.135 * ones)
             c.paint(inner, params.frame, where=params.eyeglasses * 0.15)
-            glasses = np.maximum(glasses, outer - inner)
-            temple_u = side * 0.82 + sx * 0.3
-            glasses = np.maximum(glasses, c.ellipse(temple_u, -0.24, 0.2 * ones, 0.025 * ones))
-        glasses = np.maximum(glasses, c.ellipse(sx * 0.6, -0.25, 0.16 * ones, 0.025 * ones))
-        c.paint(glasses, params.frame, where=params.eyeglasses)
+            frame = np.maximum(frame, outer - inner)
+            temple = c.ellipse(side * 0.82 + sx * 0.3, -0.24, 0.2 * ones, 0.025 * ones)
+            frame = np.maximum(frame, temple)
+        frame = np.maximum(frame, c.ellipse(sx * 0.6, -0.25, 0.16 * ones, 0.025 * ones))
+        c.paint(frame, params.frame, where=params.eyeglasses)
 
     return np.clip(np.rint(c.image), 0, 255).astype(np.uint8)
 
@@ -209,7 +249,7 @@ def attribute_table(params: FaceParams) -> pd.DataFrame:
 def generate_faces(n: int, seed: int, size: int = 128, batch: int = 64):
     """The first ``n`` faces of ``seed``: (uint8 [n, size, size, 3], attribute table)."""
     if n < 1 or size < 8:
-        raise ValueError(f"faces: need n >= 1 and size >= 8, got n={n}, size={size}")
+        raise ValueError(f"data.faces: need count >= 1 and resolution >= 8, got {n}, {size}")
     images = np.empty((n, size, size, 3), dtype=np.uint8)
     tables = []
     for start in tqdm(range(0, n, batch), desc="faces", unit="batch"):

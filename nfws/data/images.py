@@ -5,9 +5,10 @@ labels CSV, listed by the manifest and packed here into ``images.zarr`` (``image
 [N, H, W, 3], ``object_ids``, ``labels`` int64 [N], ``attributes`` int64 [N, A]; attrs
 attribute_names, label_name, class_names, resolution), in manifest order.
 
-Labels CSV: a ``file`` column with image paths relative to the CSV's own directory, one
-label column (class names as strings) and any number of integer attribute columns
-(CelebA-style 0/1 flags).
+Labels CSV: first a ``file`` column with image paths relative to the CSV's own directory,
+then the label column (its header names the label, e.g. ``hair_colour``; values are class
+names, ordered alphabetically into class indices), then any number of integer attribute
+columns (CelebA-style 0/1 flags).
 """
 from __future__ import annotations
 
@@ -66,45 +67,38 @@ class LabelTable:
 
     table: pd.DataFrame
     label_column: str
-    class_names: list[str]
     attribute_names: list[str]
 
 
-def read_labels_csv(path, label_column: str, class_names=None) -> LabelTable:
-    """Parse and check a labels CSV. Class order: ``class_names`` if given, else sorted."""
+def read_labels_csv(path) -> LabelTable:
+    """Parse and check a labels CSV: ``file``, then the label column, then attributes."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: labels CSV missing")
     try:
-        table = pd.read_csv(path, dtype={"file": str, label_column: str})
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        table = pd.read_csv(path, dtype=str, nrows=0)
+        columns = list(table.columns)
+        if len(columns) < 2 or columns[0] != "file":
+            raise ValueError(f"{path}: columns must be 'file', a label column, then "
+                             f"attributes; got {columns}")
+        table = pd.read_csv(path, dtype={"file": str, columns[1]: str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a readable CSV ({err})") from err
-    for column in ("file", label_column):
-        if column not in table.columns:
-            raise ValueError(f"{path}: no column {column!r} (columns: {list(table.columns)})")
+    label_column = columns[1]
     if table["file"].isna().any() or table[label_column].isna().any():
         raise ValueError(f"{path}: empty 'file' or {label_column!r} cells")
     dup = table["file"][table["file"].duplicated()].tolist()
     if dup:
         raise ValueError(f"{path}: files listed twice: {dup[:3]}")
-    attribute_names = [c for c in table.columns if c not in ("file", label_column)]
+    attribute_names = columns[2:]
     for column in attribute_names:
         if not pd.api.types.is_integer_dtype(table[column]):
             raise ValueError(f"{path}: attribute column {column!r} must hold integers")
-    found = sorted(table[label_column].unique())
-    if class_names is None:
-        class_names = found
-    else:
-        class_names = list(class_names)
-        unknown = sorted(set(found) - set(class_names))
-        if unknown:
-            raise ValueError(f"{path}: labels {unknown} are not in class_names {class_names}")
     table["path"] = [str((path.parent / f).resolve()) for f in table["file"]]
-    return LabelTable(table, label_column, class_names, attribute_names)
+    return LabelTable(table, label_column, attribute_names)
 
 
-def build_images_store(manifest_path, out_path, resolution: int, labels_csv=None,
-                       label_column: str | None = None) -> None:
+def build_images_store(manifest_path, out_path, resolution: int, labels_csv=None) -> None:
     """Pack every manifest image (all splits, manifest order) into ``images.zarr``.
 
     Labels are the manifest's class indices; attributes come from the labels CSV (which
@@ -113,26 +107,23 @@ def build_images_store(manifest_path, out_path, resolution: int, labels_csv=None
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise ValueError(f"resolution: must be a positive integer, got {resolution!r}")
     manifest = read_manifest(manifest_path)
+    class_names = _manifest_class_names(manifest, manifest_path)
     sources = [str(Path(s).resolve()) for s in manifest["source"]]
     if labels_csv is None:
-        class_names = _manifest_class_names(manifest, manifest_path)
         attribute_names, label_name = [], "unlabelled"
         attributes = np.zeros((len(manifest), 0), dtype=np.int64)
     else:
-        if label_column is None:
-            raise ValueError("label_column: required when a labels CSV is given")
-        labels = read_labels_csv(labels_csv, label_column)
+        labels = read_labels_csv(labels_csv)
         rows = labels.table.set_index("path").reindex(sources)
         missing = [s for s, ok in zip(sources, rows["file"].notna()) if not ok]
         if missing:
             raise ValueError(f"{labels_csv}: no row for {len(missing)} manifest images, "
                              f"e.g. {missing[:3]}")
-        clash = (rows[label_column].to_numpy() != manifest["class_name"].to_numpy())
+        clash = rows[labels.label_column].to_numpy() != manifest["class_name"].to_numpy()
         if clash.any():
             raise ValueError(f"{manifest_path}: class names disagree with {labels_csv} for "
                              f"{manifest['object_id'][clash].tolist()[:3]}; rebuild the manifest")
-        class_names = _manifest_class_names(manifest, manifest_path)
-        attribute_names, label_name = labels.attribute_names, label_column
+        attribute_names, label_name = labels.attribute_names, labels.label_column
         attributes = rows[attribute_names].to_numpy(dtype=np.int64).reshape(len(manifest), -1)
     images = np.empty((len(manifest), resolution, resolution, 3), dtype=np.uint8)
     for i, source in enumerate(tqdm(sources, desc="images store", unit="img")):

@@ -5,22 +5,19 @@ knows the ShapeNet class table, how objects are found on disk (or generated), an
 are split. Columns: object_id, class_name, class_index, split ('train'|'val'|'test'),
 source (path to what describes the object).
 
-Dataset config section (one per dataset; ``key`` below is its config path, e.g.
-``data.shapes``, and every error message names the offending sub-key):
+Config (``data.shapenet`` / ``data.faces``; errors name the offending key):
 
-- ``kind``: ``synthetic3d`` | ``shapenet_render`` | ``nf2vec`` | ``synthetic_faces`` |
-  ``image_folder``
-- ``classes``: ShapeNet class names to keep (3D kinds; default all 13)
-- ``per_class``: objects generated per class (``synthetic3d``) or an optional cap per
-  class (per class and split with split files) for the real 3D roots
-- ``seed``: generation seed (``synthetic3d``, ``synthetic_faces``)
-- ``root``: dataset root (``shapenet_render``, ``nf2vec``, ``image_folder``)
-- ``n_images``, ``image_size``: synthetic faces written as PNGs of this size
-- ``labels_csv``, ``label_column``, ``class_names``, ``limit``: image folders
-  (see ``nfws.data.images.read_labels_csv``; ``limit`` keeps the first N images)
-- ``split``: either ``{fractions: {train, val, test}, seed}`` (stratified by class) or
-  ``{files: {train: path, validation: path, test: path}}`` (nf2vec's JSON lists of
-  ``.../<synset>/<model_id>`` paths; 'validation' means 'val').
+- shapenet ``source``: ``synthetic`` (objects generated into the sources folder),
+  ``shapenet_render`` (DISN ``<root>/image/<synset>/<model_id>/easy``) or ``nf2vec``
+  (``<root>/<synset>/<model_id>/transforms_train.json``); ``classes``;
+  ``objects_per_class`` (synthetic); ``max_objects_per_class`` (real data: the first N
+  model ids of each class, per split with split files).
+- faces ``source``: ``synthetic`` (``count`` faces at ``resolution`` written as PNGs +
+  attributes.csv into the sources folder) or ``folder`` (``root`` scanned recursively, the
+  first ``count`` images, optional ``labels_csv`` — see ``nfws.data.images``).
+- ``split_fractions`` {train, val, test}: seeded (top-level ``seed``) and stratified by
+  class; or shapenet ``split_files``: a directory with nf2vec's ``train.json``,
+  ``validation.json``, ``test.json`` (JSON lists of ``.../<synset>/<model_id>`` paths).
 
 Object ids: ``<synset>_<model_id>`` for real ShapeNet objects, the generator's ids for
 synthetic objects, the image path relative to the root (suffix dropped, '/' → '_') for
@@ -36,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nfws.store import read_parquet, write_parquet
+from nfws.store import atomic_path, read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +59,7 @@ NAME_TO_SYNSET = {name: synset for synset, name in SHAPENET_CLASSES}
 CLASS_INDEX = {name: i for i, name in enumerate(CLASS_NAMES)}
 
 SPLITS = ("train", "val", "test")
-SPLIT_FILE_NAMES = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+SPLIT_FILES = {"train.json": "train", "validation.json": "val", "test.json": "test"}
 COLUMNS = ("object_id", "class_name", "class_index", "split", "source")
 
 
@@ -134,14 +131,14 @@ def stratified_splits(df: pd.DataFrame, fractions: dict, seed: int, key: str) ->
     Each class is shuffled by its own generator seeded with (seed, class_index), so adding
     or dropping a class never moves the objects of another.
     """
-    fractions = check_fractions(fractions, f"{key}.split.fractions")
+    fractions = check_fractions(fractions, f"{key}.split_fractions")
     splits = pd.Series(index=df.index, dtype=object)
     for (class_index, class_name), group in df.groupby(["class_index", "class_name"]):
         counts = split_counts(len(group), fractions)
         thin = [s for s in SPLITS if fractions[s] > 0 and counts[s] == 0]
         if thin:
             raise ValueError(
-                f"{key}.split.fractions: class {class_name!r} has only {len(group)} objects, "
+                f"{key}.split_fractions: class {class_name!r} has only {len(group)} objects, "
                 f"too few to put one in every split ({thin} would be empty)")
         order = group.sort_values("object_id").index.to_numpy()
         rng = np.random.default_rng([int(seed), int(class_index)])
@@ -151,28 +148,26 @@ def stratified_splits(df: pd.DataFrame, fractions: dict, seed: int, key: str) ->
     return splits
 
 
-def split_file_key(entry: str) -> str:
+def split_file_key(entry: str, where) -> str:
     """``<synset>/<model_id>`` from one nf2vec split entry such as
     ``./data/data_TRAINED/02691156/1a04e3eab45ca15dd86060f189eb133``."""
     parts = Path(entry).parts
     if len(parts) < 2:
-        raise ValueError(f"split entry {entry!r} is not a '<synset>/<model_id>' path")
+        raise ValueError(f"{where}: split entry {entry!r} is not a '<synset>/<model_id>' path")
     return f"{parts[-2]}/{parts[-1]}"
 
 
-def read_split_files(files: dict, key: str) -> dict[str, str]:
-    """Map ``<synset>/<model_id>`` → split from nf2vec's train/validation/test JSON lists."""
-    if not isinstance(files, dict) or not files:
-        raise ValueError(f"{key}: expected a mapping split name → JSON file, got {files!r}")
+def read_split_files(split_dir, key: str) -> dict[str, str]:
+    """Map ``<synset>/<model_id>`` → split from nf2vec's ``train.json``, ``validation.json``
+    and ``test.json`` in ``split_dir``."""
+    split_dir = Path(split_dir)
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"{key}: split directory {split_dir} missing")
     assignment: dict[str, str] = {}
-    for name, path in files.items():
-        if name not in SPLIT_FILE_NAMES:
-            raise ValueError(f"{key}.{name}: unknown split name; use one of "
-                             f"{sorted(SPLIT_FILE_NAMES)}")
-        split = SPLIT_FILE_NAMES[name]
-        path = Path(path)
+    for file_name, split in SPLIT_FILES.items():
+        path = split_dir / file_name
         if not path.is_file():
-            raise FileNotFoundError(f"{key}.{name}: split file {path} missing")
+            raise FileNotFoundError(f"{key}: split file {path} missing")
         try:
             entries = json.loads(path.read_text())
         except json.JSONDecodeError as err:
@@ -180,10 +175,7 @@ def read_split_files(files: dict, key: str) -> dict[str, str]:
         if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
             raise ValueError(f"{path}: expected a JSON list of path strings")
         for entry in entries:
-            try:
-                obj = split_file_key(entry)
-            except ValueError as err:
-                raise ValueError(f"{path}: {err}") from err
+            obj = split_file_key(entry, path)
             if obj in assignment:
                 raise ValueError(f"{path}: object {obj} already listed in split "
                                  f"{assignment[obj]!r}")
@@ -194,18 +186,17 @@ def read_split_files(files: dict, key: str) -> dict[str, str]:
 # --------------------------------------------------------------- builders
 
 
-def synthetic3d_records(section: dict, key: str, out_dir: Path) -> pd.DataFrame:
-    """Generate the synthetic 3D objects under ``out_dir`` and list them."""
-    from nfws.data.synthetic3d import generate_objects  # only 3D datasets need it
+def synthetic3d_records(section: dict, seed: int, key: str, out_dir: Path) -> pd.DataFrame:
+    """Generate the synthetic 3D objects into ``out_dir`` and list them."""
+    from nfws.data.synthetic3d import generate_objects  # only the 3D dataset needs it
 
     classes = shapenet_classes(section.get("classes"), f"{key}.classes")
-    per_class = _positive_int(section, "per_class", key)
-    seed = _required(section, "seed", key)
+    per_class = _positive_int(section, "objects_per_class", key)
     objects = generate_objects(classes, per_class, seed, out_dir)
     df = pd.DataFrame(objects, columns=["object_id", "class_name", "source"])
     foreign = sorted(set(df["class_name"]) - set(classes))
     if foreign:
-        raise ValueError(f"{key}: generator returned classes {foreign} not configured")
+        raise ValueError(f"{key}.classes: generator returned classes {foreign} not configured")
     df["class_index"] = df["class_name"].map(CLASS_INDEX)
     return df
 
@@ -249,99 +240,103 @@ def _scan_synset_tree(tree: Path, section: dict, key: str, required: str) -> pd.
     return df
 
 
-def image_folder_records(section: dict, key: str, root: Path | None = None) -> pd.DataFrame:
-    """Images of a folder (recursively), labelled from the optional labels CSV."""
+def image_folder_records(root, labels_csv, count, key: str) -> pd.DataFrame:
+    """The first ``count`` (all if None) images under ``root``, labelled from the optional
+    labels CSV; class indices follow the sorted label names."""
     from nfws.data.images import list_images, read_labels_csv
 
-    root = root or _root(section, key)
+    root = Path(root)
     paths = list_images(root)
-    limit = section.get("limit")
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"{key}.limit: must be a positive integer, got {limit!r}")
-        if limit > len(paths):
-            raise ValueError(f"{key}.limit: {limit} images asked for, {root} has {len(paths)}")
-        paths = paths[:limit]
+    if count is not None:
+        if count > len(paths):
+            raise ValueError(f"{key}.count: {count} images asked for, {root} has {len(paths)}")
+        paths = paths[:count]
     ids = ["_".join(p.relative_to(root).with_suffix("").parts) for p in paths]
     df = pd.DataFrame({"object_id": ids, "source": [str(p) for p in paths]})
-    labels_csv = section.get("labels_csv")
     if labels_csv is None:
         df["class_name"], df["class_index"] = "unlabelled", 0
         return df
-    label_column = _required(section, "label_column", key)
-    labels = read_labels_csv(labels_csv, label_column, section.get("class_names"))
+    labels = read_labels_csv(labels_csv)
     table = labels.table.set_index("path")
-    missing = [str(p) for p in paths if str(p.resolve()) not in table.index]
+    resolved = [str(p.resolve()) for p in paths]
+    missing = [p for p in resolved if p not in table.index]
     if missing:
         raise ValueError(f"{labels_csv}: no row for {len(missing)} images, e.g. {missing[:3]}")
-    rows = table.loc[[str(p.resolve()) for p in paths]]
-    df["class_name"] = rows[label_column].to_numpy()
-    df["class_index"] = df["class_name"].map(labels.class_names.index)
-    empty = [c for c in labels.class_names if c not in set(df["class_name"])]
-    if empty:
-        raise ValueError(f"{key}.class_names: no images of {empty} under {root}")
+    df["class_name"] = table.loc[resolved, labels.label_column].to_numpy()
+    class_names = sorted(df["class_name"].unique())
+    df["class_index"] = df["class_name"].map(class_names.index)
     return df
-
-
-def synthetic_faces_records(section: dict, key: str, out_dir: Path) -> pd.DataFrame:
-    """Write the synthetic faces as a PNG folder, then read it like any image folder."""
-    from nfws.data.faces import ATTRIBUTES_CSV, LABEL_COLUMN, write_face_folder
-
-    n = _positive_int(section, "n_images", key)
-    size = _positive_int(section, "image_size", key)
-    write_face_folder(out_dir, n, _required(section, "seed", key), size)
-    folder = {"labels_csv": str(out_dir / ATTRIBUTES_CSV), "label_column": LABEL_COLUMN}
-    return image_folder_records(folder, key, root=out_dir)
 
 
 # --------------------------------------------------------------- manifest
 
 
-def build_manifest(section: dict, manifest_path, key: str = "data") -> pd.DataFrame:
-    """Build, split, validate and atomically write ``manifest.parquet`` for one dataset.
+def build_manifest(dataset: str, section: dict, seed: int, manifest_path,
+                   sources_dir) -> pd.DataFrame:
+    """Build, split, validate and write ``manifest.parquet`` of ``data.<dataset>``.
 
-    Generated sources go beside the manifest: ``objects/`` (synthetic 3D objects) or
-    ``faces/`` (synthetic face PNGs + attributes.csv). Returns the manifest.
+    Generated sources (synthetic object JSONs, face PNGs + attributes.csv) go to
+    ``sources_dir``, which is always created (empty for real data); both outputs are
+    committed atomically and the manifest's ``source`` paths point into ``sources_dir``.
     """
-    manifest_path = Path(manifest_path)
-    kind = _required(section, "kind", key)
-    if kind == "synthetic3d":
-        df = synthetic3d_records(section, key, manifest_path.parent / "objects")
-    elif kind == "shapenet_render":
-        df = shapenet_render_records(section, key)
-    elif kind == "nf2vec":
-        df = nf2vec_records(section, key)
-    elif kind == "synthetic_faces":
-        df = synthetic_faces_records(section, key, manifest_path.parent / "faces")
-    elif kind == "image_folder":
-        df = image_folder_records(section, key)
-    else:
-        raise ValueError(f"{key}.kind: unknown dataset kind {kind!r}; use synthetic3d, "
-                         "shapenet_render, nf2vec, synthetic_faces or image_folder")
-    df = assign_splits(df, section, key)
-    validate_manifest(df, key)
+    key = f"data.{dataset}"
+    sources_dir = Path(sources_dir)
+    source = _required(section, "source", key)
+    with atomic_path(sources_dir) as tmp:
+        tmp.mkdir()
+        if dataset == "shapenet" and source == "synthetic":
+            df = synthetic3d_records(section, seed, key, tmp)
+        elif dataset == "shapenet" and source == "shapenet_render":
+            df = shapenet_render_records(section, key)
+        elif dataset == "shapenet" and source == "nf2vec":
+            df = nf2vec_records(section, key)
+        elif dataset == "faces" and source == "synthetic":
+            from nfws.data.faces import ATTRIBUTES_CSV, write_face_folder
+
+            count = _positive_int(section, "count", key)
+            write_face_folder(tmp, count, seed, _positive_int(section, "resolution", key))
+            df = image_folder_records(tmp, tmp / ATTRIBUTES_CSV, count, key)
+        elif dataset == "faces" and source == "folder":
+            count = section.get("count")
+            if count is not None:
+                count = _positive_int(section, "count", key)
+            df = image_folder_records(_root(section, key), section.get("labels_csv"), count,
+                                      key)
+        else:
+            raise ValueError(f"{key}.source: unknown source {source!r} for dataset "
+                             f"{dataset!r}")
+        df = assign_splits(df, section, seed, key)
+        validate_manifest(df, key)
+        df["source"] = [_moved(s, tmp, sources_dir) for s in df["source"]]
     write_parquet(df, manifest_path)
     return df
 
 
-def assign_splits(df: pd.DataFrame, section: dict, key: str) -> pd.DataFrame:
-    """Add the split column (fractions or split files), applying ``per_class`` caps of real
-    3D roots, and order rows by (class_index, object_id)."""
-    split = _required(section, "split", key)
-    if not isinstance(split, dict) or ("files" in split) == ("fractions" in split):
-        raise ValueError(f"{key}.split: give exactly one of 'fractions' or 'files'")
+def faces_labels_csv(section: dict, sources_dir) -> str | None:
+    """The labels CSV the faces images store reads attributes from (None: unlabelled)."""
+    if section.get("source") == "synthetic":
+        from nfws.data.faces import ATTRIBUTES_CSV
+        return str(Path(sources_dir) / ATTRIBUTES_CSV)
+    return section.get("labels_csv")
+
+
+def assign_splits(df: pd.DataFrame, section: dict, seed: int, key: str) -> pd.DataFrame:
+    """Add the split column (``split_files`` if set, else ``split_fractions``), applying
+    ``max_objects_per_class`` to real 3D data; rows ordered by (class_index, object_id)."""
     df = df.sort_values(["class_index", "object_id"], ignore_index=True)
-    cap = section.get("per_class") if section.get("kind") in ("shapenet_render", "nf2vec") \
-        else None
-    if "files" in split:
-        df = _apply_split_files(df, read_split_files(split["files"], f"{key}.split.files"), key)
+    cap = section.get("max_objects_per_class") if section.get("source") in (
+        "shapenet_render", "nf2vec") else None
+    if section.get("split_files") is not None:
+        assignment = read_split_files(section["split_files"], f"{key}.split_files")
+        df = _apply_split_files(df, assignment, key)
         if cap is not None:
             df = df.groupby(["class_index", "split"], sort=False).head(cap)
     else:
         if cap is not None:
             df = df.groupby("class_index", sort=False).head(cap).reset_index(drop=True)
-        df["split"] = stratified_splits(df, split["fractions"], _required(split, "seed",
-                                                                          f"{key}.split"), key)
+        df["split"] = stratified_splits(df, _required(section, "split_fractions", key), seed,
+                                        key)
+    df["split"] = df["split"].astype(str)
     return df.sort_values(["class_index", "object_id"], ignore_index=True)[list(COLUMNS)]
 
 
@@ -353,12 +348,15 @@ def _apply_split_files(df: pd.DataFrame, assignment: dict[str, str], key: str) -
     selected_synsets = {NAME_TO_SYNSET[c] for c in df["class_name"].unique()}
     absent = [k for k in assignment if k not in on_disk and k.split("/")[0] in selected_synsets]
     if absent:
-        raise ValueError(f"{key}.split.files: {len(absent)} listed objects not found on disk, "
+        raise ValueError(f"{key}.split_files: {len(absent)} listed objects not found on disk, "
                          f"e.g. {absent[:3]}")
     listed = keys.isin(assignment.keys())
     if (~listed).any():
-        log.warning("%s.split.files: %d objects on disk are in no split file; left out",
+        log.warning("%s.split_files: %d objects on disk are in no split file; left out",
                     key, int((~listed).sum()))
+    empty = sorted(set(df["class_name"]) - set(df["class_name"][listed]))
+    if empty:
+        raise ValueError(f"{key}.split_files: no objects of classes {empty} are listed")
     df = df[listed.to_numpy()].copy()
     df["split"] = keys[listed].map(assignment).to_numpy()
     return df
@@ -390,15 +388,13 @@ def read_manifest(path) -> pd.DataFrame:
     return df
 
 
-def labels_source(section: dict, manifest_path) -> tuple[str | None, str | None]:
-    """(labels CSV, label column) an images store of this dataset reads attributes from."""
-    if section.get("kind") == "synthetic_faces":
-        from nfws.data.faces import ATTRIBUTES_CSV, LABEL_COLUMN
-        return str(Path(manifest_path).parent / "faces" / ATTRIBUTES_CSV), LABEL_COLUMN
-    return section.get("labels_csv"), section.get("label_column")
-
-
 # ---------------------------------------------------------------- helpers
+
+
+def _moved(source: str, tmp: Path, final: Path) -> str:
+    """A source path inside the temporary sources folder, re-rooted at its final place."""
+    path = Path(source)
+    return str(final / path.relative_to(tmp)) if path.is_relative_to(tmp) else source
 
 
 def _required(section: dict, name: str, key: str):

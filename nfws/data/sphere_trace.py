@@ -24,25 +24,24 @@ from nfws.store import read_parquet
 
 LIGHT_DIR = (0.4, 1.0, 0.6)   # world direction towards the light (normalised on use)
 AMBIENT = 0.35
-HIT_EPS = 1e-4                # a ray has hit when the SDF falls below this (object units)
+HIT_EPS = 5e-4                # a ray has hit when the SDF falls below this (object units)
+BOX_PAD = 1e-2                # margin around the object's bounding box for marching
 NORMAL_STEP = 1e-3
 _TETRAHEDRON = torch.tensor([[1, -1, -1], [-1, -1, 1], [-1, 1, -1], [1, 1, 1]], dtype=torch.float32)
 
 
-def trace(obj: SDFObject, origins: torch.Tensor, dirs: torch.Tensor, max_steps: int = 128):
+def trace(obj: SDFObject, origins: torch.Tensor, dirs: torch.Tensor, max_steps: int = 64):
     """March rays [N, 3] (unit ``dirs``) to the zero level set.
 
     Returns (hit [N] bool, t [N] ray distance). Rays are only marched inside the object's
-    bounding sphere; a ray still marching after ``max_steps`` counts as a miss.
+    (slightly padded) bounding box; a ray still marching after ``max_steps`` counts as a
+    miss (only grazing silhouette rays get that far).
     """
-    radius = obj.bounding_radius() * 1.01 + 1e-3
-    b = (origins * dirs).sum(-1)
-    disc = b**2 - ((origins**2).sum(-1) - radius**2)
-    root = disc.clamp(min=0).sqrt()
-    t = (-b - root).clamp(min=0)
-    t_exit = -b + root
+    lo, hi = (torch.tensor(b, dtype=origins.dtype, device=origins.device) for b in obj.bounds())
+    t_enter, t_exit = _box_span(origins, dirs, lo - BOX_PAD, hi + BOX_PAD)
+    t = t_enter.clamp(min=0)
     hit = torch.zeros(len(origins), dtype=torch.bool, device=origins.device)
-    active = torch.nonzero(disc > 0).squeeze(1)
+    active = torch.nonzero(t_exit > t).squeeze(1)
     for _ in range(max_steps):
         if active.numel() == 0:
             break
@@ -56,6 +55,13 @@ def trace(obj: SDFObject, origins: torch.Tensor, dirs: torch.Tensor, max_steps: 
     return hit, t
 
 
+def _box_span(origins, dirs, lo, hi):
+    """Entry and exit distances of rays through the box [lo, hi] (slab method)."""
+    inv = 1.0 / torch.where(dirs.abs() < 1e-12, torch.full_like(dirs, 1e-12), dirs)
+    t0, t1 = (lo - origins) * inv, (hi - origins) * inv
+    return torch.minimum(t0, t1).max(dim=-1).values, torch.maximum(t0, t1).min(dim=-1).values
+
+
 def surface_normals(obj: SDFObject, points: torch.Tensor) -> torch.Tensor:
     """Unit SDF gradients [N, 3] by the four-point tetrahedral finite difference."""
     k = _TETRAHEDRON.to(points)
@@ -66,7 +72,7 @@ def surface_normals(obj: SDFObject, points: torch.Tensor) -> torch.Tensor:
 
 def render_views(obj: SDFObject, c2w: torch.Tensor, intrinsics: torch.Tensor, height: int,
                  width: int, light_dir=LIGHT_DIR, ambient: float = AMBIENT,
-                 max_steps: int = 128) -> np.ndarray:
+                 max_steps: int = 64) -> np.ndarray:
     """RGBA uint8 [V, H, W, 4] of ``obj`` seen by cameras c2w [V, 4, 4], intrinsics [V, 4].
 
     Straight alpha: background pixels are (0, 0, 0, 0), object pixels opaque.

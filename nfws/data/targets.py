@@ -165,7 +165,7 @@ def read_shape(source, cfg: dict, generator: torch.Generator):
         uniform = (torch.rand(cfg["n_uniform"], 3, generator=generator,
                               dtype=verts.dtype) - 0.5) * 1.1
         points = torch.cat([uniform, near])
-        occ = winding_number(points, verts, faces) > 0.5
+        occ = winding_number(points, verts, faces).abs() > 0.5  # either face orientation
         surface = sample_mesh_surface(verts, faces, n_gt, generator)
         return points.float().numpy(), occ.numpy(), surface.float().numpy()
     raise ValueError(f"{path}: unknown 3D source (expected .json, .obj, .off or an "
@@ -199,8 +199,8 @@ def build_shape_targets(manifest_path, out_path, cfg: dict, seed: int) -> None:
     write_zarr(out_path, {"points": np.stack(points), "occupancy": np.stack(occ).astype(np.uint8),
                           "surface": np.stack(surface), "object_ids": df.object_id.to_numpy(),
                           "labels": df.class_index.to_numpy(np.int64)},
-               attrs={"kind": "occupancy", "class_names": [classes[k] for k in sorted(classes)],
-                      "label_values": sorted(int(k) for k in classes)})
+               attrs={"kind": "occupancy",
+                      "class_names": [str(classes.get(k, k)) for k in range(max(classes) + 1)]})
 
 
 def build_image_targets(images_store, out_path, resolution: int,
@@ -241,7 +241,7 @@ class ImageTargets:
         self.resolution = self.images.shape[1]
         self.coords = pixel_grid(self.resolution)
         self.values = self.images.reshape(len(self.images), -1, 3)
-        self.object_ids = arrays["object_ids"].astype(str)
+        self.object_ids = np.array([str(o) for o in arrays["object_ids"]], dtype=object)
         self.labels = arrays["labels"].astype(np.int64)
         self.class_names = list(attrs.get("class_names", []))
 
@@ -266,7 +266,7 @@ class OccupancyTargets:
         self.points = torch.from_numpy(arrays["points"]).float()
         self.values = torch.from_numpy(arrays["occupancy"]).float().unsqueeze(-1)
         self.surface = torch.from_numpy(arrays["surface"]).float()
-        self.object_ids = arrays["object_ids"].astype(str)
+        self.object_ids = np.array([str(o) for o in arrays["object_ids"]], dtype=object)
         self.labels = arrays["labels"].astype(np.int64)
         self.class_names = list(attrs.get("class_names", []))
 

@@ -32,11 +32,13 @@ def to_unit_cube(x: torch.Tensor, bbox: float) -> torch.Tensor:
 
 def frequency_encoding(x01: torch.Tensor, n_freqs: int) -> torch.Tensor:
     """tiny-cuda-nn's Frequency encoding of ``x01 [..., D]`` -> ``[..., D * 2 * n_freqs]``."""
-    scales = torch.pow(2.0, torch.arange(n_freqs, dtype=x01.dtype, device=x01.device))
-    phases = torch.tensor([0.0, math.pi / 2], dtype=x01.dtype, device=x01.device)
-    arg = (x01.unsqueeze(-1) * scales) * math.pi          # [..., D, n_freqs]
-    enc = torch.sin(arg.unsqueeze(-1) + phases)          # [..., D, n_freqs, 2]
-    return enc.flatten(-3)
+    # (x * 2^k) * pi == x * (2^k * pi) bit for bit: scaling by 2^k is exact in floating point
+    dtype = torch.promote_types(x01.dtype, torch.float32)
+    scales = (torch.pow(2.0, torch.arange(n_freqs, dtype=dtype, device=x01.device))
+              * torch.tensor(math.pi, dtype=dtype)).view(n_freqs, 1)
+    phases = torch.tensor([0.0, math.pi / 2], dtype=dtype, device=x01.device)
+    arg = torch.addcmul(phases, x01.to(dtype)[..., None, None], scales)   # [..., D, n_freqs, 2]
+    return torch.sin(arg).flatten(-3)
 
 
 def triplane_features(planes: torch.Tensor, x01: torch.Tensor) -> torch.Tensor:

@@ -87,28 +87,34 @@ class FieldStack(torch.nn.Module):
         self._mlp_keys = [param_key(f"mlp.{i}") for i in range(len(spec.mlp_shapes()))]
 
     # ----- forward ------------------------------------------------------------------
-    def encode(self, x01: torch.Tensor) -> torch.Tensor:
-        """Encoding features ``[B, N, spec.encoding_dim]`` (before the 1.0 padding)."""
+    def encode(self, x01: torch.Tensor) -> list[torch.Tensor]:
+        """Encoding blocks ``[B, N, w_i]`` in MLP input order (before the 1.0 padding).
+
+        Kept as separate blocks so the first layer reads each with its own column slice
+        instead of paying for a concatenated copy."""
         spec = self.spec
         if spec.family == "MLP":
-            return frequency_encoding(x01, spec.n_freqs)
+            return [frequency_encoding(x01, spec.n_freqs)]
         if spec.family == "TRI":
-            planes = triplane_features(self.params["triplane"], x01)
-            return torch.cat([frequency_encoding(x01, spec.n_freqs).to(planes.dtype), planes], -1)
-        return hash_encoding(self.params["hash"], x01, spec)
+            return [frequency_encoding(x01, spec.n_freqs),
+                    triplane_features(self.params["triplane"], x01)]
+        return [hash_encoding(self.params["hash"], x01, spec)]
 
-    def mlp(self, feats: torch.Tensor) -> torch.Tensor:
-        """Batched bias-free MLP on ``[B, N, encoding_dim]`` -> ``[B, N, 16]``."""
+    def mlp(self, blocks: list[torch.Tensor]) -> torch.Tensor:
+        """Batched bias-free MLP on encoding blocks -> ``[B, N, 16]``."""
         weights = [self.params[k] for k in self._mlp_keys]
-        first, enc = weights[0], feats.shape[-1]
-        if first.shape[-1] > enc:   # padded inputs are constant 1.0: their weights sum to a bias
-            bias = first[:, :, enc:].sum(dim=-1).unsqueeze(1)
-            h = torch.baddbmm(bias, feats, first[:, :, :enc].transpose(1, 2))
-        else:
-            h = torch.bmm(feats, first.transpose(1, 2))
-        act = torch.sin if self.spec.activation == "sine" else torch.relu
+        first, col, h = weights[0], 0, None
+        if first.shape[-1] > self.spec.encoding_dim:
+            # padded inputs are the constant 1.0: their weights sum to a bias
+            h = first[:, :, self.spec.encoding_dim:].sum(dim=-1).unsqueeze(1)
+        for block in blocks:
+            w = first[:, :, col:col + block.shape[-1]].transpose(1, 2)
+            h = torch.bmm(block, w) if h is None else torch.baddbmm(h, block, w)
+            col += block.shape[-1]
         for w in weights[1:]:
-            h = torch.bmm(act(h), w.transpose(1, 2))
+            # relu in place is safe: bmm keeps its inputs, not its output, for backward
+            h = torch.bmm(torch.sin(h) if self.spec.activation == "sine" else torch.relu_(h),
+                          w.transpose(1, 2))
         return h
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
@@ -118,8 +124,9 @@ class FieldStack(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """rgb ``[B, N, 3]`` in (0, 1) and density ``[B, N]`` >= 0 at world points ``x``."""
-        raw = self.raw(x)
+        self._check_points(x)
         x01 = to_unit_cube(x, self.spec.bbox)
+        raw = self.mlp(self.encode(x01))
         inside = ((x01 > 0) & (x01 < 1)).all(dim=-1)
         sigma = trunc_exp(raw[..., 3] - 1.0) * inside
         return torch.sigmoid(raw[..., :3]), sigma

@@ -79,7 +79,7 @@ def from_tcnn(spec: ArchSpec, flat: np.ndarray) -> dict[str, np.ndarray]:
     if spec.family == "TRI":
         r, c = spec.triplane_res, spec.triplane_channels
         out["triplane"] = take(3 * r * r * c).reshape(3, r, r, c).transpose(0, 3, 1, 2).copy()
-    return out
+    return {name: out[name] for name in spec.param_shapes()}
 
 
 def tcnn_available() -> bool:

@@ -16,14 +16,11 @@ import torch
 from tqdm import tqdm
 
 from nfws.data.targets import load_targets, sample_batch
+from nfws.device import choose_device
 from nfws.models.modulated import ModulatedField
 from nfws.store import load_torch, save_torch
 
 TRAIN_KEYS = ("stages", "lambda_r", "ema_decay", "latent_init_std", "checkpoint_every")
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _validate(cfg: dict) -> None:
@@ -43,7 +40,7 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
     [N, d_z], ``object_ids`` and ``loss_curve`` (one value per step). Returns a summary.
     """
     _validate(cfg)
-    device = device or default_device()
+    device = device or choose_device("auto")
     targets = load_targets(targets_path)
     arch = {**cfg, "coord_dim": targets.coord_dim, "out_dim": targets.out_dim}
     torch.manual_seed(seed)  # module initialisers draw from the global generator

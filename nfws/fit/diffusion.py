@@ -44,7 +44,7 @@ def diffusion_config(cfg: dict | None) -> dict:
     return {**DEFAULTS, **cfg}
 
 
-def load_weight_shards(paths, manifest_path=None, split: str | None = "train"):
+def load_weight_shards(paths, manifest_path=None, split: str = "train"):
     """Stack the weight shards; keep objects of ``split`` when a manifest is given.
 
     Returns (weights float32 [n, P], object_ids [n], layout).
@@ -71,7 +71,7 @@ def load_weight_shards(paths, manifest_path=None, split: str | None = "train"):
         ids.extend(str(i) for i in arrays["object_ids"])
     weights = np.concatenate(weights)
     ids = np.asarray(ids)
-    if manifest_path is not None and split is not None:
+    if manifest_path is not None:
         manifest = read_parquet(manifest_path, ["object_id", "split"])
         keep_ids = set(manifest.loc[manifest["split"] == split, "object_id"].astype(str))
         keep = np.array([i in keep_ids for i in ids])
@@ -103,9 +103,11 @@ def build_denoiser(denoiser: str, layout: list[dict], cfg: dict) -> torch.nn.Mod
     return TensorTokenDiT(**args)
 
 
-def train_diffusion(weights_paths, cfg: dict, out_path, seed: int, denoiser: str = "auto",
-                    manifest_path=None, split: str = "train") -> dict:
-    """Train one denoiser; write ``out_path`` (.pt); return a summary dict."""
+def train_diffusion(weights_paths, cfg: dict, out_path, seed: int, manifest_path,
+                    denoiser: str = "auto", split: str = "train") -> dict:
+    """Train one denoiser on the ``split`` objects (per ``manifest_path``) of the shards;
+    write ``out_path`` (.pt); return a summary dict. Instance shards hold every object of
+    the dataset, so the manifest is required: the held-out objects are the reference set."""
     cfg = diffusion_config(cfg)
     out_path = Path(out_path)
     device = choose_device(cfg["device"])

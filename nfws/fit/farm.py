@@ -65,7 +65,7 @@ class FarmConfig:
     psnr_floor: float = 15.0
     on_failure: str = "fail"
     precision: str = "bf16"
-    carve_resolution: int = 32
+    carve_resolution: int = 24
     points_per_call: int = 32768
     threads: int = 0
     occupancy_resolution: int = 128
@@ -199,7 +199,7 @@ class RayBank:
         self.dirs = pad(dirs).to(device)
         self.rgba = pad(rgba).to(device)
         self.view_of = pad(view_of).to(device)
-        self.origins = torch.from_numpy(views.c2w[:, view_idx, :3, 3]).to(device)  # [B, Vt, 3]
+        self.origins = torch.from_numpy(views.c2w[:, view_idx][:, :, :3, 3].copy()).to(device)  # [B, Vt, 3]
         self.counts = torch.tensor(counts, dtype=torch.float64)
         self.device = device
 
@@ -344,13 +344,22 @@ def render_heldout(stack, views: ShardViews, held_idx: list[int], boxes, cfg: Fa
     intr = torch.from_numpy(views.intrinsics[:, held_idx])[:, :, None, None]
     origins, dirs = pixel_rays(c2w, intr, uv)
     n = len(held_idx) * H * W
+    origins, dirs = origins.reshape(B, n, 3).to(device), dirs.reshape(B, n, 3).to(device)
+    # only rays that meet a NeRF's box can differ from black: render those, hit rays first
+    hit = ray_box_intersect(origins, dirs, boxes[:, None, 0], boxes[:, None, 1])[2]
+    counts = hit.sum(1)
+    order = torch.argsort((~hit).to(torch.uint8), dim=1, stable=True)[:, :max(int(counts.max()), 1)]
+    take = lambda t: torch.gather(t, 1, order[..., None].expand(-1, -1, 3))
     with autocast(device, cfg.precision):
-        out = render_pixels(stack, origins.reshape(B, n, 3).to(device), dirs.reshape(B, n, 3).to(device),
-                            boxes, cfg.eval_samples_per_ray, torch.zeros(3, device=device),
+        out = render_pixels(stack, take(origins), take(dirs), boxes, cfg.eval_samples_per_ray,
+                            torch.zeros(3, device=device),
                             rays_per_call=max(1, cfg.points_per_call // (B * cfg.eval_samples_per_ray)))
+    valid = torch.arange(order.shape[1], device=device)[None] < counts[:, None]
+    rgb = torch.zeros(B, n, 3, device=device)
+    rgb.scatter_(1, order[..., None].expand(-1, -1, 3), out.rgb.float() * valid[..., None])
     rgba = torch.from_numpy(views.images[:, held_idx]).float() / 255.0
     target = rgba[..., :3] * rgba[..., 3:]
-    return out.rgb.float().cpu().reshape(B, len(held_idx), H, W, 3), target
+    return rgb.cpu().reshape(B, len(held_idx), H, W, 3), target
 
 
 def _failures(object_ids, arch, failed_step, psnr, floor) -> list[dict]:

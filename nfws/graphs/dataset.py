@@ -34,14 +34,16 @@ def default_device() -> torch.device:
 
 @dataclass(frozen=True)
 class _Block:
-    """Concatenated topology of one batch pattern."""
+    """Concatenated topology of one batch pattern (pointers also kept on the CPU, where
+    PyG keeps a batch's slice bookkeeping)."""
 
     x: torch.Tensor
     edge_index: torch.Tensor
     static: torch.Tensor      # [sum E, 5] edge attrs without the value
     batch: torch.Tensor
     ptr: torch.Tensor
-    edge_ptr: torch.Tensor
+    ptr_cpu: torch.Tensor
+    edge_ptr_cpu: torch.Tensor
 
 
 class GraphBatcher:
@@ -51,9 +53,9 @@ class GraphBatcher:
         self.device = torch.device(device) if device is not None else default_device()
         self.cache_size = cache_size
         self._single = {
-            t.spec.name: (torch.as_tensor(t.x, device=self.device),
-                          torch.as_tensor(t.edge_index, device=self.device),
-                          torch.as_tensor(t.edge_attr, device=self.device))
+            t.spec.name: (torch.tensor(t.x, device=self.device),
+                          torch.tensor(t.edge_index, device=self.device),
+                          torch.tensor(t.edge_attr, device=self.device))
             for t in topologies
         }
         self._blocks: OrderedDict[tuple[str, ...], _Block] = OrderedDict()
@@ -66,19 +68,22 @@ class GraphBatcher:
         if unknown:
             raise KeyError(f"no topology for architectures {unknown}")
         parts = [self._single[a] for a in archs]
-        n_nodes = torch.tensor([p[0].shape[0] for p in parts], device=self.device)
-        n_edges = torch.tensor([p[1].shape[1] for p in parts], device=self.device)
-        zero = torch.zeros(1, dtype=torch.long, device=self.device)
-        ptr = torch.cat([zero, n_nodes.cumsum(0)])
+        n_nodes = torch.tensor([p[0].shape[0] for p in parts])
+        n_edges = torch.tensor([p[1].shape[1] for p in parts])
+        zero = torch.zeros(1, dtype=torch.long)
+        ptr_cpu = torch.cat([zero, n_nodes.cumsum(0)])
+        ptr = ptr_cpu.to(self.device)
         edge_index = torch.cat([p[1] for p in parts], dim=1)
-        edge_index += torch.repeat_interleave(ptr[:-1], n_edges)
+        edge_index += torch.repeat_interleave(ptr[:-1], n_edges.to(self.device))
         block = _Block(
             x=torch.cat([p[0] for p in parts]),
             edge_index=edge_index,
             static=torch.cat([p[2] for p in parts]),
-            batch=torch.repeat_interleave(torch.arange(len(parts), device=self.device), n_nodes),
+            batch=torch.repeat_interleave(torch.arange(len(parts), device=self.device),
+                                          n_nodes.to(self.device)),
             ptr=ptr,
-            edge_ptr=torch.cat([zero, n_edges.cumsum(0)]),
+            ptr_cpu=ptr_cpu,
+            edge_ptr_cpu=torch.cat([zero, n_edges.cumsum(0)]),
         )
         self._blocks[archs] = block
         if len(self._blocks) > self.cache_size:
@@ -98,15 +103,15 @@ class GraphBatcher:
         counts = torch.arange(b + 1)
         out = Batch(x=block.x, edge_index=block.edge_index,
                     edge_attr=torch.cat([flat[:, None], block.static], dim=1),
-                    y=torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device),
+                    y=torch.tensor(np.asarray(y, dtype=np.int64), device=self.device),
                     object_id=list(object_ids), arch=list(archs),
                     batch=block.batch, ptr=block.ptr)
         zeros = torch.zeros(b, dtype=torch.long)
         out._num_graphs = b
-        out._slice_dict = {"x": block.ptr.cpu(), "edge_index": block.edge_ptr.cpu(),
-                           "edge_attr": block.edge_ptr.cpu(), "y": counts,
+        out._slice_dict = {"x": block.ptr_cpu, "edge_index": block.edge_ptr_cpu,
+                           "edge_attr": block.edge_ptr_cpu, "y": counts,
                            "object_id": counts, "arch": counts}
-        out._inc_dict = {"x": zeros, "edge_index": block.ptr[:-1].cpu(), "edge_attr": zeros,
+        out._inc_dict = {"x": zeros, "edge_index": block.ptr_cpu[:-1], "edge_attr": zeros,
                          "y": zeros, "object_id": None, "arch": None}
         return out
 
@@ -181,9 +186,8 @@ class GraphDataset(torch.utils.data.Dataset):
         rec = self.records.iloc[int(i)]
         topo = self.shards[rec["shard"]].topology
         values = torch.from_numpy(self.read_values([int(i)])[0])
-        return Data(x=torch.from_numpy(topo.x.copy()),
-                    edge_index=torch.from_numpy(topo.edge_index.copy()),
-                    edge_attr=torch.cat([values[:, None], torch.from_numpy(topo.edge_attr)], 1),
+        return Data(x=torch.tensor(topo.x), edge_index=torch.tensor(topo.edge_index),
+                    edge_attr=torch.cat([values[:, None], torch.tensor(topo.edge_attr)], 1),
                     y=torch.tensor([int(rec["class_index"])]),
                     object_id=str(rec["object_id"]), arch=str(rec["arch"]))
 

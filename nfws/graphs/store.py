@@ -50,9 +50,9 @@ def convert_shard(nerf_shard_path, out_path) -> dict:
     object_ids = read_strings(root["object_ids"])
     arrays = {name: root[name][...] for name in spec.param_shapes() if name in root}
     values = values_from_weights(spec, arrays, source=str(nerf_shard_path))
-    if len(values) != len(object_ids):
-        raise ValueError(f"{nerf_shard_path}: {len(values)} NeRFs but "
-                         f"{len(object_ids)} object_ids")
+    if len(values) != len(object_ids) or len(set(object_ids)) != len(object_ids):
+        raise ValueError(f"{nerf_shard_path}: {len(values)} NeRFs need as many unique "
+                         f"object_ids, got {len(object_ids)} ({len(set(object_ids))} unique)")
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
         raise ValueError(f"{nerf_shard_path}: non-finite weights in NeRFs of objects "

@@ -11,9 +11,10 @@ Layout (node features (layer, index, type), edge attrs (layer, type, p0, p1, p2)
 - MLP family: layer 0 is the MLP input: one ``input`` node per frequency-encoding entry
   (index = entry d·48 + 2k + {sin, cos}), then the padding columns; layers 1.. are the
   hidden neurons and the 16 outputs (see :mod:`nfws.graphs.mlp`).
-- TRI family: layer 0 holds the 3·R² spatial nodes, layer 1 is the MLP input in column
-  order of ``mlp.0``: C ``plane_channel`` nodes, then the frequency-encoding ``input``
-  nodes, then padding (see :mod:`nfws.graphs.triplane`).
+- TRI family: layer 0 holds the 3·R² spatial nodes, layer 1 is the MLP input in the
+  column order of ``mlp.0`` (the field stack's encoding order ``[frequency | tri-plane]``):
+  the 144 frequency-encoding ``input`` nodes, then the C ``plane_channel`` nodes, then
+  padding (see :mod:`nfws.graphs.triplane`).
 - HASH family: layer 0 holds every level's entry nodes, layer 1 is the MLP input: the
   L·F ``hash_feature`` nodes (level-major), then padding (see :mod:`nfws.graphs.hashgrid`).
 - Padded inputs: tiny-cuda-nn pads the encoding to a multiple of 16 with the constant 1.0,
@@ -69,11 +70,12 @@ def n_flat_params(spec: ArchSpec) -> int:
 
 
 def _add_input_layer(parts: GraphParts, spec: ArchSpec, layer: int, encoding_ids: np.ndarray):
-    """MLP input nodes: encoding features, then frequency entries, then padding."""
+    """MLP input nodes in ``mlp.0`` column order: frequency entries, then the grid's
+    features (tri-plane channels or hash features), then padding."""
     freq = parts.add_nodes(layer, "input", np.arange(spec.freq_dim))
     n_pad = pad16(spec.encoding_dim) - spec.encoding_dim
     pad = parts.add_nodes(layer, "bias", np.zeros(n_pad, dtype=np.int64))
-    ids = np.concatenate([encoding_ids, freq, pad])
+    ids = np.concatenate([freq, encoding_ids, pad])
     is_bias = np.zeros(len(ids), dtype=bool)
     is_bias[len(ids) - n_pad:] = True
     return ids, is_bias

@@ -4,9 +4,10 @@ One node per spatial location (3·R², index = plane·R² + row·R + column) and
 channel; every location of a plane is joined to every channel node, so the edge of entry
 ``triplane[p, c, i, j]`` runs from location (p, i, j) to channel c and carries that value.
 Edge extras (p0, p1, p2) are the location's position in [-1, 1]^3: R evenly spaced values
-along each in-plane axis and 0 along the plane's normal. Planes are (xy, xz, yz); as in
-``grid_sample``, the column j runs along the plane's first axis and the row i along its
-second, e.g. plane xz, entry (i, j) sits at (x_j, 0, z_i).
+along each in-plane axis (the field samples the planes with ``align_corners=True``, so
+these are the sample positions) and 0 along the plane's normal. Plane axes follow
+:data:`nfws.fields.encodings.PLANE_AXES`: the column j runs along the plane's first axis,
+the row i along its second, e.g. plane xz, entry (i, j) sits at (x_j, 0, z_i).
 Channel nodes carry index 0: permuting channels together with the matching columns of
 ``mlp.0`` leaves the field unchanged.
 """
@@ -14,10 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from nfws.fields.encodings import PLANE_AXES
 from nfws.fields.spec import ArchSpec
 from nfws.graphs.parts import GraphParts
-
-PLANE_AXES = ((0, 1), (0, 2), (1, 2))  # (axis of column j, axis of row i) for xy, xz, yz
 
 
 def plane_positions(res: int) -> np.ndarray:

@@ -73,22 +73,22 @@ class GMNLayer(MessagePassing):
 class GMNEncoder(nn.Module):
     """Parameter graphs -> embeddings [num_graphs, d_embed].
 
-    Scalars are scaled before the sin pre-encoder: layer / ``layer_scale``, neuron index /
-    ``index_scale`` (zero for hidden neurons, see module doc), edge extras (p0, p1, p2)
-    through :func:`squash`; edge values are used as they are.
+    Scalars are scaled before the sin pre-encoder: layer / ``layer_scale``, neuron index
+    through log(1 + i) (so both input 3 vs 4 and hash entry 3000 vs 4000 stay apart; zero
+    for hidden neurons, see module doc), edge extras (p0, p1, p2) through :func:`squash`;
+    edge values are used as they are.
     Readout: 2-layer edge MLP, mean over each graph's edges, Linear to ``d_embed`` (the
     mean and the final Linear commute, so pooling first is the same map and cheaper).
     """
 
     def __init__(self, hidden: int = 128, layers: int = 4, d_embed: int = 1024,
-                 layer_scale: float = 8.0, index_scale: float = 4096.0):
+                 layer_scale: float = 8.0):
         super().__init__()
         if hidden < 1 or layers < 1 or d_embed < 1:
             raise ValueError(f"GMN: hidden ({hidden}), layers ({layers}) and d_embed "
                              f"({d_embed}) must be >= 1")
         self.d_embed = d_embed
         self.layer_scale = float(layer_scale)
-        self.index_scale = float(index_scale)
         self.node_encoder = SinEncoder(N_NODE_SCALARS, len(NODE_TYPES), hidden)
         self.edge_encoder = SinEncoder(N_EDGE_SCALARS, len(EDGE_TYPES), hidden)
         self.blocks = nn.ModuleList(GMNLayer(hidden) for _ in range(layers))
@@ -96,12 +96,14 @@ class GMNEncoder(nn.Module):
         self.project = nn.Linear(hidden, d_embed)
 
     def encode_nodes(self, x: torch.Tensor) -> torch.Tensor:
-        layer, index, ntype = x[:, 0].float(), x[:, 1].float(), x[:, 2]
+        dtype = self.project.weight.dtype
+        layer, index, ntype = x[:, 0].to(dtype), x[:, 1].to(dtype), x[:, 2]
         index = torch.where(ntype == NODE_TYPE["neuron"], torch.zeros_like(index), index)
-        scalars = torch.stack([layer / self.layer_scale, index / self.index_scale], -1)
+        scalars = torch.stack([layer / self.layer_scale, torch.log1p(index)], -1)
         return self.node_encoder(scalars, ntype)
 
     def encode_edges(self, edge_attr: torch.Tensor) -> torch.Tensor:
+        edge_attr = edge_attr.to(self.project.weight.dtype)
         value, layer, etype, extras = edge_attr[:, 0], edge_attr[:, 1], edge_attr[:, 2], edge_attr[:, 3:6]
         scalars = torch.cat([value[:, None], layer[:, None] / self.layer_scale, squash(extras)], -1)
         return self.edge_encoder(scalars, etype.round().long())

@@ -176,6 +176,7 @@ def lora_on_base(multiplicative: bool, asym: bool, base: dict, rank: int, kappa:
 
     ``base`` holds ``weights``/``biases`` (lists of [out, in] / [out] from
     ``ModulatedField.folded``), ``enc_weight``/``enc_bias``, ``omega0`` and ``n_blocks``.
+    Rank per layer is min(rank, d_out, d_in) (the output layer has only 1–3 rows).
     Initialisation: additive A ~ N(0, 1/d_in), B = 0 (so W' = W̄); multiplicative
     A, B ~ N(1/√r, (σ/√r)²) so BA ≈ 1 and W' ≈ W̄.
     """
@@ -184,19 +185,17 @@ def lora_on_base(multiplicative: bool, asym: bool, base: dict, rank: int, kappa:
     entries = []
     for layer, w in enumerate(weights):
         d_out, d_in = w.shape
-        if rank < 1 or rank > min(d_out, d_in):
-            raise ValueError(f"fit.rank={rank} must be in [1, {min(d_out, d_in)}] "
-                             f"for layer {layer} of shape {tuple(w.shape)}")
+        r = min(rank, d_out, d_in)
         if multiplicative:
-            a = Entry(f"layer{layer}.A", (rank, d_in), layer, "A", 1 / math.sqrt(rank),
-                      mlora_init_std / math.sqrt(rank))
-            b = Entry(f"layer{layer}.B", (d_out, rank), layer, "B", 1 / math.sqrt(rank),
-                      mlora_init_std / math.sqrt(rank))
+            a = Entry(f"layer{layer}.A", (r, d_in), layer, "A", 1 / math.sqrt(r),
+                      mlora_init_std / math.sqrt(r))
+            b = Entry(f"layer{layer}.B", (d_out, r), layer, "B", 1 / math.sqrt(r),
+                      mlora_init_std / math.sqrt(r))
         else:
-            a = Entry(f"layer{layer}.A", (rank, d_in), layer, "A", 0.0, 1 / math.sqrt(d_in))
-            b = Entry(f"layer{layer}.B", (d_out, rank), layer, "B", 0.0, 0.0)
+            a = Entry(f"layer{layer}.A", (r, d_in), layer, "A", 0.0, 1 / math.sqrt(d_in))
+            b = Entry(f"layer{layer}.B", (d_out, r), layer, "B", 0.0, 0.0)
         if asym:
-            a.mask = asymmetric_mask(rank, d_in, n_frozen_per_row(d_out, d_in), gen)
+            a.mask = asymmetric_mask(r, d_in, n_frozen_per_row(d_out, d_in), gen)
             a.frozen = (torch.zeros(a.shape) if multiplicative else
                         _frozen_values(a.shape, a.mask, math.sqrt(kappa) * a.scale, gen))
         entries += [a, b]
@@ -232,6 +231,8 @@ def build_representation(kind: str, cfg: dict, coord_dim: int, out_dim: int,
                               float(cfg["omega0"]), float(cfg["kappa"]), int(cfg["mask_seed"]))
     if base is None:
         raise ValueError(f"{kind}: needs a base field checkpoint")
+    if int(cfg.get("rank", 0)) < 1:
+        raise ValueError(f"fit.rank must be a positive integer, got {cfg.get('rank')!r}")
     for key in ("rank", "mlora_init_std"):
         if key not in cfg:
             raise KeyError(f"fit config: missing key {key!r}")

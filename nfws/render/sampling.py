@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+from scipy.ndimage import distance_transform_edt
 
 
 def ray_box_intersect(origins, dirs, box_min, box_max, near: float = 0.0):
@@ -58,37 +60,34 @@ def carve_box(alpha, c2w, intrinsics, bbox: float, resolution: int = 32,
     """Conservative bounding box [2, 3] of the object seen through its alpha masks.
 
     A voxel of a ``resolution``^3 grid over [-bbox, bbox]^3 survives when, in every view
-    where it projects inside the image, the mask (dilated by the voxel's projected radius)
-    covers it. The box of the survivors, grown by one voxel and clipped to the bbox, is
-    returned. alpha: [V, H, W] in [0, 1]; c2w: [V, 4, 4]; intrinsics: [V, 4].
+    where it projects inside the image, some mask pixel lies within the voxel's projected
+    radius (plus half a pixel diagonal) of its projected centre — tested with a distance
+    transform of the mask, so no part of the object can be carved away. The box of the
+    survivors, grown by one voxel and clipped to the bbox, is returned.
+    alpha: [V, H, W] in [0, 1]; c2w: [V, 4, 4]; intrinsics: [V, 4].
     """
     V, H, W = alpha.shape
     voxel = 2.0 * bbox / resolution
     centres = (torch.arange(resolution, dtype=torch.float32) + 0.5) * voxel - bbox
     grid = torch.stack(torch.meshgrid(centres, centres, centres, indexing="ij"), -1).reshape(-1, 3)
-    keep = torch.ones(grid.shape[0], dtype=torch.bool)
     radius = voxel * math.sqrt(3) / 2
-    for v in range(V):
-        w2c = torch.linalg.inv(c2w[v].double()).float()
-        cam = grid @ w2c[:3, :3].T + w2c[:3, 3]
-        depth = -cam[:, 2]
-        fx, fy, cx, cy = intrinsics[v].tolist()
-        in_front = depth > radius
-        safe = depth.clamp_min(radius)
-        u = fx * cam[:, 0] / safe + cx
-        r = cy - fy * cam[:, 1] / safe
-        inside = in_front & (u >= 0) & (u < W) & (r >= 0) & (r < H)
-        pad = int(math.ceil(max(fx, fy) * radius / max(float(depth[in_front].min()), radius))) + 1 \
-            if bool(in_front.any()) else 1
-        mask = (alpha[v] > threshold).float()[None, None]
-        dilated = torch.nn.functional.max_pool2d(mask, 2 * pad + 1, stride=1, padding=pad)[0, 0] > 0
-        col = u.clamp(0, W - 1).long()
-        row = r.clamp(0, H - 1).long()
-        covered = dilated[row, col]
-        keep &= ~inside | covered
+    w2c = torch.linalg.inv(c2w.double()).float()
+    cam = torch.einsum("vij,nj->vni", w2c[:, :3, :3], grid) + w2c[:, None, :3, 3]   # [V, n, 3]
+    depth = -cam[..., 2]
+    fx, fy, cx, cy = (t[:, None] for t in intrinsics.float().unbind(-1))
+    safe = depth.clamp_min(radius)
+    u = fx * cam[..., 0] / safe + cx
+    r = cy - fy * cam[..., 1] / safe
+    inside = (depth > radius) & (u >= 0) & (u < W) & (r >= 0) & (r < H)
+    to_mask = torch.from_numpy(np.stack([distance_transform_edt(a) for a in
+                                         (alpha <= threshold).numpy()])).float()
+    reach = torch.maximum(fx, fy) * radius / safe + math.sqrt(0.5)
+    flat = r.clamp(0, H - 1).long() * W + u.clamp(0, W - 1).long()
+    covered = torch.gather(to_mask.reshape(V, H * W), 1, flat) <= reach
+    keep = (~inside | covered).all(0)
     if not bool(keep.any()):
         raise ValueError("carve_box: the alpha masks leave no occupied voxel (empty object?)")
     pts = grid[keep]
     lo = (pts.amin(0) - 1.5 * voxel).clamp_min(-bbox)
     hi = (pts.amax(0) + 1.5 * voxel).clamp_max(bbox)
-    return torch.stack([lo, hi])
+    return torch.stack([lo, hi]).float()

@@ -53,9 +53,37 @@ def all_targets(wildcards):
         R("plots/contact_sheet_shapenet.png"),
         R("plots/contact_sheet_faces.png"),
     ]
-    targets += [R(f"nerfs/{a}/{s}.zarr") for a, s in all_nerf_shards()]
+#    targets += [R(f"nerfs/{a}/{s}.zarr") for a, s in all_nerf_shards()]
     return targets
 
 
 def data_section(wildcards):
     return config["data"][wildcards.dataset]
+
+
+def stage_resources(stage):
+    """mem_mb / runtime (minutes) / gpu of one stage, from config ``resources``."""
+    res = dict(config["resources"]["default"])
+    res.update(config["resources"].get(stage, {}))
+    res.pop("threads", None)
+    return {"mem_mb": res["mem_mb"], "runtime": res["runtime"],
+            "gpu": gpu_count() if res.get("gpu", False) else 0}
+
+
+def stage_threads(stage):
+    res = dict(config["resources"]["default"])
+    res.update(config["resources"].get(stage, {}))
+    return res["threads"]
+
+
+def views_layout():
+    """Layout of the views on disk: synthetic objects are rendered in the DISN layout."""
+    source = config["data"]["shapenet"]["source"]
+    return "nf2vec" if source == "nf2vec" else "shapenet_render"
+
+
+def views_store_inputs(wildcards):
+    inputs = {"manifest": R("data/shapenet/manifest.parquet")}
+    if config["data"]["shapenet"]["source"] == "synthetic":
+        inputs["renders"] = R("data/shapenet/renders")
+    return inputs

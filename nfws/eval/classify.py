@@ -1,0 +1,134 @@
+"""Downstream classification of NeRF embeddings (paper §4.2, Tables 4/5/8/9).
+
+A classifier is trained on the *train* split of one set of embeddings (one architecture,
+or ALL = the union of the training architectures) and tested on the *test* split of each
+requested architecture; the val split is not used. The network and schedule are those of
+nf2vec: 3 x (Linear -> BatchNorm -> ReLU -> Dropout) then a linear head, cross-entropy,
+AdamW with a one-cycle schedule.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from nfws.fit.encoder import embedding_matrix, pick_device, shuffled_batches
+from nfws.store import read_parquet, write_parquet
+
+REQUIRED_KEYS = ("widths", "dropout", "epochs", "batch_size", "lr", "weight_decay", "seeds")
+EMB_COLUMNS = ["object_id", "arch", "split", "class_index", "emb"]
+
+
+class Classifier(nn.Module):
+    def __init__(self, d_in: int, n_classes: int, widths: Sequence[int] = (1024, 512, 256),
+                 dropout: float = 0.5):
+        super().__init__()
+        layers, d = [], d_in
+        for w in widths:
+            layers += [nn.Linear(d, w), nn.BatchNorm1d(w), nn.ReLU(), nn.Dropout(dropout)]
+            d = w
+        layers.append(nn.Linear(d, n_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def _check_config(cfg: Mapping) -> None:
+    missing = [k for k in REQUIRED_KEYS if k not in cfg]
+    if missing:
+        raise KeyError(f"classifier config lacks keys {missing}")
+    if int(cfg["epochs"]) < 1 or int(cfg["batch_size"]) < 2 or not list(cfg["seeds"]):
+        raise ValueError("classifier config: epochs must be >= 1, batch_size >= 2, seeds non-empty")
+
+
+def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, cfg: Mapping, seed: int,
+                     device=None) -> Classifier:
+    """Fit a classifier on features x [n, d] and labels y [n] (ints in [0, n_classes))."""
+    _check_config(cfg)
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError(f"classifier: need >= 2 matching samples, got {len(x)} features and {len(y)} labels")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(f"classifier: labels outside [0, {n_classes})")
+    device = pick_device(device)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = Classifier(x.shape[1], n_classes, cfg["widths"], float(cfg["dropout"])).to(device)
+    xt = torch.as_tensor(x, dtype=torch.float32, device=device)
+    yt = torch.as_tensor(y, dtype=torch.long, device=device)
+    epochs, bs = int(cfg["epochs"]), int(cfg["batch_size"])
+    steps = len(shuffled_batches(len(x), bs, rng))
+    opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cfg["lr"]), total_steps=epochs * steps)
+    model.train()
+    for _ in range(epochs):
+        for batch in shuffled_batches(len(x), bs, rng):
+            loss = nn.functional.cross_entropy(model(xt[batch]), yt[batch])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: Classifier, x: np.ndarray) -> np.ndarray:
+    device = next(model.parameters()).device
+    return model(torch.as_tensor(x, dtype=torch.float32, device=device)).argmax(-1).cpu().numpy()
+
+
+def load_embeddings(paths: Mapping[str, object]) -> dict[str, pd.DataFrame]:
+    """{arch: embeddings parquet path} -> {arch: table}, checking columns and arch names."""
+    out = {}
+    for arch, path in paths.items():
+        df = read_parquet(path, EMB_COLUMNS)
+        wrong = set(df["arch"]) - {arch}
+        if wrong:
+            raise ValueError(f"{path}: expected arch {arch!r} only, found {sorted(wrong)}")
+        out[arch] = df
+    return out
+
+
+def select(tables: Mapping[str, pd.DataFrame], archs: Sequence[str], split: str) -> pd.DataFrame:
+    missing = [a for a in archs if a not in tables]
+    if missing:
+        raise KeyError(f"no embeddings for architectures {missing}")
+    df = pd.concat([tables[a] for a in archs], ignore_index=True)
+    df = df[df["split"] == split].reset_index(drop=True)
+    if df.empty:
+        raise ValueError(f"no {split} embeddings for architectures {list(archs)}")
+    return df
+
+
+def classify(embedding_paths: Mapping[str, object], train_sets: Mapping[str, Sequence[str]],
+             test_archs: Sequence[str], cfg: Mapping, n_classes: int, out_path=None,
+             context: Mapping[str, str] | None = None, device=None) -> pd.DataFrame:
+    """Train one classifier per (train set, seed) and test it on every test architecture.
+
+    embedding_paths: {arch: parquet}; train_sets: {name: archs}, e.g. {"ALL": [MLP, TRI,
+    HASH], "MLP": [MLP]}; test_archs: architectures whose test split is scored. Returns (and
+    writes to ``out_path``) rows: context columns, classifier_train, test_arch, seed,
+    accuracy (%), n_test.
+    """
+    _check_config(cfg)
+    tables = load_embeddings(embedding_paths)
+    rows = []
+    jobs = [(name, seed) for name in train_sets for seed in cfg["seeds"]]
+    for name, seed in tqdm(jobs, desc="classify"):
+        train = select(tables, train_sets[name], "train")
+        model = train_classifier(embedding_matrix(train), train["class_index"].to_numpy(),
+                                 n_classes, cfg, int(seed), device)
+        for arch in test_archs:
+            test = select(tables, [arch], "test")
+            pred = predict(model, embedding_matrix(test))
+            acc = 100.0 * float((pred == test["class_index"].to_numpy()).mean())
+            rows.append({**(context or {}), "classifier_train": name, "test_arch": arch,
+                         "seed": int(seed), "accuracy": acc, "n_test": len(test)})
+    result = pd.DataFrame(rows)
+    if out_path is not None:
+        write_parquet(result, out_path)
+    return result

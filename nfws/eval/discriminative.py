@@ -1,0 +1,100 @@
+"""Discriminative probes on flattened weights (paper §4.4): clustering and classification.
+
+Per run r (seed + r): a stratified random split (``test_fraction``), features standardised
+with the training part's per-column mean/std (constant columns, e.g. frozen entries, keep
+std 1); k-means with k = #classes on all instances → adjusted Rand index; 1-NN by cosine
+similarity test → train; logistic regression trained on train, scored on test.
+Reported as mean ± std over ``n_runs`` runs, in percent.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import adjusted_rand_score
+from sklearn.model_selection import train_test_split
+
+from nfws.store import atomic_path, write_parquet
+
+DISC_KEYS = ("n_runs", "test_fraction", "logistic_max_iter")
+
+
+def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    mean, std = train.mean(0), train.std(0)
+    std = np.where(std > 0, std, 1.0)
+    return [(a - mean) / std for a in (train, *others)]
+
+
+def nn1_cosine_accuracy(train_x, train_y, test_x, test_y) -> float:
+    """Share of test points whose most cosine-similar training point has their label."""
+    a = train_x / np.linalg.norm(train_x, axis=1, keepdims=True).clip(1e-12)
+    b = test_x / np.linalg.norm(test_x, axis=1, keepdims=True).clip(1e-12)
+    return float((train_y[(b @ a.T).argmax(1)] == test_y).mean())
+
+
+def kmeans_ari(x: np.ndarray, labels: np.ndarray, seed: int) -> float:
+    k = len(np.unique(labels))
+    pred = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+    return float(adjusted_rand_score(labels, pred))
+
+
+def discriminative_runs(weights: np.ndarray, labels: np.ndarray, cfg: dict,
+                        seed: int) -> pd.DataFrame:
+    """One row per run: run, ari, nn1, logistic (fractions in [0, 1])."""
+    missing = [k for k in DISC_KEYS if k not in cfg]
+    if missing:
+        raise KeyError(f"discriminative config: missing keys {missing}")
+    if len(np.unique(labels)) < 2:
+        raise ValueError("discriminative: need at least two classes")
+    rows = []
+    for run in range(int(cfg["n_runs"])):
+        s = seed + run
+        tr, te = train_test_split(np.arange(len(labels)), test_size=cfg["test_fraction"],
+                                  stratify=labels, random_state=s)
+        xtr, xte, xall = standardise(weights[tr], weights[te], weights)
+        clf = LogisticRegression(max_iter=int(cfg["logistic_max_iter"]), random_state=s)
+        clf.fit(xtr, labels[tr])
+        rows.append({"run": run, "ari": kmeans_ari(xall, labels, s),
+                     "nn1": nn1_cosine_accuracy(xtr, labels[tr], xte, labels[te]),
+                     "logistic": float(clf.score(xte, labels[te]))})
+    return pd.DataFrame(rows)
+
+
+def discriminative_metrics(store_paths, cfg: dict, out_parquet, seed: int,
+                           tsne_png=None) -> pd.DataFrame:
+    """Read fitted shards of one representation, write per-run scores (and a t-SNE plot)."""
+    from nfws.fit.instances import load_fitted_weights
+
+    weights, labels, attrs = load_fitted_weights(store_paths)
+    df = discriminative_runs(weights, labels, cfg, seed)
+    df.insert(0, "representation", attrs["display_name"])
+    write_parquet(df, out_parquet)
+    if tsne_png is not None:
+        plot_tsne(weights, labels, attrs.get("class_names", []), attrs["display_name"],
+                  tsne_png, seed)
+    return df
+
+
+def plot_tsne(weights: np.ndarray, labels: np.ndarray, class_names: list, title: str,
+              out_png, seed: int) -> None:
+    """2-D t-SNE of standardised weights coloured by class."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    (x,) = standardise(weights)
+    emb = TSNE(n_components=2, perplexity=min(30.0, (len(x) - 1) / 3), random_state=seed,
+               init="pca").fit_transform(x)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for c in np.unique(labels):
+        m = labels == c
+        name = class_names[c] if 0 <= c < len(class_names) else str(c)
+        ax.scatter(emb[m, 0], emb[m, 1], s=8, label=name)
+    ax.set_title(f"t-SNE of {title} weights")
+    ax.legend(fontsize=6, markerscale=1.5, loc="best")
+    ax.set_xticks([]), ax.set_yticks([])
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    plt.close(fig)

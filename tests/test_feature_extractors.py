@@ -1,0 +1,106 @@
+"""Feature extractors: trained on the training split only, reloadable, TorchScript input."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nfws.models.feature_extractors import load_extractor, train_feature_extractor
+from nfws.store import save_torch, write_parquet, write_zarr
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def manifest(tmp_path, ids, splits):
+    write_parquet(pd.DataFrame({"object_id": ids, "split": splits}), tmp_path / "manifest.parquet")
+    return tmp_path / "manifest.parquet"
+
+
+@pytest.fixture
+def image_targets(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 40
+    labels = np.arange(n) % 2
+    images = rng.integers(0, 60, size=(n, 16, 16, 3)).astype(np.uint8)
+    images[labels == 0, :, :, 0] += 180  # class 0 red, class 1 blue
+    images[labels == 1, :, :, 2] += 180
+    ids = np.array([f"f{i}" for i in range(n)])
+    write_zarr(tmp_path / "targets.zarr", {"images": images, "object_ids": ids, "labels": labels},
+               {"kind": "image", "resolution": 16})
+    m = manifest(tmp_path, ids, np.where(np.arange(n) < 30, "train", "test"))
+    return tmp_path / "targets.zarr", m, images, labels
+
+
+CFG = {"epochs": 8, "batch_size": 10, "input_res": 16, "feat_dim": 8, "lr": 3e-3, "device": "cpu"}
+
+
+def test_image_extractor_learns_classes_from_train_split_and_reloads(image_targets, tmp_path):
+    targets, man, images, labels = image_targets
+    info = train_feature_extractor(targets, man, CFG, tmp_path / "ext.pt", seed=0)
+    assert info["n_train"] == 30 and info["n_classes"] == 2 and info["arch"] == "image_cnn"
+    assert info["train_accuracy"] >= 0.9
+    ext = load_extractor(tmp_path / "ext.pt")
+    f = ext.features(images[30:])
+    assert f.shape == (10, 8) and np.array_equal(f, load_extractor(tmp_path / "ext.pt").features(images[30:]))
+    assert "ImageCNN" in ext.name and "train" in ext.name
+    # held-out features separate the two colours: class means further apart than spread
+    f0, f1 = f[labels[30:] == 0], f[labels[30:] == 1]
+    assert np.linalg.norm(f0.mean(0) - f1.mean(0)) > f0.std(0).mean() + f1.std(0).mean()
+
+
+def test_point_extractor_trains_on_surface_points(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    n, m = 24, 128
+    labels = np.arange(n) % 2
+    sphere = torch.randn(n, m, 3, generator=g)
+    sphere = 0.4 * sphere / sphere.norm(dim=-1, keepdim=True)
+    line = torch.zeros(n, m, 3)
+    line[..., 0] = torch.rand(n, m, generator=g) - 0.5
+    surface = torch.where(torch.from_numpy(labels == 0).view(-1, 1, 1), sphere, line).numpy()
+    ids = np.array([f"s{i}" for i in range(n)])
+    write_zarr(tmp_path / "t.zarr", {"surface": surface, "object_ids": ids, "labels": labels + 3},
+               {"kind": "occupancy"})
+    man = manifest(tmp_path, ids, ["train"] * 16 + ["test"] * 8)
+    info = train_feature_extractor(tmp_path / "t.zarr", man, {**CFG, "n_points": 64, "epochs": 15},
+                                   tmp_path / "p.pt", seed=1)
+    assert info["arch"] == "pointnet" and info["n_train"] == 16 and info["train_accuracy"] >= 0.9
+    ext = load_extractor(tmp_path / "p.pt")
+    assert ext.features(surface[16:]).shape == (8, 8) and "PointNet" in ext.name
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_torchscript_extractor_gets_clip_style_normalised_images(tmp_path):
+    class Tower(torch.nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(2, 3))  # per-channel mean of the network input
+
+    torch.jit.save(torch.jit.script(Tower()), str(tmp_path / "tower.ts"))
+    images = np.zeros((2, 8, 8, 3), np.uint8)
+    images[1] = 255
+    cfg = {"ts_input_res": 8, "ts_mean": [0.5, 0.5, 0.5], "ts_std": [0.25, 0.5, 1.0]}
+    ext = load_extractor(tmp_path / "tower.ts", cfg, modality="image")
+    want = np.array([[-2.0, -1.0, -0.5], [2.0, 1.0, 0.5]])  # (0 or 1 - 0.5) / std
+    np.testing.assert_allclose(ext.features(images), want, atol=1e-6)
+    assert "TorchScript" in ext.name
+    with pytest.raises(ValueError, match="modality"):
+        load_extractor(tmp_path / "tower.ts", cfg)
+
+
+def test_bad_extractor_inputs(tmp_path, image_targets):
+    targets, _, _, _ = image_targets
+    with pytest.raises(FileNotFoundError):
+        load_extractor(tmp_path / "none.pt")
+    save_torch({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an nfws extractor"):
+        load_extractor(tmp_path / "other.pt")
+    ids = [f"f{i}" for i in range(40)]
+    one_class = manifest(tmp_path, ids, ["train"] + ["test"] * 39)
+    with pytest.raises(ValueError, match=">= 2 classes"):
+        train_feature_extractor(targets, one_class, CFG, tmp_path / "x.pt", seed=0)
+    with pytest.raises(ValueError, match="unknown keys"):
+        train_feature_extractor(targets, one_class, {"epoch": 3}, tmp_path / "x.pt", seed=0)

@@ -1,0 +1,1 @@
+# NeRF farm: one batched training job per (architecture, shard).

@@ -1,10 +1,20 @@
 # nfws: weight-space learning on neural fields.
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
+# Every job inherits these: glibc keeps large activation buffers instead of returning them
+# to the OS each step (they must be set before a job's Python process starts).
+from nfws.fit.farm import MALLOC_ENV
 
-configfile: "config.yaml"
+for _key, _value in MALLOC_ENV.items():
+    os.environ.setdefault(_key, _value)
+
+
+# The embedded default; --configfile merges a run's own settings over it.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -13,6 +23,9 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/nerf.smk"
+include: "workflow/rules/gmn.smk"
+include: "workflow/rules/lora.smk"
+include: "workflow/rules/diffusion.smk"
 
 
 rule all:

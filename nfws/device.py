@@ -19,12 +19,16 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def choose_device(cfg_device: str) -> torch.device:
-    """``auto`` → CUDA when available else CPU; ``cuda`` fails loudly when absent."""
+    """``auto`` → CUDA when a GPU is visible else CPU; ``cuda`` fails loudly when absent.
+
+    GPUs are counted without initialising CUDA (NVML), so a GPU slot can still be pinned
+    through CUDA_VISIBLE_DEVICES afterwards.
+    """
     if cfg_device not in DEVICE_CHOICES:
         raise ValueError(f"config key device: must be one of {DEVICE_CHOICES}, got {cfg_device!r}")
     if cfg_device == "cpu":
         return torch.device("cpu")
-    if torch.cuda.is_available():
+    if visible_gpu_count() > 0:
         return torch.device("cuda")
     if cfg_device == "cuda":
         raise RuntimeError("config key device: 'cuda' requested but no CUDA device is available")
@@ -32,7 +36,25 @@ def choose_device(cfg_device: str) -> torch.device:
 
 
 def visible_gpu_count() -> int:
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return torch.cuda.device_count()
+
+
+@contextlib.contextmanager
+def job_device(cfg_device: str, lock_dir):
+    """The device of one pipeline job, held for the job's lifetime.
+
+    A CUDA job takes a GPU slot (see :func:`gpu_slot`) before CUDA initialises, so the
+    pinned GPU is the job's ``cuda:0``; a CPU job locks nothing.
+    """
+    device = choose_device(cfg_device)
+    if device.type != "cuda":
+        yield device
+        return
+    if torch.cuda.is_initialized():
+        raise RuntimeError("job_device: CUDA is already initialised in this process, so "
+                           "CUDA_VISIBLE_DEVICES can no longer pin the job's GPU")
+    with gpu_slot(lock_dir):
+        yield torch.device("cuda", 0)
 
 
 @contextlib.contextmanager

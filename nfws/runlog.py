@@ -9,7 +9,6 @@ import contextlib
 import logging
 import os
 import random
-import sys
 
 import numpy as np
 import torch

@@ -142,3 +142,17 @@ def read_zarr(path, names: list[str] | None = None) -> tuple[dict[str, np.ndarra
     root = open_zarr(path, required=names)
     keys = names if names is not None else sorted(k for k, _ in root.arrays())
     return {k: root[k][...] for k in keys}, dict(root.attrs)
+
+
+def group_by_parent(paths, order=None) -> dict[str, list[str]]:
+    """Group ``.../{key}/{shard}.zarr`` paths by ``key`` (e.g. architecture), keeping
+    ``order`` when given (every key in it must have paths)."""
+    groups: dict[str, list[str]] = {}
+    for p in paths:
+        groups.setdefault(Path(p).parent.name, []).append(str(p))
+    if order is None:
+        return groups
+    missing = [k for k in order if k not in groups]
+    if missing:
+        raise ValueError(f"no shards for {missing} among {sorted(groups)}")
+    return {k: groups[k] for k in order}

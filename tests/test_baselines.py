@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from nfws.models.baselines import NF2VecMLPEncoder, TriplaneTransformer, mlp_rows
+from nfws.models.baselines import NF2VecMLPEncoder, TriplaneTransformer, can_encode, mlp_rows
 
 
 def test_mlp_rows_layout_by_hand():
@@ -49,3 +49,16 @@ def test_triplane_transformer_pads_channels_and_rejects_other_resolutions():
         model({"triplane": torch.randn(2, 3, 4, 8, 8)})
     with pytest.raises(ValueError, match="triplane"):
         model({"mlp.0": torch.randn(2, 4, 4)})
+
+
+def test_can_encode_matches_table_5_coverage():
+    from nfws.fields.spec import ArchSpec
+    mlp = lambda **k: ArchSpec("m", "MLP", **k)
+    tri = lambda **k: ArchSpec("t", "TRI", activation="sine", **{"triplane_res": 32, "triplane_channels": 16, **k})
+    nf2vec, cardace = {"kind": "nf2vec_mlp", "row_width": 64}, {"kind": "triplane_transformer", "resolution": 32, "channels": 16}
+    assert can_encode(nf2vec, mlp()) and can_encode(nf2vec, mlp(hidden_layers=2))
+    assert not can_encode(nf2vec, mlp(width=32))                       # MLP-32H: no 64-wide side
+    assert not can_encode(nf2vec, tri())                               # reads MLPs only
+    assert can_encode(cardace, tri(hidden_layers=2)) and can_encode(cardace, tri(triplane_channels=8))
+    assert not can_encode(cardace, tri(triplane_res=16)) and not can_encode(cardace, mlp())
+    assert can_encode({"kind": "gmn"}, tri(triplane_res=16))

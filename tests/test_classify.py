@@ -6,6 +6,7 @@ import pytest
 from nfws.eval.classify import classify, train_classifier, predict
 from nfws.store import write_parquet
 
+
 CFG = {"widths": [32, 16, 8], "dropout": 0.1, "epochs": 40, "batch_size": 16, "lr": 1e-2,
        "weight_decay": 1e-2, "seeds": [0, 1]}
 

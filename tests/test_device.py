@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 
-from nfws.device import choose_device, gpu_slot
+from nfws.device import choose_device, gpu_slot, job_device
 
 
 def test_choose_device_cpu_and_auto():
@@ -71,3 +71,11 @@ def test_slot_restores_environment_and_handles_no_gpu(tmp_path, monkeypatch):
     assert "CUDA_VISIBLE_DEVICES" not in os.environ
     with gpu_slot(tmp_path, n_gpus=0) as none:
         assert none is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
+def test_job_device_on_cpu_locks_nothing(tmp_path):
+    for choice in ("cpu", "auto"):
+        with job_device(choice, tmp_path / "locks") as device:
+            assert device == torch.device("cpu")
+    assert not (tmp_path / "locks").exists()

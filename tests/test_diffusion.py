@@ -3,18 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from nfws.fit.diffusion import load_weight_shards, sample, train_diffusion
+from nfws.fit.diffusion import DEFAULTS, load_weight_shards, sample, train_diffusion
 from nfws.models.diffusion import GaussianDiffusion, WeightNormaliser
 from nfws.store import load_torch, write_parquet, write_zarr
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: inter-op thread hand-offs cost more than they save on a shared box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_alpha_bar_by_hand_for_first_two_steps():
@@ -112,7 +103,7 @@ def shard(tmp_path):
     return tmp_path, w
 
 
-CFG = {"hidden": 32, "depth": 1, "heads": 2, "mlp_ratio": 2.0, "steps": 6, "batch_size": 8,
+CFG = {**DEFAULTS, "hidden": 32, "depth": 1, "heads": 2, "mlp_ratio": 2.0, "steps": 6, "batch_size": 8,
        "checkpoint_every": 3, "sampling_steps": 5, "device": "cpu"}
 
 
@@ -159,8 +150,10 @@ def test_resume_continues_from_checkpoint(shard, monkeypatch):
 
 def test_bad_inputs_name_the_problem(shard, tmp_path):
     tmp, w = shard
-    with pytest.raises(ValueError, match="unknown keys"):
-        train_diffusion(tmp / "w.zarr", {"hiden": 3}, tmp / "m.pt", 0, tmp / "manifest.parquet")
+    with pytest.raises(ValueError, match=r"config diffusion: missing keys \['hidden'\], unknown keys \['hiden'\]"):
+        cfg = {**CFG, "hiden": 3}
+        del cfg["hidden"]
+        train_diffusion(tmp / "w.zarr", cfg, tmp / "m.pt", 0, tmp / "manifest.parquet")
     write_zarr(tmp / "nolayout.zarr", {"weights": w, "object_ids": np.arange(40).astype(str)})
     with pytest.raises(ValueError, match="layout"):
         load_weight_shards(tmp / "nolayout.zarr")

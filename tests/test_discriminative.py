@@ -6,7 +6,7 @@ import pytest
 from nfws.eval.discriminative import (discriminative_runs, kmeans_ari, nn1_cosine_accuracy,
                                       standardise)
 
-CFG = dict(n_runs=3, test_fraction=0.25, logistic_max_iter=500)
+CFG = dict(n_runs=3, test_fraction=0.25, logistic_max_iter=500, kmeans_n_init=3)
 
 
 def test_nn1_cosine_hand_case():

@@ -11,14 +11,6 @@ LAYOUT = [{"name": "w0", "shape": [4, 2]}, {"name": "b0", "shape": [4]},
           {"name": "w1", "shape": [3, 4]}, {"name": "b1", "shape": [3]}]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_layout_slices_by_hand():
     assert layout_slices(LAYOUT) == [("w0", (4, 2), 0, 8), ("b0", (4,), 8, 12),
                                      ("w1", (3, 4), 12, 24), ("b1", (3,), 24, 27)]

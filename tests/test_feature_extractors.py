@@ -4,16 +4,9 @@ import pandas as pd
 import pytest
 import torch
 
-from nfws.models.feature_extractors import load_extractor, train_feature_extractor
+from nfws.models.feature_extractors import (EXTRACTOR_DEFAULTS, load_extractor,
+                                            train_feature_extractor)
 from nfws.store import save_torch, write_parquet, write_zarr
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def manifest(tmp_path, ids, splits):
@@ -36,7 +29,7 @@ def image_targets(tmp_path):
     return tmp_path / "targets.zarr", m, images, labels
 
 
-CFG = {"epochs": 8, "batch_size": 10, "input_res": 16, "feat_dim": 8, "lr": 3e-3, "device": "cpu"}
+CFG = {**EXTRACTOR_DEFAULTS, "epochs": 8, "batch_size": 10, "input_res": 16, "feat_dim": 8, "lr": 3e-3, "device": "cpu"}
 
 
 def test_image_extractor_learns_classes_from_train_split_and_reloads(image_targets, tmp_path):
@@ -44,9 +37,9 @@ def test_image_extractor_learns_classes_from_train_split_and_reloads(image_targe
     info = train_feature_extractor(targets, man, CFG, tmp_path / "ext.pt", seed=0)
     assert info["n_train"] == 30 and info["n_classes"] == 2 and info["arch"] == "image_cnn"
     assert info["train_accuracy"] >= 0.9
-    ext = load_extractor(tmp_path / "ext.pt")
+    ext = load_extractor(tmp_path / "ext.pt", CFG)
     f = ext.features(images[30:])
-    assert f.shape == (10, 8) and np.array_equal(f, load_extractor(tmp_path / "ext.pt").features(images[30:]))
+    assert f.shape == (10, 8) and np.array_equal(f, load_extractor(tmp_path / "ext.pt", CFG).features(images[30:]))
     assert "ImageCNN" in ext.name and "train" in ext.name
     # held-out features separate the two colours: class means further apart than spread
     f0, f1 = f[labels[30:] == 0], f[labels[30:] == 1]
@@ -69,7 +62,7 @@ def test_point_extractor_trains_on_surface_points(tmp_path):
     info = train_feature_extractor(tmp_path / "t.zarr", man, {**CFG, "n_points": 64, "epochs": 15},
                                    tmp_path / "p.pt", seed=1)
     assert info["arch"] == "pointnet" and info["n_train"] == 16 and info["train_accuracy"] >= 0.9
-    ext = load_extractor(tmp_path / "p.pt")
+    ext = load_extractor(tmp_path / "p.pt", CFG)
     assert ext.features(surface[16:]).shape == (8, 8) and "PointNet" in ext.name
 
 
@@ -82,7 +75,7 @@ def test_torchscript_extractor_gets_clip_style_normalised_images(tmp_path):
     torch.jit.save(torch.jit.script(Tower()), str(tmp_path / "tower.ts"))
     images = np.zeros((2, 8, 8, 3), np.uint8)
     images[1] = 255
-    cfg = {"ts_input_res": 8, "ts_mean": [0.5, 0.5, 0.5], "ts_std": [0.25, 0.5, 1.0]}
+    cfg = {**CFG, "ts_input_res": 8, "ts_mean": [0.5, 0.5, 0.5], "ts_std": [0.25, 0.5, 1.0]}
     ext = load_extractor(tmp_path / "tower.ts", cfg, modality="image")
     want = np.array([[-2.0, -1.0, -0.5], [2.0, 1.0, 0.5]])  # (0 or 1 - 0.5) / std
     np.testing.assert_allclose(ext.features(images), want, atol=1e-6)
@@ -94,13 +87,13 @@ def test_torchscript_extractor_gets_clip_style_normalised_images(tmp_path):
 def test_bad_extractor_inputs(tmp_path, image_targets):
     targets, _, _, _ = image_targets
     with pytest.raises(FileNotFoundError):
-        load_extractor(tmp_path / "none.pt")
+        load_extractor(tmp_path / "none.pt", CFG)
     save_torch({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an nfws extractor"):
-        load_extractor(tmp_path / "other.pt")
+        load_extractor(tmp_path / "other.pt", CFG)
     ids = [f"f{i}" for i in range(40)]
     one_class = manifest(tmp_path, ids, ["train"] + ["test"] * 39)
     with pytest.raises(ValueError, match=">= 2 classes"):
         train_feature_extractor(targets, one_class, CFG, tmp_path / "x.pt", seed=0)
-    with pytest.raises(ValueError, match="unknown keys"):
+    with pytest.raises(ValueError, match="config feature_extractor: missing keys"):
         train_feature_extractor(targets, one_class, {"epoch": 3}, tmp_path / "x.pt", seed=0)

@@ -120,3 +120,85 @@ def test_render_images_uses_pixel_centres_row_major():
     # pixel (row 0, col 3): x = 0.75, y = -0.75 -> red 0.875, green 0.125
     assert tuple(img[0, 3]) == (round(0.875 * 255), round(0.125 * 255), 0)
     assert img[3, 0, 1] == round(0.875 * 255)
+
+
+def test_generation_table_puts_published_numbers_beside_ours(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from nfws.eval.generation_tables import write_generation_table
+
+    base = {"modality": "occupancy", "n_gen": 8, "n_ref": 6, "n_empty": 1, "fd": 0.5,
+            "mmd_g": 0.1, "mmd_p": 1.0, "mmd_cd": 0.004, "cov": 0.5, "nna": 0.75,
+            "extractor": "PointNet trained on shapes train labels (2 classes)"}
+    paths = {}
+    for key in ("mlp", "mlora_asym", "mlora_asym_no_encoder"):
+        paths[key] = tmp_path / f"{key}.json"
+        paths[key].write_text(json.dumps(base))
+    df = write_generation_table(paths, "shapes", "ShapeNet-Multi", tmp_path / "t.csv",
+                                tmp_path / "t.md", chamfer_scale=1e3)
+    rows = pd.read_csv(tmp_path / "t.csv").set_index("representation")
+    assert rows.loc["MLP", "FD (paper)"] == 0.117  # HyperDiffusion row of Table 3
+    assert rows.loc["mLoRA-Asym", "mMD (paper)"] == 5.52
+    assert rows.loc["mLoRA-Asym w/o layer encoder", "1-NNA % (paper)"] == 61.2  # Table 5
+    assert rows.loc["mLoRA-Asym", "mMD"] == 4.0 and rows.loc["MLP", "COV %"] == 50.0
+    assert len(df) == 3
+    assert "PointNet trained on shapes" in (tmp_path / "t.md").read_text()
+    paths["lora"] = tmp_path / "img.json"
+    paths["lora"].write_text(json.dumps({**base, "modality": "image"}))
+    with pytest.raises(ValueError, match="mixes modalities"):
+        write_generation_table(paths, "shapes", "ShapeNet-Multi", tmp_path / "u.csv", tmp_path / "u.md")
+
+
+def test_generate_and_evaluate_stage_on_a_stand_in_image_field(tmp_path):
+    """Diffusion model -> samples -> images -> metrics JSON, with a tiny stand-in field whose
+    colour is the sigmoid of the first three weights."""
+    import json
+
+    import pandas as pd
+
+    from nfws.eval.generation import GENERATION_DEFAULTS, evaluate_generation, generate
+    from nfws.fit.diffusion import DEFAULTS, train_diffusion
+    from nfws.models.feature_extractors import EXTRACTOR_DEFAULTS, train_feature_extractor
+    from nfws.store import write_parquet, write_zarr
+
+    rng = np.random.default_rng(0)
+    n = 24
+    ids = np.array([f"o{i}" for i in range(n)])
+    labels = np.arange(n) % 2
+    layout = [{"name": "colour", "shape": [3], "role": "bias"}, {"name": "w", "shape": [2, 2], "role": "weight"}]
+    weights = rng.normal(size=(n, 7)).astype(np.float32)
+    weights[:, 0] += 3 * (labels * 2 - 1)
+    write_zarr(tmp_path / "w.zarr", {"weights": weights, "object_ids": ids}, {"layout": layout})
+    images = np.zeros((n, 8, 8, 3), np.uint8)
+    images[..., 0] = (255 / (1 + np.exp(-weights[:, 0]))).astype(np.uint8)[:, None, None]
+    write_zarr(tmp_path / "t.zarr", {"images": images, "object_ids": ids, "labels": labels},
+               {"kind": "image"})
+    write_parquet(pd.DataFrame({"object_id": ids, "split": ["train"] * 16 + ["test"] * 8}),
+                  tmp_path / "m.parquet")
+    cfg = {**DEFAULTS, "hidden": 16, "depth": 1, "heads": 2, "steps": 3, "sampling_steps": 4,
+           "device": "cpu"}
+    ext_cfg = {**EXTRACTOR_DEFAULTS, "epochs": 2, "input_res": 8, "feat_dim": 4, "device": "cpu"}
+    train_diffusion(tmp_path / "w.zarr", cfg, tmp_path / "d.pt", 0, tmp_path / "m.parquet")
+    train_feature_extractor(tmp_path / "t.zarr", tmp_path / "m.parquet",
+                            ext_cfg, tmp_path / "e.pt", 0)
+
+    def instantiate(w):
+        return lambda pts: torch.sigmoid(w[:, None, :3]).expand(-1, pts.shape[1], -1)
+
+    gen_cfg = {**GENERATION_DEFAULTS, "n_samples": 6, "resolution": 8, "instantiate_batch": 4}
+    info = generate(tmp_path / "d.pt", instantiate, "image", gen_cfg, 3, tmp_path / "s.zarr",
+                    tmp_path / "grid.png")
+    assert info["n_samples"] == 6 and (tmp_path / "grid.png").stat().st_size > 0
+    from nfws.store import read_zarr
+    arrays, _ = read_zarr(tmp_path / "s.zarr")
+    want = np.round(255 / (1 + np.exp(-arrays["weights"][:, 0])))
+    np.testing.assert_allclose(arrays["images"][:, 4, 4, 0], want, atol=1)
+    result = evaluate_generation(tmp_path / "s.zarr", tmp_path / "t.zarr", tmp_path / "m.parquet",
+                                 tmp_path / "e.pt", tmp_path / "metrics.json", gen_cfg, ext_cfg)
+    assert result["n_gen"] == 6 and result["n_ref"] == 8 and result["n_feature"] == 4
+    assert json.loads((tmp_path / "metrics.json").read_text())["fd"] == pytest.approx(result["fd"])
+    assert "ImageCNN" in result["extractor"]
+    with pytest.raises(ValueError, match="modality"):
+        generate(tmp_path / "d.pt", instantiate, "audio", gen_cfg, 3, tmp_path / "x.zarr")

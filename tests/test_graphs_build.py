@@ -175,6 +175,26 @@ def test_hidden_neuron_permutation_only_permutes_nodes(name):
     assert not np.array_equal(_edge_multiset(spec, arrays), _edge_multiset(spec, swapped))
 
 
+def test_triplane_channel_and_hash_feature_permutations_only_permute_nodes():
+    # Both are symmetries of the field: the grid's feature c feeds only column c of mlp.0.
+    tri = ARCHS["TRI-8C"]
+    arrays = _random_weights(tri, 1, seed=6)
+    perm = np.array([3, 0, 7, 1, 6, 2, 5, 4])
+    permuted = dict(arrays, triplane=arrays["triplane"][:, :, perm],
+                    **{"mlp.0": np.concatenate([arrays["mlp.0"][:, :, :144],
+                                                arrays["mlp.0"][:, :, 144 + perm],
+                                                arrays["mlp.0"][:, :, 152:]], axis=2)})
+    assert np.array_equal(_edge_multiset(tri, arrays), _edge_multiset(tri, permuted))
+    hsh = ARCHS["HASH-3N"]
+    arrays = _random_weights(hsh, 1, seed=7)
+    swapped = dict(arrays, hash=arrays["hash"][:, :, :, ::-1],
+                   **{"mlp.0": arrays["mlp.0"][:, :, [1, 0, 3, 2, 5, 4] + list(range(6, 16))]})
+    assert np.array_equal(_edge_multiset(hsh, arrays), _edge_multiset(hsh, swapped))
+    # Control: swapping features across levels is not a symmetry.
+    across = dict(arrays, **{"mlp.0": arrays["mlp.0"][:, :, [2, 1, 0] + list(range(3, 16))]})
+    assert not np.array_equal(_edge_multiset(hsh, arrays), _edge_multiset(hsh, across))
+
+
 @pytest.mark.parametrize("name", list(ARCHS))
 def test_weights_values_round_trip_is_exact(name):
     spec = ARCHS[name]

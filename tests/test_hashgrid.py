@@ -119,3 +119,15 @@ def test_non_hash_spec_is_rejected():
     spec = ArchSpec(name="MLP", family="MLP")
     with pytest.raises(ValueError, match="HASH"):
         hash_corners(torch.zeros(3), spec)
+
+
+def test_negative_cells_wrap_around_like_uint32():
+    # x0 = -0.05: level 0 pos = -0.75 + 0.5 -> cell -1; level 1 pos = -1.55 + 0.5 -> cell -2
+    x = torch.tensor([-0.05, 0.0, 0.0])
+    idx, _ = hash_corners(x, hash_spec())
+    # dense level 0, corner 0 = (-1, 0, 0): uint32 2^32 - 1, mod 4096 = 4095;
+    # corner 2 = (-1, 1, 0): (2^32 - 1 + 16) mod 2^32 = 15
+    assert int(idx[0, 0]) == 4095 and int(idx[0, 2]) == 15
+    # hashed level 1, corner 2 = (-2, 1, 0): (2^32 - 2) xor 2654435761 (= 0x9E3779B1);
+    # low 12 bits 0xFFE xor 0x9B1 = 0x64F = 1615
+    assert int(idx[1, 2]) == 1615

@@ -3,12 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(1)  # tiny ops: thread hand-offs cost more than the work
-
-from nfws.data.targets import load_targets  # noqa: E402
-from nfws.fit.instances import (fit_instances, fit_params, load_fitted,  # noqa: E402
+from nfws.data.targets import load_targets
+from nfws.fit.instances import (fit_instances, fit_params, load_fitted,
                                 make_representation, shared_init)
-from nfws.store import read_zarr, write_zarr  # noqa: E402
+from nfws.store import read_zarr, write_zarr
 
 CPU = torch.device("cpu")
 FIT = dict(steps=12, points=24, lr_start=1e-2, lr_end=1e-5, log_every=4, checkpoint_every=5,

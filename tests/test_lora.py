@@ -4,8 +4,6 @@ import math
 import pytest
 import torch
 
-torch.set_num_threads(1)  # tiny ops: thread hand-offs cost more than the work
-
 from nfws.models.lora import (asymmetric_mask, build_representation, lora_on_base,
                               n_frozen_per_row)
 from nfws.models.modulated import ModulatedField
@@ -32,8 +30,8 @@ def _params_with(rep, fill_a, fill_b, n=2):
 def test_mlora_with_ba_all_ones_reproduces_base():
     model, z, base = _base()
     rep = build_representation("mlora", FIT, 3, 1, base)
-    # rank r with entries 1/sqrt(r): (BA)_ij = sum_k 1/r = 1 (ranks differ per layer)
-    params = {e.name: torch.full((2, *e.shape), 1 / math.sqrt(min(e.shape))) for e in rep.entries}
+    # rank r = 3 with entries 1/sqrt(3): (BA)_ij = sum_k 1/3 = 1
+    params = {e.name: torch.full((2, *e.shape), 1 / math.sqrt(3)) for e in rep.entries}
     p = torch.rand(2, 50, 3) - 0.5
     with torch.no_grad():
         ours = rep.forward(params, p)
@@ -50,19 +48,29 @@ def test_lora_with_b_zero_reproduces_base():
         assert torch.allclose(rep.forward(params, p), model(p, z.expand(2, -1)), atol=1e-5)
 
 
-def test_lora_update_matches_hand_formula():
+@pytest.mark.parametrize("multiplicative", [True, False])
+def test_adapted_forward_matches_hand_written_network(multiplicative):
     _, _, base = _base()
-    rep = lora_on_base(True, False, base, 2, 6.0, 0.1, 0)
+    rep = lora_on_base(multiplicative, False, base, 2, 6.0, 0.1, 0)
     gen = torch.Generator().manual_seed(0)
     params = {e.name: torch.randn((1, *e.shape), generator=gen) for e in rep.entries}
-    # one-layer check: W' = W ⊙ (B A) for the first synthesis layer
-    w = base["weights"][0]
-    expect = w * (params["layer0.B"][0] @ params["layer0.A"][0])
-    assert expect.shape == w.shape
-    add = lora_on_base(False, False, base, 2, 6.0, 0.1, 0)
-    assert add.n_params == rep.n_params
-    # rank is capped by the 1-row output layer
-    assert rep.entries[-1].shape == (1, 1)
+    x = torch.rand(5, 3) - 0.5
+
+    def w(l):
+        ba = params[f"layer{l}.B"][0] @ params[f"layer{l}.A"][0]
+        return base["weights"][l] * ba if multiplicative else base["weights"][l] + ba
+
+    b = base["biases"]
+    h = torch.sin(3.0 * (x @ base["enc_weight"].T + base["enc_bias"]))
+    h = torch.relu(h @ w(0).T + b[0])
+    for k in range(2):       # two residual blocks of two layers
+        a = torch.relu(h @ w(1 + 2 * k).T + b[1 + 2 * k])
+        h = h + torch.relu(a @ w(2 + 2 * k).T + b[2 + 2 * k])
+    expect = h @ w(5).T + b[5]
+    with torch.no_grad():
+        assert torch.allclose(rep.forward(params, x[None])[0], expect, atol=1e-5)
+    # every layer holds r pairs, also the 1-row output layer
+    assert rep.entries[-1].shape == (1, 2) and rep.entries[-2].shape == (2, 16)
 
 
 def test_asymmetric_mask_counts_and_determinism():

@@ -5,14 +5,6 @@ import torch
 from nfws.models.lora_encoder import HierarchicalLoRADiT, lora_structure
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def layout(rank=2, extra=False):
     out = [{"name": "layer0.A", "shape": [rank, 2], "role": "A"},
            {"name": "layer0.B", "shape": [3, rank], "role": "B"},
@@ -80,6 +72,8 @@ def test_decoder_writes_pairs_back_into_A_rows_and_B_columns():
     torch.testing.assert_close(out[:, 24:], torch.tensor([11.0, 12.0, 13.0, 14.0]).expand(2, -1))
 
 
-def test_rank_must_divide_hidden():
-    with pytest.raises(ValueError, match="divisible by the LoRA rank"):
-        HierarchicalLoRADiT(layout(rank=3), hidden=8, depth=1, heads=2)
+def test_rank_that_does_not_divide_hidden_gets_one_head_per_rank():
+    model = HierarchicalLoRADiT(layout(rank=3), hidden=8, depth=1, heads=2)
+    assert model.encoders[0].attn.heads == 3
+    assert model.encoders[0].proj.out_features == 9  # 3 heads of ceil(8 / 3) = 3
+    assert model.encode(torch.randn(2, 36)).shape == (2, 2, 8)

@@ -1,11 +1,8 @@
 """Modulated base field: demodulation by hand and the auto-decoder trainer."""
-import math
 
 import numpy as np
 import pytest
 import torch
-
-torch.set_num_threads(1)  # tiny ops: thread hand-offs cost more than the work
 
 from nfws.models.modulated import ModulatedField, ModulatedLinear, demodulate
 

@@ -5,10 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(1)
-
-from nfws.data.targets import read_mesh, read_shape, winding_number  # noqa: E402
-from nfws.eval.reconstruction import (chamfer_distance, grid_points, mesh_vertices,  # noqa: E402
+from nfws.data.targets import read_mesh, read_shape, winding_number
+from nfws.eval.reconstruction import (chamfer_distance, grid_points, mesh_vertices,
                                       psnr)
 
 
@@ -66,7 +64,8 @@ def test_off_reader_and_mesh_shape_source(tmp_path):
     _cube_obj(tmp_path / "cube.obj")
     v, f = read_mesh(tmp_path / "cube.obj")
     off = tmp_path / "cube.off"
-    off.write_text(f"OFF\n{len(v)} {len(f)} 0\n" + "".join(f"{a} {b} {c}\n" for a, b, c in v.tolist())
+    off.write_text(f"OFF\n{len(v)} {len(f)} 0\n"
+                   + "".join(f"{a} {b} {c}\n" for a, b, c in v.tolist())
                    + "".join(f"3 {a} {b} {c}\n" for a, b, c in f.tolist()))
     v2, f2 = read_mesh(off)
     assert torch.equal(v, v2) and torch.equal(f, f2)

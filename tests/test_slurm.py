@@ -6,7 +6,6 @@ NFWS_REQUIRE_SLURM=1, in which case a missing cluster is a failure, not a skip.
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 

@@ -159,6 +159,10 @@ def test_bad_arrays_name_the_parameter():
         FieldStack.from_arrays(MLP, {k: v for k, v in arrays.items() if k != "mlp.3"})
     with pytest.raises(ValueError, match="number of fields"):
         FieldStack.from_arrays(MLP, {**arrays, "mlp.0": np.repeat(arrays["mlp.0"], 2, axis=0)})
+    bad = arrays["mlp.2"].copy()
+    bad[0, 3, 5] = np.nan
+    with pytest.raises(ValueError, match="'mlp.2' contains 1 non-finite"):
+        FieldStack.from_arrays(MLP, {**arrays, "mlp.2": bad})
     with pytest.raises(ValueError, match="points"):
         make_stack(MLP, 2, gen())(torch.zeros(1, 4, 3))
 
@@ -192,3 +196,11 @@ def test_bfloat16_autocast_runs_and_stays_close(spec):
     assert torch.allclose(rgb16.float(), rgb, atol=0.03)
     assert torch.allclose(sigma16, sigma, rtol=0.1, atol=0.05)
     assert all(p.grad is not None for p in stack.parameters())
+
+
+def test_mlp_accepts_whole_encoding_or_blocks():
+    stack = make_stack(TRI, 2, gen(8))
+    x01 = torch.rand(2, 10, 3, generator=gen(9))
+    blocks = stack.encode(x01)
+    assert [b.shape[-1] for b in blocks] == [144, 16]
+    assert torch.allclose(stack.mlp(blocks), stack.mlp(torch.cat(blocks, -1)), atol=1e-5)

@@ -4,10 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-torch.set_num_threads(1)
-
-from nfws.eval.structure import plot_structure, weight_space_structure  # noqa: E402
-from nfws.store import write_zarr  # noqa: E402
+from nfws.eval.structure import plot_structure, weight_space_structure
+from nfws.store import write_zarr
 
 FIT = dict(steps=15, points=32, lr_start=1e-2, lr_end=1e-4, log_every=5, checkpoint_every=100,
            base_latent="mean", mlp_template_init=False, rank=2, kappa=6.0, mask_seed=3,

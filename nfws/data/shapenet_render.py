@@ -23,15 +23,9 @@ import torch
 from PIL import Image
 
 from nfws.data.cameras import intrinsics_from_fov, orbit_c2w
+from nfws.data.manifest import NAME_TO_SYNSET
 from nfws.store import atomic_path
 
-# ShapenetRender classes in label order 0..12: name -> ShapeNet synset id
-SYNSETS = {
-    "airplane": "02691156", "bench": "02828884", "cabinet": "02933112", "car": "02958343",
-    "chair": "03001627", "display": "03211117", "lamp": "03636649", "speaker": "03691459",
-    "rifle": "04090263", "sofa": "04256520", "table": "04379243", "phone": "04401088",
-    "watercraft": "04530566",
-}
 FOCAL_MM, SENSOR_MM, MAX_DISTANCE = 35.0, 32.0, 1.75
 DISN_FOV_X = 2 * math.atan(0.5 * SENSOR_MM / FOCAL_MM)
 METADATA = "rendering_metadata.txt"
@@ -39,10 +33,11 @@ TRANSFORMS = "transforms_train.json"
 LAYOUTS = ("shapenet_render", "nf2vec")
 
 
-def class_synset(class_name: str) -> str:
-    if class_name not in SYNSETS:
-        raise ValueError(f"unknown class {class_name!r}; known: {list(SYNSETS)}")
-    return SYNSETS[class_name]
+def class_synset(class_name: str, where="class table") -> str:
+    """ShapeNet synset folder name of a class; ``where`` names the file for errors."""
+    if class_name not in NAME_TO_SYNSET:
+        raise ValueError(f"{where}: unknown class {class_name!r}; known: {list(NAME_TO_SYNSET)}")
+    return NAME_TO_SYNSET[class_name]
 
 
 # ----- cameras --------------------------------------------------------------------------
@@ -50,7 +45,7 @@ def sample_easy_views(n_views: int, rng: np.random.Generator) -> dict[str, np.nd
     """DISN easy views: azimuth = step (i + 1) ± step/2 with step = 360/n (10 ± 5 for 36),
     elevation U(20, 30)°, dist_ratio U(0.65, 1.0), distance = dist_ratio * 1.75."""
     if n_views < 1:
-        raise ValueError(f"render.n_views: must be >= 1, got {n_views}")
+        raise ValueError(f"data.shapenet.n_views: must be >= 1, got {n_views}")
     step = 360.0 / n_views
     azimuth = step * (np.arange(n_views) + 1) + rng.uniform(-step / 2, step / 2, n_views)
     elevation = rng.uniform(20.0, 30.0, n_views)
@@ -159,7 +154,7 @@ READERS = {"shapenet_render": read_shapenet_render, "nf2vec": read_nf2vec}
 def read_object_views(object_dir, layout: str, resolution: int | None = None):
     """Images uint8 [V, H, W, 4], c2w float32 [V, 4, 4], intrinsics float32 [V, 4]."""
     if layout not in READERS:
-        raise ValueError(f"data.layout: must be one of {LAYOUTS}, got {layout!r}")
+        raise ValueError(f"data.shapenet.source (views layout): must be one of {LAYOUTS}, got {layout!r}")
     return READERS[layout](object_dir, resolution)
 
 

@@ -1,7 +1,7 @@
 """Sphere-traced Lambertian renders of SDF objects, and the render stage built on them.
 
 All rays of all views of one object are traced together as one flat batch; rays that hit
-or leave the object's bounding sphere are dropped from the batch as they finish, so later
+or leave the object's bounding box are dropped from the batch as they finish, so later
 steps only pay for the few grazing rays still marching.
 
 Shading is view-independent (albedo * (ambient + diffuse * max(0, n.l)) with a light fixed
@@ -33,26 +33,28 @@ _TETRAHEDRON = torch.tensor([[1, -1, -1], [-1, -1, 1], [-1, 1, -1], [1, 1, 1]], 
 def trace(obj: SDFObject, origins: torch.Tensor, dirs: torch.Tensor, max_steps: int = 64):
     """March rays [N, 3] (unit ``dirs``) to the zero level set.
 
-    Returns (hit [N] bool, t [N] ray distance). Rays are only marched inside the object's
-    (slightly padded) bounding box; a ray still marching after ``max_steps`` counts as a
-    miss (only grazing silhouette rays get that far).
+    Returns (hit [N] bool, t [N] distance to the hit, valid where hit). Rays are only
+    marched inside the object's (slightly padded) bounding box; a ray still marching after
+    ``max_steps`` counts as a miss (only grazing silhouette rays get that far).
     """
     lo, hi = (torch.tensor(b, dtype=origins.dtype, device=origins.device) for b in obj.bounds())
     t_enter, t_exit = _box_span(origins, dirs, lo - BOX_PAD, hi + BOX_PAD)
-    t = t_enter.clamp(min=0)
+    t_out = t_enter.clamp(min=0)
     hit = torch.zeros(len(origins), dtype=torch.bool, device=origins.device)
-    active = torch.nonzero(t_exit > t).squeeze(1)
+    # per-ray state of the rays still marching, compacted as rays finish
+    idx = torch.nonzero(t_exit > t_out).squeeze(1)
+    o, d, t, t_end = origins[idx], dirs[idx], t_out[idx], t_exit[idx]
     for _ in range(max_steps):
-        if active.numel() == 0:
+        if idx.numel() == 0:
             break
-        t_a = t[active]
-        dist = obj.sdf(origins[active] + t_a[:, None] * dirs[active])
+        dist = obj.sdf(torch.addcmul(o, t[:, None], d))
+        t = t + dist
         landed = dist < HIT_EPS
-        hit[active[landed]] = True
-        t_a = t_a + dist
-        t[active] = t_a
-        active = active[~landed & (t_a <= t_exit[active])]
-    return hit, t
+        hit[idx[landed]] = True
+        t_out[idx[landed]] = t[landed]
+        keep = ~landed & (t <= t_end)
+        idx, o, d, t, t_end = idx[keep], o[keep], d[keep], t[keep], t_end[keep]
+    return hit, t_out
 
 
 def _box_span(origins, dirs, lo, hi):
@@ -118,15 +120,16 @@ def render_objects(manifest_path, out_root, resolution: int = 64, n_views: int =
     if len(manifest) == 0:
         raise ValueError(f"{manifest_path}: manifest has no objects")
     if resolution < 8:
-        raise ValueError(f"render.resolution: must be >= 8, got {resolution}")
+        raise ValueError(f"data.shapenet.resolution: must be >= 8, got {resolution}")
     for row in tqdm(manifest.itertuples(index=False), total=len(manifest), desc="render"):
         if not str(row.source).endswith(".json"):
             raise ValueError(f"{manifest_path}: object {row.object_id} source {row.source!r} "
                              "is not a synthetic object JSON; only synthetic objects are rendered")
+        synset = class_synset(row.class_name, manifest_path)
         obj = SDFObject.load(row.source)
         if obj.object_id != row.object_id or obj.class_name != row.class_name:
             raise ValueError(f"{row.source}: holds {obj.class_name}/{obj.object_id}, manifest "
                              f"{manifest_path} says {row.class_name}/{row.object_id}")
         images, views = render_object(obj, resolution, n_views, object_rng(seed, row.object_id))
-        folder = Path(out_root) / "image" / class_synset(row.class_name) / row.object_id
+        folder = Path(out_root) / "image" / synset / row.object_id
         write_object_views(folder, images, views)

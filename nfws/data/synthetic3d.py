@@ -176,30 +176,38 @@ class SDFObject:
             groups.append({
                 "primitive": primitive,
                 "index": torch.tensor(idx),
-                "rot": torch.tensor(np.stack([rotation_matrix(p.rotation_deg) for p in sel]),
-                                    dtype=torch.float32),
+                "rot_over_scale": torch.tensor(
+                    np.stack([rotation_matrix(p.rotation_deg) / p.scale for p in sel]),
+                    dtype=torch.float32),
                 "trans": torch.tensor([p.translation for p in sel], dtype=torch.float32),
                 "scale": torch.tensor([p.scale for p in sel], dtype=torch.float32),
                 "params": torch.tensor([p.params for p in sel], dtype=torch.float32),
             })
         return groups
 
+    def _group_sdf(self, points: torch.Tensor):
+        """Yield (part indices, signed distances [k, N]) per primitive group."""
+        for g in self._groups:
+            # row vectors: x_local = R^T (x - t) / s  ==  (x - t) @ (R / s)
+            local = (points.unsqueeze(0) - g["trans"].to(points)[:, None]) @ g["rot_over_scale"].to(points)
+            d = _SDF[g["primitive"]](local, g["params"].to(points)[:, None, :])
+            yield g["index"], d * g["scale"].to(points)[:, None]
+
     def part_sdf(self, points: torch.Tensor) -> torch.Tensor:
         """Signed distance of every part: [P, N] for points [N, 3] (object frame)."""
         out = points.new_empty(len(self.parts), points.shape[0])
-        for g in self._groups:
-            rot, trans = g["rot"].to(points), g["trans"].to(points)
-            scale, prm = g["scale"].to(points), g["params"].to(points)
-            # row vectors: x_local = R^T (x - t) / s  ==  ((x - t) @ R) / s
-            local = ((points.unsqueeze(0) - trans[:, None]) @ rot) / scale[:, None, None]
-            d = _SDF[g["primitive"]](local, prm[:, None, :]) * scale[:, None]
-            out[g["index"].to(points.device)] = d
+        for index, d in self._group_sdf(points):
+            out[index.to(points.device)] = d
         return out
 
     def sdf(self, points: torch.Tensor) -> torch.Tensor:
         """Signed distance of the union (min over parts); points [..., 3] -> [...]."""
         flat = points.reshape(-1, 3)
-        return self.part_sdf(flat).min(dim=0).values.reshape(points.shape[:-1])
+        best = None
+        for _, d in self._group_sdf(flat):
+            d = d.min(dim=0).values
+            best = d if best is None else torch.minimum(best, d)
+        return best.reshape(points.shape[:-1])
 
     def colour(self, points: torch.Tensor) -> torch.Tensor:
         """Albedo in [0, 1] of the part nearest each point; points [..., 3] -> [..., 3]."""
@@ -241,6 +249,9 @@ class SDFObject:
         for key in ("object_id", "class_name", "parts"):
             if key not in data:
                 raise ValueError(f"{where}: missing key {key!r}")
+        if data["class_name"] not in CLASS_BUILDERS:
+            raise ValueError(f"{where}: unknown class {data['class_name']!r}; "
+                             f"known: {sorted(CLASS_BUILDERS)}")
         parts = []
         for i, entry in enumerate(data["parts"]):
             try:

@@ -18,7 +18,7 @@ from nfws.data.shapenet_render import class_synset, read_object_views
 from nfws.store import atomic_path, read_parquet
 
 
-def object_view_dir(row, layout: str, render_root) -> Path:
+def object_view_dir(row, layout: str, render_root, manifest_path) -> Path:
     """Where one manifest row's views live.
 
     With ``render_root`` (synthetic objects rendered by the render stage) the folder is
@@ -27,7 +27,8 @@ def object_view_dir(row, layout: str, render_root) -> Path:
     """
     if render_root is None:
         return Path(row.source)
-    folder = Path(render_root) / "image" / class_synset(row.class_name) / row.object_id
+    synset = class_synset(row.class_name, manifest_path)
+    folder = Path(render_root) / "image" / synset / row.object_id
     return folder / "easy" if layout == "nf2vec" else folder
 
 
@@ -42,14 +43,15 @@ def build_views_store(manifest_path, out_path, resolution: int, layout: str,
     if len(manifest) == 0:
         raise ValueError(f"{manifest_path}: manifest has no objects")
     if resolution < 1:
-        raise ValueError(f"views.resolution: must be >= 1, got {resolution}")
+        raise ValueError(f"data.shapenet.resolution: must be >= 1, got {resolution}")
     dataset = dataset or Path(manifest_path).parent.name
     n = len(manifest)
     with atomic_path(out_path) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         arrays = None
         for i, row in enumerate(tqdm(manifest.itertuples(index=False), total=n, desc="views")):
-            views = read_object_views(object_view_dir(row, layout, render_root), layout, resolution)
+            folder = object_view_dir(row, layout, render_root, manifest_path)
+            views = read_object_views(folder, layout, resolution)
             if arrays is None:
                 n_views = len(views["images"])
                 arrays = {k: root.create_array(k, shape=(n,) + v.shape, dtype=v.dtype,

@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from nfws.store import atomic_path, write_parquet
 
-DISC_KEYS = ("n_runs", "test_fraction", "logistic_max_iter")
+DISC_KEYS = ("n_runs", "test_fraction", "logistic_max_iter", "kmeans_n_init")
 
 
 def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -33,9 +33,9 @@ def nn1_cosine_accuracy(train_x, train_y, test_x, test_y) -> float:
     return float((train_y[(b @ a.T).argmax(1)] == test_y).mean())
 
 
-def kmeans_ari(x: np.ndarray, labels: np.ndarray, seed: int) -> float:
+def kmeans_ari(x: np.ndarray, labels: np.ndarray, seed: int, n_init: int = 10) -> float:
     k = len(np.unique(labels))
-    pred = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(x)
+    pred = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(x)
     return float(adjusted_rand_score(labels, pred))
 
 
@@ -55,7 +55,7 @@ def discriminative_runs(weights: np.ndarray, labels: np.ndarray, cfg: dict,
         xtr, xte, xall = standardise(weights[tr], weights[te], weights)
         clf = LogisticRegression(max_iter=int(cfg["logistic_max_iter"]), random_state=s)
         clf.fit(xtr, labels[tr])
-        rows.append({"run": run, "ari": kmeans_ari(xall, labels, s),
+        rows.append({"run": run, "ari": kmeans_ari(xall, labels, s, int(cfg["kmeans_n_init"])),
                      "nn1": nn1_cosine_accuracy(xtr, labels[tr], xte, labels[te]),
                      "logistic": float(clf.score(xte, labels[te]))})
     return pd.DataFrame(rows)

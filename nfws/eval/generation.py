@@ -17,21 +17,25 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from nfws.data.targets import pixel_grid
+from nfws.fit.diffusion import checked_section, sample
+from nfws.models.feature_extractors import load_extractor, subsample_points
 from nfws.store import atomic_path, read_parquet, read_zarr, write_json, write_zarr
 
 MODALITIES = ("image", "occupancy")
+# The default CPU run's ``generation`` config section (paper: 2,048 samples, 2,048 points).
 GENERATION_DEFAULTS = {
-    "n_samples": 64, "instantiate_batch": 16, "resolution": 32,
-    "grid_res": 32, "bound": 0.55, "level": 0.0, "n_points": 512, "grid_cols": 8,
+    "n_samples": 32, "instantiate_batch": 16, "resolution": 32,
+    "grid_res": 24, "bound": 0.55, "level": 0.0, "n_points": 256, "grid_cols": 8,
 }
 
+
+FIELD_CHUNK = 2**15  # grid points per field call: bounds memory at large grid_res
 
 # ----------------------------------------------------------------------------- features
 def normalise_features(gen: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +104,8 @@ def chamfer_matrix(a: torch.Tensor, b: torch.Tensor, max_elems: int = 2**24) -> 
     for i in range(len(a)):
         for j in range(0, len(b), chunk):
             bj = b[j:j + chunk]
-            d = torch.cdist(a[i].expand(len(bj), -1, -1), bj).square()
+            d = torch.cdist(a[i].expand(len(bj), -1, -1), bj,
+                            compute_mode="use_mm_for_euclid_dist").square()
             out[i, j:j + len(bj)] = d.min(2).values.mean(1) + d.min(1).values.mean(1)
     return out
 
@@ -161,7 +166,8 @@ def surface_point_clouds(field, n: int, cfg: dict, generator: torch.Generator):
     res, bound = cfg["grid_res"], cfg["bound"]
     axis = torch.linspace(-bound, bound, res)
     grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-    values = field(grid.expand(n, -1, -1))
+    values = torch.cat([field(grid[s:s + FIELD_CHUNK].expand(n, -1, -1))
+                        for s in range(0, len(grid), FIELD_CHUNK)], dim=1)
     if values.shape[:2] != (n, len(grid)):
         raise ValueError(f"occupancy field returned {tuple(values.shape)}, expected [{n}, {len(grid)}, 1]")
     volumes = values.reshape(n, res, res, res).float().numpy()
@@ -208,12 +214,9 @@ def point_grid_png(points: np.ndarray, path, cols: int) -> None:
     plt.close(fig)
 
 
-def generation_config(cfg: dict | None) -> dict:
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(GENERATION_DEFAULTS))
-    if unknown:
-        raise ValueError(f"config generation: unknown keys {unknown}; known: {sorted(GENERATION_DEFAULTS)}")
-    return {**GENERATION_DEFAULTS, **cfg}
+def generation_config(cfg: dict) -> dict:
+    """Check the ``generation`` config section: every key of ``GENERATION_DEFAULTS``."""
+    return checked_section(cfg, GENERATION_DEFAULTS, "generation")
 
 
 def generate(model_path, instantiate, modality: str, cfg: dict, seed: int, out_path,
@@ -225,8 +228,6 @@ def generate(model_path, instantiate, modality: str, cfg: dict, seed: int, out_p
     ``level``). Writes ``out_path`` (zarr): weights [n, P], images uint8 [n, R, R, 3] or
     points float32 [n, S, 3] + empty bool [n]; attrs modality, model, seconds.
     """
-    from nfws.fit.diffusion import sample
-
     if modality not in MODALITIES:
         raise ValueError(f"generate: modality must be one of {MODALITIES}, got {modality!r}")
     cfg = generation_config(cfg)
@@ -287,15 +288,14 @@ def reference_set(targets_path, manifest_path, split: str = "test"):
 
 
 def evaluate_generation(samples_path, targets_path, manifest_path, extractor_path,
-                        out_path, split: str = "test", extractor_cfg: dict | None = None) -> dict:
+                        out_path, cfg: dict, extractor_cfg: dict, seed: int = 0,
+                        split: str = "test") -> dict:
     """Metrics of generated samples against the held-out reference; writes a JSON dict.
 
     Distributional metrics on extractor features (both modalities); for 3D also mMD, COV,
-    1-NNA on the point clouds (Chamfer averages over points, so generated and reference
-    clouds may have different sizes).
+    1-NNA on the point clouds, the reference clouds subsampled (seeded) to the generated
+    clouds' ``n_points`` so both sides of every Chamfer distance have the same density.
     """
-    from nfws.models.feature_extractors import load_extractor
-
     samples, attrs = read_zarr(samples_path)
     modality, ref, _ = reference_set(targets_path, manifest_path, split)
     if attrs.get("modality") != modality:
@@ -303,13 +303,14 @@ def evaluate_generation(samples_path, targets_path, manifest_path, extractor_pat
                          f"the reference {targets_path} ({modality!r})")
     extractor = load_extractor(extractor_path, extractor_cfg, modality)
     gen_data = samples["images"] if modality == "image" else samples["points"]
+    gen_f, ref_f = extractor.features(gen_data), extractor.features(ref)
     result = {"modality": modality, "split": split, "n_gen": int(len(gen_data)),
               "n_ref": int(len(ref)), "extractor": extractor.name,
-              "n_feature": None, "n_empty": int(attrs.get("n_empty", 0))}
-    gen_f, ref_f = extractor.features(gen_data), extractor.features(ref)
-    result["n_feature"] = int(gen_f.shape[1])
-    result.update(distribution_metrics(gen_f, ref_f))
+              "n_feature": int(gen_f.shape[1]), "n_empty": int(attrs.get("n_empty", 0)),
+              **distribution_metrics(gen_f, ref_f)}
     if modality == "occupancy":
-        result.update(shape_metrics(torch.from_numpy(gen_data), torch.from_numpy(ref)))
+        ref_pts = subsample_points(ref, generation_config(cfg)["n_points"],
+                                   torch.Generator().manual_seed(seed))
+        result.update(shape_metrics(torch.from_numpy(gen_data), ref_pts))
     write_json(result, out_path)
     return result

@@ -26,12 +26,20 @@ def _require(df: pd.DataFrame, columns, what: str) -> None:
 
 def beside_published(ours: pd.DataFrame, keys: list[str], value: str, paper: pd.DataFrame,
                      paper_value: str) -> pd.DataFrame:
-    """Mean/std/count of ``value`` per ``keys``, outer-joined with the published column."""
+    """Mean/std/count of ``value`` per ``keys`` beside the published column.
+
+    Rows follow the paper's order; our rows without a published value come last.
+    """
     _require(ours, keys + [value], "table")
     stats = (ours.groupby(keys, sort=False)[value]
              .agg(ours="mean", ours_std="std", n_runs="count").reset_index())
     paper = paper[keys + [paper_value]].rename(columns={paper_value: "published"})
-    return stats.merge(paper, on=keys, how="outer", sort=False)
+    table = paper.merge(stats, on=keys, how="left")
+    extra = stats.merge(paper[keys], on=keys, how="left", indicator=True)
+    extra = extra[extra["_merge"] == "left_only"].drop(columns="_merge")
+    table = pd.concat([table, extra], ignore_index=True)
+    table["n_runs"] = pd.Series([int(n) if pd.notna(n) else None for n in table["n_runs"]], dtype=object)
+    return table[keys + ["ours", "published", "ours_std", "n_runs"]]
 
 
 def seen_table(results: pd.DataFrame, seen_archs) -> pd.DataFrame:
@@ -68,6 +76,11 @@ NOTE = ("'ours' is the mean over n_runs runs (seeds), 'ours_std' their standard 
         "so absolute numbers are not comparable; the qualitative pattern is.")
 
 
+RETRIEVAL_NOTE = (" Test split. X/Y: queries of architecture X, gallery of architecture Y. ALL/ALL: "
+                  "queries are all MLP, TRI and HASH NeRFs, the gallery is the same set without "
+                  "the query; a hit is the query object's NeRF in another architecture.")
+
+
 def write_gmn_tables(classification: pd.DataFrame, single_arch: pd.DataFrame,
                      retrieval: pd.DataFrame, out_dir, seen_archs, unseen_archs) -> dict[str, Path]:
     """Write gmn_classification_seen / _unseen / _single_arch and gmn_retrieval (.csv, .md)."""
@@ -84,6 +97,7 @@ def write_gmn_tables(classification: pd.DataFrame, single_arch: pd.DataFrame,
     }
     written = {}
     for name, (df, title) in tables.items():
-        write_table(df, out_dir / f"{name}.csv", out_dir / f"{name}.md", title, NOTE)
+        note = NOTE + (RETRIEVAL_NOTE if name == "gmn_retrieval" else "")
+        write_table(df, out_dir / f"{name}.csv", out_dir / f"{name}.md", title, note)
         written[name] = out_dir / f"{name}.csv"
     return written

@@ -60,13 +60,15 @@ def structure_table(csv_paths, csv_path, md_path) -> pd.DataFrame:
     g = df.groupby(["representation", "lambda"], sort=False)
     out = g.agg(cosine_mean=("cosine", "mean"), cosine_std=("cosine", "std"),
                 barrier_mean=("barrier", "mean"), barrier_std=("barrier", "std"),
-                excess_mean=("barrier_excess", "mean"), n=("cosine", "size")).reset_index()
+                excess_mean=("barrier_excess", "mean"), n=("cosine", "size"),
+                n_no_surface=("barrier", lambda b: int(b.isna().sum()))).reset_index()
     metric = df["error_metric"].iloc[0]
     write_table(out, csv_path, md_path, "Weight-space structure under perturbed initialisation",
                 note=f"Second fit from √(1−λ²)ι1 + λι2. barrier = {metric} of the midpoint "
                      "weights (paper §4.2); excess = barrier − mean endpoint error. The paper "
                      "reports this only as a figure (Fig. 3), so there are no published "
-                     "numbers to print beside ours.", floatfmt="{:.4g}")
+                     "numbers to print beside ours. n_no_surface: midpoint fields without a surface "
+                     "(no Chamfer distance; excluded from the means).", floatfmt="{:.4g}")
     return out
 
 

@@ -28,6 +28,9 @@ def tsne_plot(embedding_paths: Mapping[str, object], archs: Sequence[str], out_p
     df = select(load_embeddings({a: embedding_paths[a] for a in archs}), archs, split)
     if len(df) < 3:
         raise ValueError(f"t-SNE: need >= 3 {split} embeddings, got {len(df)}")
+    if df["class_index"].max() >= len(class_names):
+        raise ValueError(f"t-SNE: class index {df['class_index'].max()} has no name among "
+                         f"{len(class_names)} class_names")
     tsne = TSNE(n_components=2, perplexity=min(perplexity, (len(df) - 1) / 3.0), init="pca",
                 random_state=seed)
     points = tsne.fit_transform(embedding_matrix(df).astype(np.float64))

@@ -35,7 +35,7 @@ def frequency_encoding(x01: torch.Tensor, n_freqs: int) -> torch.Tensor:
     # (x * 2^k) * pi == x * (2^k * pi) bit for bit: scaling by 2^k is exact in floating point
     dtype = torch.promote_types(x01.dtype, torch.float32)
     scales = (torch.pow(2.0, torch.arange(n_freqs, dtype=dtype, device=x01.device))
-              * torch.tensor(math.pi, dtype=dtype)).view(n_freqs, 1)
+              * torch.tensor(math.pi, dtype=dtype, device=x01.device)).view(n_freqs, 1)
     phases = torch.tensor([0.0, math.pi / 2], dtype=dtype, device=x01.device)
     arg = torch.addcmul(phases, x01.to(dtype)[..., None, None], scales)   # [..., D, n_freqs, 2]
     return torch.sin(arg).flatten(-3)

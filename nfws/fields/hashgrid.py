@@ -64,7 +64,7 @@ def hash_corners(x01: torch.Tensor, spec: ArchSpec) -> tuple[torch.Tensor, torch
         t0, t1, t2 = terms[..., 0, :], terms[..., 1, :], terms[..., 2, :]
         # corner k = 4 z + 2 y + x: bit d of k picks the high corner along dimension d
         t2, t1, t0 = t2[..., :, None, None], t1[..., None, :, None], t0[..., None, None, :]
-        index = (t0 + t1 + t2) if spec.level_is_dense(level) else (t0 ^ t1 ^ t2)
+        index = ((t0 + t1 + t2) & UINT32) if spec.level_is_dense(level) else (t0 ^ t1 ^ t2)
         index = index.flatten(-3)
         index = index & (size - 1) if size & (size - 1) == 0 else index % size
         w = torch.stack([1.0 - frac, frac], dim=-1)                          # [..., 3, 2]

@@ -11,7 +11,8 @@ Field (per point, as in the reference code built on tiny-cuda-nn):
   as the reference concatenates them); HASH = hash grid(x01);
 - the encoding is padded with the constant 1.0 to a multiple of 16 inputs, so the padded
   columns of ``mlp.0`` act as a bias; implemented as ``baddbmm`` with bias = the sum of
-  those columns, which is the same sum without materialising the ones;
+  those columns, which is the same sum without materialising the ones (likewise the TRI
+  blocks each meet their own column slice of ``mlp.0`` instead of being concatenated);
 - hidden activations ReLU, or tiny-cuda-nn's ``Sine`` = plain ``sin(h)`` (frequency 1);
   the SIREN factor 30 lives in the first layer's initialisation instead (tiny-cuda-nn's
   ``initialize_siren_uniform_first``), so a trained layer stores the scaled weights;
@@ -100,8 +101,12 @@ class FieldStack(torch.nn.Module):
                     triplane_features(self.params["triplane"], x01)]
         return [hash_encoding(self.params["hash"], x01, spec)]
 
-    def mlp(self, blocks: list[torch.Tensor]) -> torch.Tensor:
-        """Batched bias-free MLP on encoding blocks -> ``[B, N, 16]``."""
+    def mlp(self, feats: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """Batched bias-free MLP -> ``[B, N, 16]``.
+
+        ``feats``: the encoding ``[B, N, spec.encoding_dim]`` (before padding), or its
+        blocks in column order as returned by :meth:`encode`."""
+        blocks = [feats] if isinstance(feats, torch.Tensor) else feats
         weights = [self.params[k] for k in self._mlp_keys]
         first, col, h = weights[0], 0, None
         if first.shape[-1] > self.spec.encoding_dim:
@@ -145,9 +150,16 @@ class FieldStack(torch.nn.Module):
     @classmethod
     def from_arrays(cls, spec: ArchSpec, arrays: dict[str, np.ndarray],
                     device: str | torch.device = "cpu") -> "FieldStack":
-        """Rebuild a stack from :meth:`state_arrays` output (e.g. a NeRF shard's arrays)."""
-        tensors = {name: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device)
-                   for name, a in arrays.items()}
+        """Rebuild a stack from :meth:`state_arrays` output (e.g. a NeRF shard's arrays).
+
+        The arrays are copied; non-finite values are rejected with the parameter's name."""
+        tensors = {}
+        for name, a in arrays.items():
+            a = np.asarray(a, dtype=np.float32)
+            if not np.isfinite(a).all():
+                raise ValueError(f"architecture {spec.name!r}: parameter {name!r} contains "
+                                 f"{int((~np.isfinite(a)).sum())} non-finite values")
+            tensors[name] = torch.tensor(a, device=device)
         return cls(spec, tensors)
 
 

@@ -6,8 +6,9 @@ item indices into one encoder input (a PyG batch of parameter graphs for the GMN
 of stacked parameter tensors for the Table-5 baselines). Targets come from a *teacher*:
 ``teacher(keys, origins [B, R, 3], dirs [B, R, 3]) -> (rgb [B, R, 3], alpha [B, R])`` that
 renders the input NeRFs themselves, keys being (arch, object_id). :func:`field_teacher`
-builds one from any batched field with this module's renderer; the farm's renderer can
-be plugged in instead with the same signature.
+builds one from any batched field, :func:`shard_teacher` from the NeRF shards themselves;
+both render with the shared CPU/GPU renderer ``nfws.render.volrend.render_rays`` (the
+decoder too), stratified in the box [-bbox, bbox]^3, over a black background.
 
 Determinism: batches and rays of epoch ``e`` come from generators seeded by (seed, e), so
 a run resumed from an epoch checkpoint continues exactly as an uninterrupted one.
@@ -25,10 +26,13 @@ from torch_geometric.data import Batch
 from tqdm import tqdm
 
 from nfws.data.cameras import pixel_rays
+from nfws.fields.spec import ArchSpec
+from nfws.fields.stacks import FieldStack
 from nfws.models.baselines import NF2VecMLPEncoder, TriplaneTransformer
 from nfws.models.gmn import GMNEncoder
 from nfws.models.losses import SigLIP, check_variant, rendering_loss, uses_contrast, uses_rendering
-from nfws.models.nf2vec import NF2VecDecoder, render_rays
+from nfws.models.nf2vec import NF2VecDecoder
+from nfws.render.volrend import render_rays
 from nfws.store import load_torch, read_zarr, open_zarr, save_torch, write_json, write_parquet
 
 META_COLUMNS = ("object_id", "arch", "split", "class_index")
@@ -69,6 +73,11 @@ def graph_inputs(graphs: Sequence, manifest: pd.DataFrame) -> EncoderInputs:
     return EncoderInputs(meta, lambda idx: Batch.from_data_list([graphs[i] for i in idx]))
 
 
+def dataset_inputs(dataset) -> EncoderInputs:
+    """A ``nfws.graphs.dataset.GraphDataset`` (graph shards + manifest) with its fast batcher."""
+    return EncoderInputs(dataset.records[list(META_COLUMNS)], dataset.batch)
+
+
 def param_inputs(shard_paths: Sequence, manifest: pd.DataFrame) -> EncoderInputs:
     """NeRF shards (``results/nerfs/{arch}/{shard}.zarr``) as dicts of stacked parameters."""
     stacks: dict[str, list[np.ndarray]] = {}
@@ -90,6 +99,13 @@ def param_inputs(shard_paths: Sequence, manifest: pd.DataFrame) -> EncoderInputs
     params = {k: torch.from_numpy(np.concatenate(v)) for k, v in stacks.items()}
     meta = _join_manifest(pd.DataFrame(items, columns=["object_id", "arch"]), manifest, "NeRF shards")
     return EncoderInputs(meta, lambda idx: {k: v[list(idx)] for k, v in params.items()})
+
+
+def pick_device(device=None) -> torch.device:
+    """CUDA when available (or as asked), CPU otherwise."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def to_device(inputs, device):
@@ -131,11 +147,68 @@ class ViewRays:
         return pixel_rays(c2w, intr, uv)
 
 
+def render_in_box(field, origins, dirs, n_samples: int, bbox: float,
+                  generator: torch.Generator | None = None, boxes: torch.Tensor | None = None):
+    """rgb [B, R, 3] over black and opacity [B, R] of ``field`` inside [-bbox, bbox]^3, or
+    inside each field's own sampling box ``boxes`` [B, 2, 3] when given."""
+    if boxes is None:
+        box = torch.tensor([[-bbox] * 3, [bbox] * 3], dtype=origins.dtype, device=origins.device)
+        boxes = box.expand(origins.shape[0], 2, 3)
+    out = render_rays(field, origins, dirs, boxes, n_samples, origins.new_zeros(3), generator)
+    return out.rgb, out.opacity
+
+
 def field_teacher(load_field: Callable[[list], Callable], n_samples: int, bbox: float = 0.7) -> Teacher:
     """A teacher from ``load_field(keys) -> field`` (points [B, N, 3] -> (rgb, sigma)),
-    rendered at bin centres with :func:`render_rays` (deterministic targets)."""
+    rendered at bin centres (deterministic targets)."""
     def teacher(keys, origins, dirs):
-        return render_rays(load_field(keys), origins, dirs, n_samples, bbox)
+        return render_in_box(load_field(keys), origins, dirs, n_samples, bbox)
+    return teacher
+
+
+def shard_teacher(nerf_shards: Sequence, n_samples: int, device=None) -> Teacher:
+    """The input NeRFs as teacher: every NeRF of the given shards, keyed by (arch, object_id).
+
+    A batch may mix architectures; each architecture's NeRFs are rendered as one stack and
+    the results put back in batch order. Each NeRF is rendered inside the sampling box it
+    was trained in (``sample_box`` of its shard): outside it the field was never fitted.
+    """
+    device = pick_device(device)
+    stores: dict[str, tuple[ArchSpec, dict[str, np.ndarray], dict[str, int]]] = {}
+    for path in nerf_shards:
+        root = open_zarr(path, required=["object_ids"])
+        if "arch" not in root.attrs:
+            raise ValueError(f"{path}: attrs lack 'arch'")
+        spec = ArchSpec.from_dict(data=dict(root.attrs["arch"]))
+        arrays, _ = read_zarr(path, list(spec.param_shapes()) + ["object_ids", "sample_box"])
+        ids = [str(o) for o in arrays.pop("object_ids")]
+        if spec.name in stores:
+            old_spec, old_arrays, old_rows = stores[spec.name]
+            offset = len(old_rows)
+            arrays = {k: np.concatenate([old_arrays[k], v]) for k, v in arrays.items()}
+            rows = {**old_rows, **{o: offset + i for i, o in enumerate(ids)}}
+        else:
+            rows = {o: i for i, o in enumerate(ids)}
+        stores[spec.name] = (spec, arrays, rows)
+
+    def teacher(keys, origins, dirs):
+        rgb = origins.new_zeros(origins.shape)
+        alpha = origins.new_zeros(origins.shape[:2])
+        for arch in dict.fromkeys(a for a, _ in keys):
+            if arch not in stores:
+                raise KeyError(f"teacher: no NeRF shard of architecture {arch!r}")
+            spec, arrays, rows = stores[arch]
+            pos = [i for i, (a, _) in enumerate(keys) if a == arch]
+            missing = [keys[i][1] for i in pos if keys[i][1] not in rows]
+            if missing:
+                raise KeyError(f"teacher: no {arch} NeRF of objects {missing[:5]}")
+            idx = [rows[keys[i][1]] for i in pos]
+            params = {k: v[idx] for k, v in arrays.items() if k != "sample_box"}
+            stack = FieldStack.from_arrays(spec, params, device)
+            boxes = torch.as_tensor(arrays["sample_box"][idx], device=origins.device)
+            rgb[pos], alpha[pos] = render_in_box(stack, origins[pos], dirs[pos], n_samples,
+                                                 spec.bbox, boxes=boxes)
+        return rgb, alpha
     return teacher
 
 
@@ -173,7 +246,8 @@ def shuffled_batches(n_items: int, batch_size: int, rng: np.random.Generator) ->
     perm = rng.permutation(n_items).tolist()
     batches = [perm[s:s + batch_size] for s in range(0, n_items, batch_size)]
     if len(batches[-1]) == 1:
-        batches[-2] += batches.pop()
+        last = batches.pop()
+        batches[-1] += last
     return batches
 
 
@@ -189,12 +263,6 @@ def build_encoder(cfg: dict) -> torch.nn.Module:
     if kind == "triplane_transformer":
         return TriplaneTransformer(**cfg)
     raise ValueError(f"encoder.kind {kind!r} unknown; choose one of {ENCODER_KINDS}")
-
-
-def pick_device(device=None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 REQUIRED_KEYS = ("encoder", "decoder", "loss", "lambda_c", "epochs", "batch_size", "lr",
@@ -214,6 +282,29 @@ def _check_config(cfg: dict) -> None:
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _batch_loss(cfg, encoder, decoder, siglip, inputs, items, keys, rays, teacher, device,
+                gen, render_gen):
+    """L_R and/or L_C of one batch (which ones: decoder / siglip present) and their values."""
+    emb = encoder(to_device(inputs.batch(items), device))
+    ids = [keys[i][1] for i in items]
+    loss, parts = emb.new_zeros(()), {}
+    if decoder is not None:
+        origins, dirs = (t.to(device) for t in rays.sample(ids, int(cfg["rays_per_nerf"]), gen))
+        with torch.no_grad():
+            target_rgb, target_alpha = teacher([keys[i] for i in items], origins, dirs)
+        pred_rgb, _ = render_in_box(lambda x: decoder(x, emb), origins, dirs,
+                                    int(cfg["samples_per_ray"]), float(cfg["bbox"]), render_gen)
+        l_r = rendering_loss(pred_rgb, target_rgb, target_alpha, float(cfg["fg_threshold"]),
+                             float(cfg["fg_weight"]), float(cfg["bg_weight"]))
+        loss = loss + l_r
+        parts["render"] = l_r.item()
+    if siglip is not None:
+        l_c = siglip(emb, ids)
+        loss = loss + (float(cfg["lambda_c"]) if decoder is not None else 1.0) * l_c
+        parts["contrast"] = l_c.item()
+    return loss, parts
 
 
 # ----- training -----------------------------------------------------------------------
@@ -271,34 +362,23 @@ def train_encoder(cfg: dict, inputs: EncoderInputs, model_path, *, rays: ViewRay
     for epoch in bar:
         for m in modules:
             m.train()
-        gen = torch.Generator().manual_seed(_epoch_seed(int(cfg["seed"]), epoch))
+        seed = _epoch_seed(int(cfg["seed"]), epoch)
+        gen = torch.Generator().manual_seed(seed)                     # rays (drawn on the CPU)
+        render_gen = torch.Generator(device=device).manual_seed(seed)  # sample jitter, on device
         sums = {"loss": 0.0, "render": 0.0, "contrast": 0.0}
         batches = epoch_batches(epoch)
         for step, items in enumerate(batches):
-            emb = encoder(to_device(inputs.batch(items), device))
-            ids = [keys[i][1] for i in items]
-            loss = emb.new_zeros(())
-            if decoder is not None:
-                origins, dirs = (t.to(device) for t in rays.sample(ids, int(cfg["rays_per_nerf"]), gen))
-                with torch.no_grad():
-                    target_rgb, target_alpha = teacher([keys[i] for i in items], origins, dirs)
-                pred_rgb, _ = render_rays(lambda x: decoder(x, emb), origins, dirs,
-                                          int(cfg["samples_per_ray"]), float(cfg["bbox"]), gen)
-                l_r = rendering_loss(pred_rgb, target_rgb, target_alpha, float(cfg["fg_threshold"]),
-                                     float(cfg["fg_weight"]), float(cfg["bg_weight"]))
-                loss = loss + l_r
-                sums["render"] += float(l_r)
-            if siglip is not None:
-                l_c = siglip(emb, ids)
-                loss = loss + (float(cfg["lambda_c"]) if decoder is not None else 1.0) * l_c
-                sums["contrast"] += float(l_c)
+            loss, parts = _batch_loss(cfg, encoder, decoder, siglip, inputs, items, keys, rays,
+                                      teacher, device, gen, render_gen)
+            for k, v in parts.items():
+                sums[k] += v
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"encoder {variant}: loss is {float(loss)} at epoch {epoch} step {step}")
+                raise FloatingPointError(f"encoder {variant}: loss is {loss.item()} at epoch {epoch} step {step}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            sums["loss"] += float(loss)
+            sums["loss"] += loss.item()
         log.append({"epoch": epoch, **{k: v / len(batches) for k, v in sums.items()}})
         bar.set_postfix(loss=f"{log[-1]['loss']:.4f}")
         if checkpoint_path is not None:
@@ -324,21 +404,23 @@ def load_encoder(model_path, device=None) -> torch.nn.Module:
 
 
 @torch.no_grad()
-def embed(model_path, inputs: EncoderInputs, out_path, batch_size: int = 16, device=None,
-          progress: bool = True) -> pd.DataFrame:
-    """Embed every item of ``inputs`` (all splits) -> parquet with object_id, arch, split,
-    class_index and ``emb`` (a float32 list per row)."""
+def embed(model_path, inputs: EncoderInputs, out_path, batch_size: int = 16,
+          splits: Sequence[str] | None = None, device=None, progress: bool = True) -> pd.DataFrame:
+    """Embed the items of ``inputs`` (those of ``splits``, default all) -> parquet with
+    object_id, arch, split, class_index and ``emb`` (a float32 list per row)."""
     device = pick_device(device)
     encoder = load_encoder(model_path, device)
+    keep = inputs.meta.index[inputs.meta["split"].isin(splits)] if splits is not None else inputs.meta.index
+    if len(keep) == 0:
+        raise ValueError(f"embed: no items of splits {splits}")
     out = []
-    n = len(inputs.meta)
-    for s in tqdm(range(0, n, batch_size), desc="embed", disable=not progress):
-        items = list(range(s, min(n, s + batch_size)))
+    for s in tqdm(range(0, len(keep), batch_size), desc="embed", disable=not progress):
+        items = [int(i) for i in keep[s:s + batch_size]]
         out.append(encoder(to_device(inputs.batch(items), device)).float().cpu().numpy())
-    emb = np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+    emb = np.concatenate(out)
     if not np.isfinite(emb).all():
         raise FloatingPointError(f"{model_path}: encoder produced non-finite embeddings")
-    df = inputs.meta.copy()
+    df = inputs.meta.loc[keep].reset_index(drop=True)
     df["emb"] = list(emb.astype(np.float32))
     write_parquet(df, out_path)
     return df

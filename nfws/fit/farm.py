@@ -51,23 +51,22 @@ def malloc_env_active() -> bool:
 class FarmConfig:
     """The ``nerf.fit`` config section (every key optional; defaults = the CPU default run)."""
 
-    steps: int = 600
-    rays_per_step: int = 256
-    samples_per_ray: int = 24
-    eval_samples_per_ray: int = 48
+    steps: int = 270
+    rays_per_step: int = 128
+    samples_per_ray: int = 16
+    eval_samples_per_ray: int = 24
     lr: float = 1e-2
     adam_eps: float = 1e-15
     decay_at: tuple = (0.5, 0.75, 0.9)
     decay_factor: float = 0.33
     heldout_views: tuple = (4, 22)
     log_every: int = 10
-    checkpoint_every: int = 200
+    checkpoint_every: int = 100
     psnr_floor: float = 15.0
     on_failure: str = "fail"
     precision: str = "bf16"
     carve_resolution: int = 24
     points_per_call: int = 32768
-    threads: int = 0
     occupancy_resolution: int = 128
     render_step_size: float = 5e-3
     occupancy_every: int = 16
@@ -109,8 +108,6 @@ class FarmConfig:
             bad("precision", "must be 'fp32' or 'bf16'")
         if self.carve_resolution < 0:
             bad("carve_resolution", "must be >= 0 (0 = no carving, sample the whole bbox)")
-        if self.threads < 0:
-            bad("threads", "must be >= 0 (0 = torch's default)")
 
     def lr_at(self, step: int) -> float:
         passed = sum(step >= int(f * self.steps) for f in self.decay_at)
@@ -135,7 +132,10 @@ class FitResult:
     psnr: np.ndarray             # [B]
     loss_curve: np.ndarray       # [B, n_logged]
     failures: list[dict]         # {object_id, arch, reason}
+    setup_seconds: float         # carving + ray bank
     train_seconds: float
+    eval_seconds: float
+    cpu_seconds: float           # process CPU time of setup + training (robust to a busy host)
 
 
 def load_views(views_store, object_ids: list[str]) -> ShardViews:
@@ -251,9 +251,8 @@ def autocast(device: torch.device, precision: str):
 def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: int,
               checkpoint_path=None, progress: bool = True) -> FitResult:
     """Train B NeRFs on their views; evaluate held-out PSNR; collect failures."""
+    t_setup, cpu_start = time.perf_counter(), time.process_time()
     device = torch.device(device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     check_views(views)
     B = len(views.object_ids)
     train_idx, held_idx = split_views(views.images.shape[1], cfg, views.source)
@@ -275,6 +274,7 @@ def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: 
 
     chunk = max(1, min(cfg.rays_per_step, cfg.points_per_call // (B * cfg.samples_per_ray)))
     start = time.perf_counter()
+    setup_seconds = start - t_setup
     bar = tqdm(range(state["step"], cfg.steps), total=cfg.steps, initial=state["step"],
                desc=f"{spec.name} x{B}", disable=not progress, mininterval=2.0)
     for step in bar:
@@ -294,10 +294,13 @@ def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: 
                 and step + 1 < cfg.steps:
             _save(checkpoint_path, ck_meta, state, stack, optimiser, generator, estimators)
     train_seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
 
     psnr = heldout_psnr(stack, views, held_idx, boxes, cfg, device)
     failures = _failures(views.object_ids, spec.name, state["failed_step"], psnr, cfg.psnr_floor)
-    return FitResult(stack, boxes.cpu(), psnr, state["loss_curve"].numpy(), failures, train_seconds)
+    return FitResult(stack, boxes.cpu(), psnr, state["loss_curve"].numpy(), failures,
+                     setup_seconds, train_seconds, time.perf_counter() - start - train_seconds,
+                     cpu_seconds)
 
 
 def _train_step(stack, bank, boxes, cfg, generator, device, chunk, estimators, step):

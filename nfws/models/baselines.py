@@ -95,3 +95,16 @@ class TriplaneTransformer(nn.Module):
             raise ValueError("tri-plane transformer: input has no 'triplane' parameter")
         h = self.embed(self.tokens(params["triplane"])) + self.position
         return self.project(self.norm(self.transformer(h)).mean(1))
+
+
+def can_encode(encoder_cfg: dict, spec) -> bool:
+    """Whether a baseline encoder (config ``{kind, ...}``) can read NeRFs of ``spec`` (an
+    ArchSpec); the GMN reads every architecture. Table 5 leaves the other cells empty."""
+    kind = encoder_cfg.get("kind", "gmn")
+    if kind == "nf2vec_mlp":
+        width = encoder_cfg.get("row_width", 64)
+        return spec.family == "MLP" and all(width in shape for shape in spec.mlp_shapes())
+    if kind == "triplane_transformer":
+        return (spec.family == "TRI" and spec.triplane_res == encoder_cfg.get("resolution", 32)
+                and spec.triplane_channels <= encoder_cfg.get("channels", 16))
+    return kind == "gmn"

@@ -31,8 +31,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from nfws.device import choose_device
+from nfws.fit.diffusion import checked_section
 from nfws.store import load_torch, read_parquet, read_zarr, save_torch
 
+# The default CPU run's ``feature_extractor`` config section; ``checkpoint`` names an
+# external extractor (TorchScript) to use instead of training one; ts_* describe its input.
 EXTRACTOR_DEFAULTS = {
     "checkpoint": None, "feat_dim": 64, "epochs": 30, "batch_size": 32, "lr": 1e-3,
     "input_res": 32, "n_points": 512, "device": "auto",
@@ -41,13 +44,9 @@ EXTRACTOR_DEFAULTS = {
 }
 
 
-def extractor_config(cfg: dict | None) -> dict:
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(EXTRACTOR_DEFAULTS))
-    if unknown:
-        raise ValueError(f"config feature_extractor: unknown keys {unknown}; "
-                         f"known: {sorted(EXTRACTOR_DEFAULTS)}")
-    return {**EXTRACTOR_DEFAULTS, **cfg}
+def extractor_config(cfg: dict) -> dict:
+    """Check the ``feature_extractor`` config section: every key of ``EXTRACTOR_DEFAULTS``."""
+    return checked_section(cfg, EXTRACTOR_DEFAULTS, "feature_extractor")
 
 
 class ImageCNN(nn.Module):
@@ -138,7 +137,7 @@ def _is_torchscript(path: Path) -> bool:
         return any("/code/" in n or n.startswith("code/") for n in zf.namelist())
 
 
-def load_extractor(path, cfg: dict | None = None, modality: str | None = None) -> Extractor:
+def load_extractor(path, cfg: dict, modality: str | None = None) -> Extractor:
     """An ``Extractor`` from our own checkpoint or a TorchScript archive (module doc).
 
     ``modality`` ('image' | 'occupancy') is required for TorchScript files, whose input

@@ -74,11 +74,13 @@ class Entry:
 class Representation:
     """Layout, shared initialisation, masks and batched forward of one representation."""
 
-    def __init__(self, kind: str, entries: list[Entry], forward, out_dim: int):
+    def __init__(self, kind: str, entries: list[Entry], forward, out_dim: int,
+                 buffers: dict | None = None):
         self.kind = kind
         self.entries = entries
         self._forward = forward
         self.out_dim = out_dim
+        self.buffers = buffers or {}     # frozen shared tensors the forward reads
 
     @property
     def n_params(self) -> int:
@@ -120,7 +122,7 @@ class Representation:
 
     def forward(self, params: dict[str, torch.Tensor], points: torch.Tensor) -> torch.Tensor:
         """points [B, N, coord_dim] → outputs [B, N, out_dim] for B instances."""
-        return self._forward(self.apply_mask(params), points)
+        return self._forward(self.apply_mask(params), points, self.buffers)
 
     def flatten(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         p = self.apply_mask(params)
@@ -137,6 +139,8 @@ class Representation:
         return out
 
     def to(self, device) -> "Representation":
+        self.buffers = {k: ([t.to(device) for t in v] if isinstance(v, list) else v.to(device))
+                        for k, v in self.buffers.items()}
         for e in self.entries:
             if e.mask is not None:
                 e.mask, e.frozen = e.mask.to(device), e.frozen.to(device)
@@ -162,7 +166,7 @@ def standalone_mlp(asym: bool, coord_dim: int, out_dim: int, hidden: int, omega0
             entry.frozen = _frozen_values(shape, entry.mask, math.sqrt(kappa) * ws, gen)
         entries += [entry, Entry(f"layer{layer}.bias", (shape[0],), layer, "bias", 0.0, bs)]
 
-    def forward(p, x):
+    def forward(p, x, _):
         h = torch.sin(omega0 * linear(x, p["layer0.weight"], p["layer0.bias"]))
         h = F.relu(linear(h, p["layer1.weight"], p["layer1.bias"]))
         return linear(h, p["layer2.weight"], p["layer2.bias"])
@@ -176,16 +180,17 @@ def lora_on_base(multiplicative: bool, asym: bool, base: dict, rank: int, kappa:
 
     ``base`` holds ``weights``/``biases`` (lists of [out, in] / [out] from
     ``ModulatedField.folded``), ``enc_weight``/``enc_bias``, ``omega0`` and ``n_blocks``.
-    Rank per layer is min(rank, d_out, d_in) (the output layer has only 1–3 rows).
+    Every layer gets the same rank r (also the 1–3-row output layer, where BA then has
+    rank ≤ d_out), so each layer holds exactly r (a_i, b_i) pairs for the diffusion tokens.
     Initialisation: additive A ~ N(0, 1/d_in), B = 0 (so W' = W̄); multiplicative
     A, B ~ N(1/√r, (σ/√r)²) so BA ≈ 1 and W' ≈ W̄.
     """
-    weights, biases = base["weights"], base["biases"]
+    weights = base["weights"]
     gen = torch.Generator().manual_seed(mask_seed)
     entries = []
     for layer, w in enumerate(weights):
         d_out, d_in = w.shape
-        r = min(rank, d_out, d_in)
+        r = rank
         if multiplicative:
             a = Entry(f"layer{layer}.A", (r, d_in), layer, "A", 1 / math.sqrt(r),
                       mlora_init_std / math.sqrt(r))
@@ -199,19 +204,19 @@ def lora_on_base(multiplicative: bool, asym: bool, base: dict, rank: int, kappa:
             a.frozen = (torch.zeros(a.shape) if multiplicative else
                         _frozen_values(a.shape, a.mask, math.sqrt(kappa) * a.scale, gen))
         entries += [a, b]
-    enc_w, enc_b, omega0 = base["enc_weight"], base["enc_bias"], base["omega0"]
+    omega0, n_blocks = base["omega0"], base["n_blocks"]
 
-    def forward(p, x):
-        h = torch.sin(omega0 * F.linear(x, enc_w.to(x.device), enc_b.to(x.device)))
+    def forward(p, x, buf):
+        h = torch.sin(omega0 * F.linear(x, buf["enc_weight"], buf["enc_bias"]))
         adapted = []
-        for layer, w in enumerate(weights):
+        for layer, w in enumerate(buf["weights"]):
             ba = torch.bmm(p[f"layer{layer}.B"], p[f"layer{layer}.A"])
-            w = w.to(x.device)
             adapted.append(w * ba if multiplicative else w + ba)
-        return synthesis(h, adapted, [b.to(x.device) for b in biases], base["n_blocks"])
+        return synthesis(h, adapted, buf["biases"], n_blocks)
 
     kind = ("mlora" if multiplicative else "lora") + ("_asym" if asym else "")
-    return Representation(kind, entries, forward, weights[-1].shape[0])
+    buffers = {k: base[k] for k in ("weights", "biases", "enc_weight", "enc_bias")}
+    return Representation(kind, entries, forward, weights[-1].shape[0], buffers)
 
 
 def build_representation(kind: str, cfg: dict, coord_dim: int, out_dim: int,

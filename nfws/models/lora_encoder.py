@@ -57,20 +57,23 @@ def lora_structure(layout: list[dict]):
 
 
 class LoRALayerEncoder(nn.Module):
-    """r rank-pair tokens of one layer -> one layer token (attention with r heads, mean pool)."""
+    """r rank-pair tokens of one layer -> one layer token (attention with r heads, mean pool).
+
+    Attention runs at width r * ceil(hidden / r) so every rank gets one whole head; a
+    linear map brings the pooled token to ``hidden`` when the two differ.
+    """
 
     def __init__(self, rank: int, d_in: int, d_out: int, hidden: int,
                  rank_encoding: bool = True, mlp_ratio: float = 4.0):
         super().__init__()
-        if hidden % rank:
-            raise ValueError(f"diffusion.hidden ({hidden}) must be divisible by the LoRA rank "
-                             f"({rank}): the layer encoder uses one attention head per rank")
-        self.proj = nn.Linear(d_in + d_out, hidden)
-        self.rank_pos = nn.Parameter(torch.randn(rank, hidden) * 0.02) if rank_encoding else None
-        self.norm1 = nn.LayerNorm(hidden)
-        self.attn = Attention(hidden, heads=rank)
-        self.norm2 = nn.LayerNorm(hidden)
-        self.mlp = mlp(hidden, mlp_ratio)
+        inner = rank * -(-hidden // rank)
+        self.proj = nn.Linear(d_in + d_out, inner)
+        self.rank_pos = nn.Parameter(torch.randn(rank, inner) * 0.02) if rank_encoding else None
+        self.norm1 = nn.LayerNorm(inner)
+        self.attn = Attention(inner, heads=rank)
+        self.norm2 = nn.LayerNorm(inner)
+        self.mlp = mlp(inner, mlp_ratio)
+        self.out = nn.Identity() if inner == hidden else nn.Linear(inner, hidden)
 
     def forward(self, pairs: torch.Tensor) -> torch.Tensor:
         tok = self.proj(pairs)
@@ -78,7 +81,7 @@ class LoRALayerEncoder(nn.Module):
             tok = tok + self.rank_pos
         tok = tok + self.attn(self.norm1(tok))
         tok = tok + self.mlp(self.norm2(tok))
-        return tok.mean(dim=1)
+        return self.out(tok.mean(dim=1))
 
 
 class HierarchicalLoRADiT(nn.Module):

@@ -50,8 +50,8 @@ def stratified_intervals(t_near, t_far, n_samples: int, generator: torch.Generat
     if generator is None:
         offset = torch.full_like(t_starts, 0.5)
     else:
-        offset = torch.rand(t_starts.shape, generator=generator, device=t_starts.device,
-                            dtype=t_starts.dtype)
+        offset = torch.rand(t_starts.shape, generator=generator, device=generator.device,
+                            dtype=t_starts.dtype).to(t_starts.device)
     return t_starts, t_ends, t_starts + offset * (t_ends - t_starts)
 
 

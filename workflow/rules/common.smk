@@ -53,7 +53,10 @@ def all_targets(wildcards):
         R("plots/contact_sheet_shapenet.png"),
         R("plots/contact_sheet_faces.png"),
     ]
-#    targets += [R(f"nerfs/{a}/{s}.zarr") for a, s in all_nerf_shards()]
+    targets += [R(f"plots/nerfs/{a}.png") for a in arch_names(config["nerf"])]
+    targets += gmn_targets()
+    targets += lora_targets()
+    targets += diffusion_targets()
     return targets
 
 
@@ -87,3 +90,160 @@ def views_store_inputs(wildcards):
     if config["data"]["shapenet"]["source"] == "synthetic":
         inputs["renders"] = R("data/shapenet/renders")
     return inputs
+
+
+def arch_section(wildcards):
+    return config["nerf"]["architectures"][wildcards.arch]
+
+
+def shard_objects(wildcards):
+    """Object ids of one NeRF shard (a param, so a changed split retrains the shard)."""
+    shards = nerf_shards(wildcards.arch)
+    if wildcards.shard not in shards:
+        raise ValueError(f"architecture {wildcards.arch}: no shard {wildcards.shard}; "
+                         f"shards are {sorted(shards)}")
+    return shards[wildcards.shard]
+
+
+# ----- track A -----------------------------------------------------------------------
+from nfws.stages.gmn import BASELINE_METHODS, family_archs, training_archs
+
+GMN_TABLES = ("gmn_classification_seen", "gmn_classification_unseen",
+              "gmn_classification_single_arch", "gmn_retrieval")
+
+
+def all_archs():
+    return arch_names(config["nerf"])
+
+
+def graph_shards(arch):
+    return [R(f"graphs/{arch}/{s}.zarr") for s in nerf_shards(arch)]
+
+
+def nerf_shard_paths(arch):
+    return [R(f"nerfs/{arch}/{s}.zarr") for s in nerf_shards(arch)]
+
+
+def encoder_inputs(wildcards):
+    archs = training_archs(wildcards.trainset, config["nerf"]["train_archs"])
+    return {
+        "graphs": [p for a in archs for p in graph_shards(a)],
+        "nerfs": [p for a in archs for p in nerf_shard_paths(a)],
+        "views": R("data/shapenet/views.zarr"),
+        "manifest": R("data/shapenet/manifest.parquet"),
+    }
+
+
+def gmn_training_section(wildcards):
+    """The encoder-training config plus what the teacher needs (params trigger reruns)."""
+    gmn = config["gmn"]
+    return {"train": gmn["train"], "teacher_samples_per_ray": gmn["teacher_samples_per_ray"]}
+
+
+def embed_archs(wildcards):
+    return family_archs(wildcards.trainset, config["nerf"]["architectures"],
+                        config["nerf"]["train_archs"])
+
+
+def embed_inputs(wildcards):
+    return {
+        "model": R(f"gmn/{wildcards.loss}/{wildcards.trainset}/model.pt"),
+        "graphs": [p for a in embed_archs(wildcards) for p in graph_shards(a)],
+        "manifest": R("data/shapenet/manifest.parquet"),
+    }
+
+
+def baseline_archs(name):
+    """Architectures of the baseline's family (it embeds the ones it can read)."""
+    family = config["nerf"]["architectures"][BASELINE_METHODS[name][1]]["family"]
+    return [a for a in all_archs() if config["nerf"]["architectures"][a]["family"] == family]
+
+
+def baseline_inputs(wildcards):
+    return {
+        "nerfs": [p for a in baseline_archs(wildcards.baseline) for p in nerf_shard_paths(a)],
+        "views": R("data/shapenet/views.zarr"),
+        "manifest": R("data/shapenet/manifest.parquet"),
+    }
+
+
+def gmn_single_results():
+    single = [R(f"gmn/L_R/{t}/classification_single.parquet") for t in config["gmn"]["single_arch_sets"]]
+    return single + [R(f"gmn/baselines/{b}/classification.parquet") for b in config["gmn"]["baselines"]]
+
+
+def gmn_targets():
+    losses = config["gmn"]["losses"]
+    return ([R(f"tables/{name}.md") for name in GMN_TABLES]
+            + [R(f"plots/tsne_{loss}.png") for loss in losses])
+
+
+# ----- track B -----------------------------------------------------------------------
+from nfws.stages.lora import ABLATION, base_config, fit_config, variant_kind
+
+
+def lora_targets_source(wildcards):
+    """Faces are fitted from the images store, shapes from the manifest's SDF sources."""
+    if wildcards.dataset == "faces":
+        return R("data/faces/images.zarr")
+    return [R("data/shapenet/manifest.parquet"), R("data/shapenet/sources")]
+
+
+def lora_dataset_targets(wildcards):
+    return config["lora"]["datasets"][wildcards.dataset]["targets"]
+
+
+def lora_base_params(wildcards):
+    return base_config(config["lora"], wildcards.dataset)
+
+
+def lora_fit_params(wildcards):
+    return {"fit": fit_config(config["lora"], wildcards.dataset),
+            "n_shards": config["lora"]["n_shards"], "structure": config["lora"]["structure"]}
+
+
+def lora_shards(dataset, kind):
+    return [R(f"lora/{dataset}/{kind}/{s:03d}.zarr") for s in range(config["lora"]["n_shards"])]
+
+
+def lora_shards_of(dataset):
+    """{kind: [shard paths]} of a dataset, empty when the dataset is not configured."""
+    if dataset not in config["lora"]["datasets"]:
+        return []
+    return [p for k in config["lora"]["representations"] for p in lora_shards(dataset, k)]
+
+
+def lora_discriminative_shards(wildcards):
+    return lora_shards_of(wildcards.dataset)
+
+
+def lora_targets():
+    lora = config["lora"]
+    targets = [R("tables/mlora_reconstruction.md"), R("tables/mlora_discriminative.md")]
+    targets += [R(f"tables/mlora_structure_{lora['structure']['dataset']}.md")]
+    return targets
+
+
+def diffusion_variants():
+    return list(config["lora"]["representations"]) + ([ABLATION] if config["diffusion"]["ablation"] else [])
+
+
+def diffusion_shards(wildcards):
+    kind, _ = variant_kind(wildcards.variant)
+    return lora_shards(wildcards.dataset, kind)
+
+
+def generation_params(wildcards):
+    """Generation settings; images are rendered at the resolution the fields were fit at."""
+    gen = dict(config["diffusion"]["generation"])
+    if wildcards.dataset == "faces":
+        gen["resolution"] = config["lora"]["datasets"]["faces"]["targets"]["resolution"]
+    return gen
+
+
+def diffusion_metrics(wildcards):
+    return [R(f"diffusion/{wildcards.dataset}/{v}/metrics.json") for v in diffusion_variants()]
+
+
+def diffusion_targets():
+    return [R(f"tables/mlora_generation_{d}.md") for d in config["lora"]["datasets"]]

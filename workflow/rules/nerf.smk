@@ -1,1 +1,60 @@
-# NeRF farm: one batched training job per (architecture, shard).
+# NeRF farm: one batched training job per (architecture, shard), then previews.
+
+
+rule train_nerfs:
+    input:
+        views=R("data/shapenet/views.zarr"),
+        manifest=R("data/shapenet/manifest.parquet"),
+    output:
+        directory(R("nerfs/{arch}/{shard}.zarr")),
+    params:
+        arch=arch_section,
+        members=shard_objects,
+        fit=config["nerf"]["fit"],
+        seed=config["seed"],
+        device=config["device"],
+        lock_dir=config["gpu_lock_dir"],
+        checkpoints=R("checkpoints/nerfs/{arch}/{shard}"),
+    log:
+        R("logs/train_nerfs/{arch}_{shard}.log"),
+    benchmark:
+        R("benchmarks/train_nerfs/{arch}_{shard}.tsv")
+    threads: stage_threads("nerf")
+    resources:
+        **stage_resources("nerf"),
+    script:
+        "../scripts/train_nerfs.py"
+
+
+rule nerf_previews:
+    input:
+        shard=R("nerfs/{arch}/000.zarr"),
+        views=R("data/shapenet/views.zarr"),
+    output:
+        report(R("plots/nerfs/{arch}.png"), caption="../report/nerf_previews.rst",
+               category="NeRF farm", subcategory="{arch}"),
+    params:
+        previews=config["plots"]["nerf_previews"],
+    log:
+        R("logs/nerf_previews/{arch}.log"),
+    threads: stage_threads("default")
+    resources:
+        **stage_resources("default"),
+    script:
+        "../scripts/nerf_previews.py"
+
+
+rule graphs:
+    input:
+        R("nerfs/{arch}/{shard}.zarr"),
+    output:
+        directory(R("graphs/{arch}/{shard}.zarr")),
+    log:
+        R("logs/graphs/{arch}_{shard}.log"),
+    benchmark:
+        R("benchmarks/graphs/{arch}_{shard}.tsv")
+    threads: stage_threads("graphs")
+    resources:
+        **stage_resources("graphs"),
+    script:
+        "../scripts/graphs.py"

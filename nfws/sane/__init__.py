@@ -1,0 +1,1 @@
+"""SANE on hash-grid NeRFs: rotated-object NeRFs, weight tokens, a transformer autoencoder."""

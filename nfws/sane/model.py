@@ -1,0 +1,145 @@
+"""SANE's transformer autoencoder for hash-grid NeRF tokens, with its two heads (report §4.3–4.5).
+
+Encoder: hash tokens and MLP tokens get their own linear projections to ``d_model``; [POS]
+tokens are zeros. Positional encodings are added: hash tokens get ``Linear(xyz)`` of their
+point plus a learned embedding of their sequence index; MLP and [POS] tokens a learned
+embedding of their sequence index. (The report's hash index (n, l, k) collapses here: a
+hash token spans every level, so its "layer" is the constant hash segment — absorbed by
+the projection's bias — and its position in that segment equals its sequence index n.)
+A transformer encoder and a linear map give one latent of ``d_latent`` per token.
+
+Decoder: the latents are mapped back to ``d_model``, the same positional encodings are
+added, a transformer decoder stack runs, and separate linear heads rebuild the hash and
+the MLP tokens.
+
+Heads: the projection head attention-pools the non-[POS] latents (a learned query) and
+maps them through a 2-layer MLP for NT-Xent; the rotation head concatenates the [POS]
+latents of two views, adds a learned embedding per position, runs one transformer layer
+and reads a quaternion off the first token.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from nfws.sane.tokens import TokenLayout
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The ``sane.model`` config section."""
+
+    d_model: int = 64
+    heads: int = 4
+    layers: int = 2
+    d_latent: int = 16
+    dropout: float = 0.1
+    n_pos: int = 4
+    proj_hidden: int = 32
+    proj_dim: int = 16
+    rot_heads: int = 2
+
+    @classmethod
+    def from_dict(cls, cfg: dict | None) -> "ModelConfig":
+        cfg = dict(cfg or {})
+        unknown = sorted(set(cfg) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"sane.model: unknown keys {unknown}")
+        out = cls(**cfg)
+        for key in ("d_model", "heads", "layers", "d_latent", "n_pos", "proj_hidden",
+                    "proj_dim", "rot_heads"):
+            if int(getattr(out, key)) < 1:
+                raise ValueError(f"sane.model.{key}: must be >= 1, got {getattr(out, key)}")
+        if out.d_model % out.heads:
+            raise ValueError(f"sane.model.heads: {out.heads} must divide d_model {out.d_model}")
+        if out.d_latent % out.rot_heads:
+            raise ValueError(f"sane.model.rot_heads: {out.rot_heads} must divide d_latent "
+                             f"{out.d_latent}")
+        if not 0 <= out.dropout < 1:
+            raise ValueError(f"sane.model.dropout: must lie in [0, 1), got {out.dropout}")
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _stack(cfg: ModelConfig, width: int, heads: int, layers: int) -> nn.TransformerEncoder:
+    layer = nn.TransformerEncoderLayer(width, heads, 4 * width, cfg.dropout, activation="gelu",
+                                       batch_first=True, norm_first=True)
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+class AttentionPool(nn.Module):
+    """Softmax-weighted average of a token sequence with a learned query."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.query = nn.Parameter(torch.zeros(dim))
+        self.key = nn.Linear(dim, dim)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        scores = self.key(z) @ self.query / z.shape[-1] ** 0.5                 # [B, C]
+        return (scores.softmax(dim=-1)[..., None] * z).sum(dim=1)
+
+
+class SANE(nn.Module):
+    """Autoencoder over ``[hash; mlp; pos]`` token sequences of one :class:`TokenLayout`."""
+
+    def __init__(self, layout: TokenLayout, cfg: ModelConfig):
+        super().__init__()
+        if layout.n_pos != cfg.n_pos:
+            raise ValueError(f"sane.model.n_pos {cfg.n_pos} disagrees with the token layout "
+                             f"({layout.n_pos})")
+        self.layout, self.cfg = layout, cfg
+        d, dz = cfg.d_model, cfg.d_latent
+        self.embed_hash = nn.Linear(layout.hash_dim, d)
+        self.embed_mlp = nn.Linear(layout.mlp_dim, d)
+        self.pos_xyz = nn.Linear(3, d)
+        self.pos_index = nn.Embedding(layout.length, d)
+        self.encoder = _stack(cfg, d, cfg.heads, cfg.layers)
+        self.to_latent = nn.Linear(d, dz)
+        self.from_latent = nn.Linear(dz, d)
+        self.decoder = _stack(cfg, d, cfg.heads, cfg.layers)
+        self.out_hash = nn.Linear(d, layout.hash_dim)
+        self.out_mlp = nn.Linear(d, layout.mlp_dim)
+        self.pool = AttentionPool(dz)
+        self.project = nn.Sequential(nn.Linear(dz, cfg.proj_hidden), nn.ReLU(),
+                                     nn.Linear(cfg.proj_hidden, cfg.proj_dim))
+        self.rot_index = nn.Embedding(2 * cfg.n_pos, dz)
+        self.rot_block = _stack(cfg, dz, cfg.rot_heads, 1)
+        self.rot_out = nn.Linear(dz, 4)
+
+    def positional(self, xyz: torch.Tensor) -> torch.Tensor:
+        """Encodings [B, C, d_model] for the sequence whose hash points are xyz [B, P, 3]."""
+        idx = self.pos_index.weight[None].expand(xyz.shape[0], -1, -1)
+        xyz_part = nn.functional.pad(self.pos_xyz(xyz), (0, 0, 0, self.layout.length - xyz.shape[1]))
+        return idx + xyz_part
+
+    def encode(self, hash_tok, mlp_tok, xyz) -> torch.Tensor:
+        """Latents [B, C, d_latent] of hash [B, P, Dh], MLP [B, M, Dm] tokens at points xyz."""
+        b = hash_tok.shape[0]
+        pos = hash_tok.new_zeros(b, self.cfg.n_pos, self.cfg.d_model)
+        x = torch.cat([self.embed_hash(hash_tok), self.embed_mlp(mlp_tok), pos], dim=1)
+        return self.to_latent(self.encoder(x + self.positional(xyz)))
+
+    def decode(self, z, xyz) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstructed hash and MLP tokens from latents."""
+        h = self.decoder(self.from_latent(z) + self.positional(xyz))
+        p, m = self.layout.n_points, self.layout.n_mlp
+        return self.out_hash(h[:, :p]), self.out_mlp(h[:, p:p + m])
+
+    def content(self, z: torch.Tensor) -> torch.Tensor:
+        """Attention-pooled embedding [B, d_latent] of the non-[POS] latents."""
+        return self.pool(z[:, :-self.cfg.n_pos])
+
+    def projection(self, z: torch.Tensor) -> torch.Tensor:
+        """NT-Xent projection [B, proj_dim]."""
+        return self.project(self.content(z))
+
+    def rotation(self, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+        """Predicted relative quaternion (unnormalised) [B, 4] taking view a to view b."""
+        n = self.cfg.n_pos
+        seq = torch.cat([z_a[:, -n:], z_b[:, -n:]], dim=1) + self.rot_index.weight
+        return self.rot_out(self.rot_block(seq)[:, 0])

@@ -1,0 +1,178 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nfws.bench.nerf_farm import synthetic_views
+from nfws.eval.nerf_previews import nerf_previews
+from nfws.fields.spec import ArchSpec
+from nfws.fields.stacks import make_stack, select
+from nfws.fit import farm
+from nfws.fit.farm import FarmConfig, train_shard
+from nfws.render.volrend import Rendered
+from nfws.store import read_zarr, write_zarr
+
+SPEC = ArchSpec.from_dict("MLP", {"family": "MLP", "hidden_layers": 1, "width": 16, "n_freqs": 2})
+TINY = {"steps": 12, "rays_per_step": 32, "samples_per_ray": 8, "eval_samples_per_ray": 8,
+        "log_every": 3, "checkpoint_every": 4, "heldout_views": [0], "psnr_floor": -1e9,
+        "carve_resolution": 8, "precision": "fp32"}
+
+
+@pytest.fixture(scope="module")
+def views():
+    return synthetic_views(3, resolution=16, n_views=5, seed=0)
+
+
+@pytest.fixture()
+def store(tmp_path, views):
+    path = tmp_path / "views.zarr"
+    write_zarr(path, {"images": views.images, "c2w": views.c2w, "intrinsics": views.intrinsics,
+                      "object_ids": np.array(views.object_ids)})
+    return path
+
+
+def test_stacked_adam_equals_per_nerf_adam():
+    gen = torch.Generator().manual_seed(0)
+    stack = make_stack(SPEC, 2, gen)
+    singles = [select(stack, i) for i in range(2)]
+    x = torch.rand(2, 64, 3, generator=gen) * 1.4 - 0.7
+    target = torch.rand(2, 64, 3, generator=gen)
+
+    def loss_of(s, xs, ts):
+        rgb, sigma = s(xs)
+        return ((rgb - ts) ** 2).mean(dim=(1, 2)) + sigma.mean(1)
+
+    opt = torch.optim.Adam(stack.parameters(), lr=1e-2, eps=1e-15)
+    opts = [torch.optim.Adam(s.parameters(), lr=1e-2, eps=1e-15) for s in singles]
+    for _ in range(5):
+        opt.zero_grad()
+        loss_of(stack, x, target).sum().backward()
+        opt.step()
+        for i, (s, o) in enumerate(zip(singles, opts)):
+            o.zero_grad()
+            loss_of(s, x[i:i + 1], target[i:i + 1]).sum().backward()
+            o.step()
+    for name, value in stack.state_arrays().items():
+        for i, s in enumerate(singles):
+            np.testing.assert_allclose(value[i], s.state_arrays()[name][0], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(stack.state_arrays()["mlp.0"][0], make_stack(SPEC, 2, torch.Generator().manual_seed(0)).state_arrays()["mlp.0"][0])
+
+
+def test_lr_schedule_decays_at_fractions():
+    cfg = FarmConfig.from_dict({"steps": 100, "log_every": 10})
+    assert cfg.lr_at(0) == pytest.approx(1e-2) and cfg.lr_at(49) == pytest.approx(1e-2)
+    assert cfg.lr_at(50) == pytest.approx(3.3e-3)
+    assert cfg.lr_at(75) == pytest.approx(1e-2 * 0.33**2)
+    assert cfg.lr_at(99) == pytest.approx(1e-2 * 0.33**3)
+
+
+def test_tiny_shard_trains_and_writes_formats(tmp_path, store, views):
+    cfg = {**TINY, "steps": 40, "rays_per_step": 128, "log_every": 10, "checkpoint_every": 100,
+           "lr": 3e-2}
+    out = tmp_path / "nerfs" / "shard0.zarr"
+    ids = views.object_ids[:2]
+    summary = train_shard(store, ids, SPEC, cfg, out, "cpu", seed=1, checkpoint_dir=tmp_path / "ck")
+    arrays, attrs = read_zarr(out)
+    for name, shape in SPEC.param_shapes().items():
+        assert arrays[name].shape == (2, *shape) and arrays[name].dtype == np.float32
+    assert list(arrays["object_ids"]) == ids
+    assert arrays["psnr"].shape == (2,) and np.isfinite(arrays["psnr"]).all()
+    curve = arrays["loss_curve"]
+    assert curve.shape == (2, 4)
+    assert (curve[:, -1] < 0.7 * curve[:, 0]).all()
+    box = arrays["sample_box"]
+    assert box.shape == (2, 2, 3) and (box[:, 0] < box[:, 1]).all() and (np.abs(box) <= 0.7).all()
+    assert attrs["arch"] == SPEC.to_dict() and attrs["dropped"] == [] and attrs["config_hash"]
+    assert summary["n_trained"] == 2
+    assert not (tmp_path / "ck" / "shard0.ckpt.pt").exists()
+
+    png = tmp_path / "previews" / "MLP.png"
+    nerf_previews(out, store, png, n_objects=2, tile=50)
+    with Image.open(png) as im:  # 2 objects x 1 held-out view: (GT, NeRF) pairs of 50 px tiles
+        assert im.size == (2 * 50, 2 * (50 + 14))
+
+
+def test_resume_from_checkpoint_matches_uninterrupted_run(tmp_path, store, views, monkeypatch):
+    ids = views.object_ids[:2]
+    full = tmp_path / "full.zarr"
+    train_shard(store, ids, SPEC, TINY, full, "cpu", seed=3, checkpoint_dir=tmp_path / "ck_full")
+
+    real_step = farm._train_step
+    seen = []
+
+    def crash_at_step_9(*args):
+        step = args[-1]
+        seen.append(step)
+        if step == 9:
+            raise KeyboardInterrupt("preempted")
+        return real_step(*args)
+
+    out = tmp_path / "resumed.zarr"
+    monkeypatch.setattr(farm, "_train_step", crash_at_step_9)
+    with pytest.raises(KeyboardInterrupt):
+        train_shard(store, ids, SPEC, TINY, out, "cpu", seed=3, checkpoint_dir=tmp_path / "ck")
+    assert (tmp_path / "ck" / "resumed.ckpt.pt").exists() and not out.exists()
+    seen.clear()
+    monkeypatch.setattr(farm, "_train_step", lambda *a: (seen.append(a[-1]), real_step(*a))[1])
+    train_shard(store, ids, SPEC, TINY, out, "cpu", seed=3, checkpoint_dir=tmp_path / "ck")
+    assert seen[0] == 8  # last checkpoint was after step index 7 (every 4 steps)
+    a, _ = read_zarr(full)
+    b, _ = read_zarr(out)
+    for name in list(SPEC.param_shapes()) + ["psnr", "loss_curve"]:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def _poison_render(bad_index):
+    real = farm.render_rays
+
+    def render(*args, **kwargs):
+        out = real(*args, **kwargs)
+        rgb = out.rgb.clone()
+        rgb[bad_index] = float("nan")
+        return Rendered(rgb, out.opacity, out.depth)
+    return render
+
+
+def test_nan_divergence_is_reported_by_object_id(tmp_path, store, views, monkeypatch):
+    monkeypatch.setattr(farm, "render_rays", _poison_render(1))
+    ids = views.object_ids[:3]
+    with pytest.raises(RuntimeError, match=f"{ids[1]} \\(MLP\\): non-finite loss at step 0"):
+        train_shard(store, ids, SPEC, TINY, tmp_path / "s.zarr", "cpu", 0, tmp_path / "ck")
+    assert not (tmp_path / "s.zarr").exists()
+
+    out = tmp_path / "dropped.zarr"
+    train_shard(store, ids, SPEC, {**TINY, "on_failure": "drop"}, out, "cpu", 0, tmp_path / "ck2")
+    arrays, attrs = read_zarr(out)
+    assert list(arrays["object_ids"]) == [ids[0], ids[2]]
+    assert np.isfinite(arrays["mlp.0"]).all()
+    assert attrs["dropped"] == [{"object_id": ids[1], "reason": "non-finite loss at step 0"}]
+
+
+def test_psnr_floor_fails_the_job(tmp_path, store, views):
+    with pytest.raises(RuntimeError, match="below psnr_floor 99"):
+        train_shard(store, views.object_ids[:1], SPEC, {**TINY, "psnr_floor": 99.0, "steps": 3,
+                                                         "log_every": 1},
+                    tmp_path / "s.zarr", "cpu", 0, tmp_path / "ck")
+
+
+def test_missing_views_and_bad_config_are_named(tmp_path, store, views):
+    with pytest.raises(KeyError, match="no views for objects \\['ghost'\\]"):
+        train_shard(store, [views.object_ids[0], "ghost"], SPEC, TINY, tmp_path / "s.zarr",
+                    "cpu", 0, tmp_path / "ck")
+    with pytest.raises(ValueError, match="unknown keys \\['stepz'\\]"):
+        FarmConfig.from_dict({"stepz": 3})
+    with pytest.raises(ValueError, match="heldout_views"):
+        train_shard(store, views.object_ids[:1], SPEC, {**TINY, "heldout_views": [9]},
+                    tmp_path / "s.zarr", "cpu", 0, tmp_path / "ck")
+
+
+def test_foreground_rays_only_skip_pure_background(views):
+    """Every pixel with alpha > 0 keeps its ray in the bank (the carved box is conservative)."""
+    cfg = FarmConfig.from_dict(TINY)
+    train, _ = farm.split_views(views.images.shape[1], cfg, "mem")
+    boxes = farm.object_boxes(views, train, SPEC, cfg)
+    bank = farm.RayBank(views, train, boxes, "cpu")
+    for b in range(len(views.object_ids)):
+        fg = int((views.images[b, train, ..., 3] > 0).sum())
+        kept_fg = int((bank.rgba[b, :int(bank.counts[b]), 3] > 0).sum())
+        assert kept_fg == fg > 0

@@ -1,0 +1,149 @@
+# Track B: fitted weight representations (mLoRA and baselines) and their metrics.
+
+
+rule lora_targets:
+    input:
+        lora_targets_source,
+    output:
+        directory(R("lora/{dataset}/targets.zarr")),
+    params:
+        targets=lora_dataset_targets,
+        seed=config["seed"],
+    log:
+        R("logs/lora_targets/{dataset}.log"),
+    benchmark:
+        R("benchmarks/lora_targets/{dataset}.tsv")
+    wildcard_constraints:
+        dataset="faces|shapenet",
+    threads: stage_threads("lora")
+    resources:
+        **stage_resources("lora"),
+    script:
+        "../scripts/lora_targets.py"
+
+
+rule base_field:
+    input:
+        R("lora/{dataset}/targets.zarr"),
+    output:
+        R("lora/{dataset}/base.pt"),
+    params:
+        base=lora_base_params,
+        seed=config["seed"],
+        device=config["device"],
+        lock_dir=config["gpu_lock_dir"],
+    log:
+        R("logs/base_field/{dataset}.log"),
+    benchmark:
+        R("benchmarks/base_field/{dataset}.tsv")
+    threads: stage_threads("lora")
+    resources:
+        **stage_resources("lora"),
+    script:
+        "../scripts/base_field.py"
+
+
+rule fit_instances:
+    input:
+        targets=R("lora/{dataset}/targets.zarr"),
+        base=R("lora/{dataset}/base.pt"),
+    output:
+        directory(R("lora/{dataset}/{repr}/{shard}.zarr")),
+    params:
+        fit=lora_fit_params,
+        seed=config["seed"],
+        device=config["device"],
+        lock_dir=config["gpu_lock_dir"],
+    log:
+        R("logs/fit_instances/{dataset}_{repr}_{shard}.log"),
+    benchmark:
+        R("benchmarks/fit_instances/{dataset}_{repr}_{shard}.tsv")
+    wildcard_constraints:
+        repr="mlp|mlp_asym|lora|lora_asym|mlora|mlora_asym",
+        shard=r"\d+",
+    threads: stage_threads("lora")
+    resources:
+        **stage_resources("lora"),
+    script:
+        "../scripts/fit_instances.py"
+
+
+rule weight_structure:
+    input:
+        targets=R("lora/{dataset}/targets.zarr"),
+        base=R("lora/{dataset}/base.pt"),
+    output:
+        R("lora/{dataset}/structure/{repr}.csv"),
+    params:
+        fit=lora_fit_params,
+        seed=config["seed"],
+        device=config["device"],
+        lock_dir=config["gpu_lock_dir"],
+    log:
+        R("logs/weight_structure/{dataset}_{repr}.log"),
+    benchmark:
+        R("benchmarks/weight_structure/{dataset}_{repr}.tsv")
+    threads: stage_threads("lora")
+    resources:
+        **stage_resources("lora"),
+    script:
+        "../scripts/weight_structure.py"
+
+
+rule structure_outputs:
+    input:
+        expand(R("lora/{{dataset}}/structure/{repr}.csv"), repr=config["lora"]["representations"]),
+    output:
+        plot=report(R("plots/structure_{dataset}.png"), caption="../report/structure.rst",
+                    category="mLoRA", subcategory="weight-space structure"),
+        csv=R("tables/mlora_structure_{dataset}.csv"),
+        md=report(R("tables/mlora_structure_{dataset}.md"), caption="../report/mlora_tables.rst",
+                  category="Tables", subcategory="mLoRA"),
+    log:
+        R("logs/structure_outputs/{dataset}.log"),
+    threads: stage_threads("default")
+    resources:
+        **stage_resources("default"),
+    script:
+        "../scripts/structure_outputs.py"
+
+
+rule discriminative:
+    input:
+        lora_discriminative_shards,
+    output:
+        directory(R("lora/{dataset}/discriminative")),
+    params:
+        kinds=config["lora"]["representations"],
+        discriminative=config["lora"]["discriminative"],
+        seed=config["seed"],
+    log:
+        R("logs/discriminative/{dataset}.log"),
+    benchmark:
+        R("benchmarks/discriminative/{dataset}.tsv")
+    threads: stage_threads("lora")
+    resources:
+        **stage_resources("lora"),
+    script:
+        "../scripts/discriminative.py"
+
+
+rule lora_tables:
+    input:
+        faces=lora_shards_of("faces"),
+        shapenet=lora_shards_of("shapenet"),
+        discriminative=R(f"lora/{config['lora']['discriminative']['dataset']}/discriminative"),
+    output:
+        reconstruction=report(R("tables/mlora_reconstruction.md"), caption="../report/mlora_tables.rst",
+                              category="Tables", subcategory="mLoRA"),
+        discriminative=report(R("tables/mlora_discriminative.md"), caption="../report/mlora_tables.rst",
+                              category="Tables", subcategory="mLoRA"),
+    params:
+        kinds=config["lora"]["representations"],
+    log:
+        R("logs/lora_tables.log"),
+    threads: stage_threads("default")
+    resources:
+        **stage_resources("default"),
+    script:
+        "../scripts/lora_tables.py"

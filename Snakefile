@@ -26,6 +26,7 @@ include: "workflow/rules/nerf.smk"
 include: "workflow/rules/gmn.smk"
 include: "workflow/rules/lora.smk"
 include: "workflow/rules/diffusion.smk"
+include: "workflow/rules/sane.smk"
 
 
 rule all:

@@ -1,6 +1,7 @@
 """The workflow as a whole: the smoke run's tables and plots, dry runs, lint, config errors."""
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -32,7 +33,8 @@ def test_smoke_tables_have_markdown_and_our_numbers(smoke_run):
         assert md.is_file(), f"{csv.name}: no Markdown twin"
         df = pd.read_csv(csv)
         assert len(df) > 0, f"{csv.name}: empty table"
-        ours = [c for c in df.columns if c.startswith("ours")]
+        # Spreads (ours_std) are undefined for a single seed; the values themselves are not.
+        ours = [c for c in df.columns if c.startswith("ours") and not c.endswith("std")]
         assert ours, f"{csv.name}: no 'ours' column in {list(df.columns)}"
         for column in ours:
             values = pd.to_numeric(df[column], errors="raise")
@@ -64,7 +66,7 @@ def test_smoke_plots_are_valid_pngs(smoke_run):
             image.verify()
         with Image.open(png) as image:
             assert min(image.size) >= 16, f"{png}: {image.size}"
-            assert len(set(image.convert("L").getdata())) > 1, f"{png}: a blank image"
+            assert np.ptp(np.asarray(image.convert("L"))) > 0, f"{png}: a blank image"
 
 
 def test_dry_run_of_default_config(tmp_path):
@@ -103,8 +105,8 @@ def run_with_config(tmp_path, overrides):
     configfile.write_text(yaml.safe_dump(overrides))
     workdir = tmp_path / "run"
     workdir.mkdir()
-    proc = run_snakemake(workdir, "--cores", "1", "--configfile", str(configfile),
-                         "results/data/shapenet/manifest.parquet", timeout=120)
+    proc = run_snakemake(workdir, "--cores", "1", "results/data/shapenet/manifest.parquet",
+                         "--configfile", str(configfile), timeout=120)
     return proc, workdir
 
 

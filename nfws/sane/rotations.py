@@ -181,18 +181,17 @@ def select_objects(manifest: pd.DataFrame, per_split: dict, where: str) -> pd.Da
     if bad or not per_split:
         raise ValueError(f"sane.data.objects_per_class: keys must be train/val/test, got "
                          f"{sorted(per_split)}")
-    parts = []
+    parts, classes = [], sorted(manifest["class_name"].unique())
     for split, count in per_split.items():
         if int(count) < 0:
             raise ValueError(f"sane.data.objects_per_class.{split}: must be >= 0, got {count}")
         rows = manifest[manifest["split"] == split].sort_values(["class_index", "object_id"])
         chosen = rows.groupby("class_index", sort=True).head(int(count))
-        short = chosen.groupby("class_name").size()
-        short = short[short < int(count)]
-        missing = sorted(set(rows["class_name"]) - set(chosen["class_name"])) if int(count) else []
-        if len(short) or missing:
+        have = chosen.groupby("class_name").size()
+        short = [c for c in classes if have.get(c, 0) < int(count)]
+        if short:
             raise ValueError(f"{where}: split {split!r} has fewer than {count} objects for "
-                             f"classes {sorted(set(short.index) | set(missing))}")
+                             f"classes {short}")
         parts.append(chosen)
     out = pd.concat(parts, ignore_index=True)
     if out.empty:
@@ -276,11 +275,13 @@ def read_rotated_manifest(path) -> pd.DataFrame:
 
 
 def fit_rotated_nerfs(views_store, rot_manifest, spec: ArchSpec, farm_cfg: dict, out_dir,
-                      device, seed: int, shard_size: int = 64) -> list[str]:
+                      device, seed: int, shard_size: int = 64,
+                      checkpoint_dir=None) -> list[str]:
     """Fit one hash-grid NeRF per instance with the farm, ``shard_size`` per shard.
 
-    Writes ``<out_dir>/shard_<i>.zarr`` (NeRF shard format; checkpoints under
-    ``<out_dir>/.checkpoints``) and returns the shard paths. Shard i is seeded seed + i.
+    Writes ``<out_dir>/shard_<i>.zarr`` (NeRF shard format) and returns the shard paths;
+    shard i is seeded seed + i. Farm checkpoints go to ``checkpoint_dir`` (default
+    ``<out_dir>/.checkpoints``, removed when empty at the end).
     """
     from nfws.fit.farm import train_shard
 
@@ -290,10 +291,26 @@ def fit_rotated_nerfs(views_store, rot_manifest, spec: ArchSpec, farm_cfg: dict,
         raise ValueError(f"sane.shard_size: must be >= 1, got {shard_size}")
     ids = read_rotated_manifest(rot_manifest)["object_id"].tolist()
     out_dir = Path(out_dir)
+    checkpoints = Path(checkpoint_dir) if checkpoint_dir is not None else out_dir / ".checkpoints"
     paths = []
     for i in range(math.ceil(len(ids) / shard_size)):
         path = out_dir / f"shard_{i:03d}.zarr"
         train_shard(views_store, ids[i * shard_size:(i + 1) * shard_size], spec, farm_cfg, path,
-                    device, seed + i, out_dir / ".checkpoints")
+                    device, seed + i, checkpoints)
         paths.append(str(path))
+    if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+        checkpoints.rmdir()
     return paths
+
+
+def jitter_quats(q: torch.Tensor, sigma_deg: float, generator: torch.Generator) -> torch.Tensor:
+    """Compose each unit quaternion [B, 4] with a small random rotation whose x, y, z Euler
+    angles are N(0, sigma_deg²) degrees (report §4.4's target noise)."""
+    if sigma_deg == 0:
+        return q
+    angles = torch.deg2rad(torch.randn(q.shape[0], 3, generator=generator, dtype=torch.float64)
+                           * sigma_deg)
+    noise = axis_angle_quat((1.0, 0.0, 0.0), angles[:, 0])
+    for axis, a in (((0.0, 1.0, 0.0), angles[:, 1]), ((0.0, 0.0, 1.0), angles[:, 2])):
+        noise = quat_multiply(axis_angle_quat(axis, a), noise)
+    return quat_multiply(noise.to(q), q)

@@ -57,6 +57,7 @@ def all_targets(wildcards):
     targets += gmn_targets()
     targets += lora_targets()
     targets += diffusion_targets()
+    targets += [R("sane/eval/sane_metrics.md")]
     return targets
 
 
@@ -247,3 +248,11 @@ def diffusion_metrics(wildcards):
 
 def diffusion_targets():
     return [R(f"tables/mlora_generation_{d}.md") for d in config["lora"]["datasets"]]
+
+
+# ----- track C -----------------------------------------------------------------------
+def sane_bbox():
+    """The NeRF box of the SANE architecture: rotated objects must stay inside it."""
+    from nfws.fields.spec import ArchSpec
+
+    return ArchSpec.from_dict("SANE-HASH", config["sane"]["arch"]).bbox

@@ -1,0 +1,85 @@
+"""The full-scale configs in workflow/configs/ against tiny fake real-data trees.
+
+Each config runs its objects checkpoint for real on the fake tree (it scans the real
+on-disk layout and splits it), then dry-runs the whole DAG, which the checkpoint has
+opened up to every NeRF shard. (Reading the views of each layout is unit-tested in
+test_shapenet_render.py; running it here would double this file's time.)
+"""
+import pandas as pd
+import pytest
+import yaml
+
+import fake_data
+from workflow_helpers import REPO, job_stats, run_snakemake
+
+CONFIGS = REPO / "workflow" / "configs"
+#: The fake 3D trees hold these two classes (fake_data.SYNSETS).
+FAKE_CLASSES = ["airplane", "car"]
+
+
+def overlay(tmp_path, settings):
+    path = tmp_path / "fake_root.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return str(path)
+
+
+def run_then_dry_run(workdir, configfiles, targets):
+    """Build ``targets`` for real, then dry-run ``all``; (job stats of the dry run, text)."""
+    built = run_snakemake(workdir, "--cores", "2", *targets, "--configfile", *configfiles,
+                          timeout=600)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    dry = run_snakemake(workdir, "-n", "all", "--configfile", *configfiles)
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    return job_stats(dry.stdout + dry.stderr)
+
+
+def expected_nerf_jobs(config_paths):
+    merged = yaml.safe_load((REPO / "config.yaml").read_text())
+    for path in config_paths:
+        merged = _merge(merged, yaml.safe_load(path.read_text()))
+    nerf = merged["nerf"]
+    return len(nerf["train_archs"]) + len(nerf["unseen_archs"])
+
+
+def _merge(base, over):
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+@pytest.mark.parametrize("name", ["shapenet_render", "nf2vec"])
+def test_3d_config_on_fake_tree(tmp_path, name):
+    if name == "shapenet_render":
+        root = fake_data.disn_tree(tmp_path / "disn", objects_per_synset=10)
+        data = {"root": str(root), "classes": FAKE_CLASSES}
+        configs = [CONFIGS / "shapenet_render.yaml"]
+    else:
+        root, splits = fake_data.nf2vec_tree(tmp_path / "nf2vec", objects_per_synset=3)
+        data = {"root": str(root), "split_files": str(splits), "classes": FAKE_CLASSES}
+        configs = [CONFIGS / "shapenet_render.yaml", CONFIGS / "nf2vec.yaml"]
+    files = [str(c) for c in configs] + [overlay(tmp_path, {"data": {"shapenet": data}})]
+    workdir = tmp_path / "run"
+    stats = run_then_dry_run(workdir, files, ["results/data/shapenet/manifest.parquet"])
+
+    manifest = pd.read_parquet(workdir / "results/data/shapenet/manifest.parquet")
+    assert sorted(manifest["class_name"].unique()) == FAKE_CLASSES
+    assert set(manifest["split"]) == {"train", "val", "test"}
+    assert all(str(root) in s for s in manifest["source"])
+    # 20 or 6 objects, shard size 64: one shard per architecture, each trained once.
+    assert stats.get("train_nerfs") == expected_nerf_jobs(configs)
+    assert {"graphs", "train_encoder", "gmn_tables"} <= set(stats)
+    assert "views_store" in stats and "render_objects" not in stats  # real views: no render
+
+
+def test_ffhq_config_on_fake_image_folder(tmp_path):
+    root, _ = fake_data.image_folder(tmp_path / "ffhq", count=12)
+    files = [str(CONFIGS / "ffhq.yaml"),
+             overlay(tmp_path, {"data": {"faces": {"root": str(root), "count": 12}}})]
+    workdir = tmp_path / "run"
+    stats = run_then_dry_run(workdir, files, ["results/data/faces/manifest.parquet"])
+    manifest = pd.read_parquet(workdir / "results/data/faces/manifest.parquet")
+    assert len(manifest) == 12 and set(manifest["split"]) == {"train", "test"}
+    assert {"lora_targets", "base_field", "fit_instances", "train_diffusion"} <= set(stats)
+    assert "images_store" in stats

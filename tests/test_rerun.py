@@ -1,0 +1,90 @@
+"""What a finished run reruns after a change: exactly the changed stage and what depends on it.
+
+Expected rule sets come from the run's own rule graph (``--rulegraph``), so rules added
+later are covered without editing this file.
+"""
+import os
+
+import pytest
+import yaml
+
+from workflow_helpers import SMOKE_CONFIG, downstream, job_stats, rule_edges, run_snakemake
+
+DATA_RULES = {"objects", "render_objects", "views_store", "images_store"}
+
+
+def changed_config(tmp_path, section_path, value):
+    """A configfile (merged after the smoke config) setting one nested key."""
+    smoke = yaml.safe_load(SMOKE_CONFIG.read_text())
+    node = smoke
+    for key in section_path[:-1]:
+        node = node.setdefault(key, {})
+    assert node.get(section_path[-1]) != value, "the change must change something"
+    override = value
+    for key in reversed(section_path):
+        override = {key: override}
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(override))
+    return path
+
+
+def dry_run_rules(run, *configfiles):
+    proc = run_snakemake(run, "-n", "all", "--configfile", str(SMOKE_CONFIG),
+                         *map(str, configfiles))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return job_stats(proc.stdout + proc.stderr), proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def edges(smoke_run):
+    proc = run_snakemake(smoke_run, "--rulegraph", "all", "--configfile", str(SMOKE_CONFIG))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = rule_edges(proc.stdout)
+    assert ("train_nerfs", "graphs") in found, f"rule graph not parsed: {sorted(found)}"
+    return found
+
+
+def test_finished_run_has_nothing_to_do(smoke_run):
+    stats, text = dry_run_rules(smoke_run)
+    assert stats == {}, f"a finished run schedules {stats}:\n{text[-2000:]}"
+
+
+def test_nerf_fit_change_reruns_the_farm_and_everything_downstream(smoke_run, edges, tmp_path):
+    stats, _ = dry_run_rules(smoke_run, changed_config(tmp_path, ["nerf", "fit", "steps"], 13))
+    expected = downstream(edges, {"train_nerfs"})
+    assert set(stats) == expected
+    assert {"graphs", "train_encoder", "embed", "classify_all", "gmn_tables"} <= set(stats)
+    assert not DATA_RULES & set(stats)
+
+
+def test_classifier_change_reruns_only_classifiers_and_tables(smoke_run, edges, tmp_path):
+    stats, _ = dry_run_rules(smoke_run,
+                             changed_config(tmp_path, ["gmn", "classifier", "epochs"], 3))
+    classifiers = {"classify_all", "classify_single", "baseline"}
+    assert set(stats) == downstream(edges, classifiers)
+    assert "gmn_tables" in stats
+    assert not {"train_nerfs", "graphs", "train_encoder", "embed"} & set(stats)
+
+
+def test_list_changes_params_names_the_changed_outputs(smoke_run, tmp_path):
+    changed = changed_config(tmp_path, ["nerf", "fit", "steps"], 13)
+    proc = run_snakemake(smoke_run, "--list-changes", "params", "all",
+                         "--configfile", str(SMOKE_CONFIG), str(changed))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    listed = {line.strip() for line in proc.stdout.splitlines() if line.strip()}
+    shards = {f"results/nerfs/{arch.name}/{shard.name}"
+              for arch in (smoke_run / "results" / "nerfs").iterdir()
+              for shard in arch.glob("*.zarr")}
+    assert shards and listed == shards
+
+
+def test_touching_inputs_without_changing_them_reruns_nothing(smoke_copy):
+    results = smoke_copy / "results"
+    touched = [results / "data" / "shapenet" / "manifest.parquet",
+               results / "data" / "faces" / "manifest.parquet"]
+    touched += [p for p in (results / "data").rglob("*") if p.is_dir()]
+    touched += [p for p in (results / "nerfs").rglob("*.zarr")]
+    for path in touched:
+        os.utime(path)
+    stats, text = dry_run_rules(smoke_copy)
+    assert stats == {}, f"touching {len(touched)} inputs schedules {stats}:\n{text[-3000:]}"

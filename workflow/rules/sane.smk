@@ -1,0 +1,100 @@
+# Track C: SANE on hash-grid NeRFs of objects under known rotations.
+
+
+rule sane_dataset:
+    input:
+        manifest=R("data/shapenet/manifest.parquet"),
+        sources=R("data/shapenet/sources"),
+    output:
+        views=directory(R("sane/views.zarr")),
+        manifest=R("sane/manifest.parquet"),
+    params:
+        data=config["sane"]["data"],
+        bbox=sane_bbox(),
+        seed=config["seed"],
+    log:
+        R("logs/sane/dataset.log"),
+    benchmark:
+        R("benchmarks/sane/dataset.tsv")
+    threads: stage_threads("sane")
+    resources:
+        **stage_resources("sane"),
+    script:
+        "../scripts/sane_dataset.py"
+
+
+rule sane_nerfs:
+    input:
+        views=R("sane/views.zarr"),
+        manifest=R("sane/manifest.parquet"),
+    output:
+        directory(R("sane/nerfs")),
+    params:
+        arch=config["sane"]["arch"],
+        fit=config["sane"]["fit"],
+        shard_size=config["sane"]["shard_size"],
+        seed=config["seed"],
+        device=config["device"],
+        lock_dir=config["gpu_lock_dir"],
+        checkpoints=R("checkpoints/sane/nerfs"),
+    log:
+        R("logs/sane/nerfs.log"),
+    benchmark:
+        R("benchmarks/sane/nerfs.tsv")
+    threads: stage_threads("sane")
+    resources:
+        **stage_resources("sane"),
+    script:
+        "../scripts/sane_nerfs.py"
+
+
+rule train_sane:
+    input:
+        nerfs=R("sane/nerfs"),
+        manifest=R("sane/manifest.parquet"),
+    output:
+        R("sane/model.pt"),
+    params:
+        sane=config["sane"],
+        seed=config["seed"],
+        device=config["device"],
+        lock_dir=config["gpu_lock_dir"],
+    log:
+        R("logs/sane/train.log"),
+    benchmark:
+        R("benchmarks/sane/train.tsv")
+    threads: stage_threads("sane")
+    resources:
+        **stage_resources("sane"),
+    script:
+        "../scripts/train_sane.py"
+
+
+rule evaluate_sane:
+    input:
+        model=R("sane/model.pt"),
+        nerfs=R("sane/nerfs"),
+        manifest=R("sane/manifest.parquet"),
+    output:
+        table=report(R("sane/eval/sane_metrics.md"), caption="../report/sane.rst",
+                     category="Tables", subcategory="SANE"),
+        csv=R("sane/eval/sane_metrics.csv"),
+        json=R("sane/eval/sane_metrics.json"),
+        embeddings=R("sane/eval/sane_embeddings.parquet"),
+        curves=report(R("sane/eval/sane_loss_curves.png"), caption="../report/sane.rst",
+                      category="SANE"),
+        tsne=report(R("sane/eval/sane_tsne.png"), caption="../report/sane.rst", category="SANE"),
+    params:
+        sane=config["sane"],
+        seed=config["seed"],
+        device=config["device"],
+        lock_dir=config["gpu_lock_dir"],
+    log:
+        R("logs/sane/evaluate.log"),
+    benchmark:
+        R("benchmarks/sane/evaluate.tsv")
+    threads: stage_threads("sane")
+    resources:
+        **stage_resources("sane"),
+    script:
+        "../scripts/evaluate_sane.py"

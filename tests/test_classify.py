@@ -48,3 +48,12 @@ def test_classify_trains_on_train_split_and_tests_on_test_split(tmp_path):
     assert (tmp_path / "res.parquet").exists()
     with pytest.raises(KeyError, match="C"):
         classify(paths, {"C": ["C"]}, ["A"], CFG, n_classes=3)
+
+
+def test_standardiser_uses_training_statistics_only():
+    from nfws.eval.classify import standardiser
+
+    train = np.array([[1.0, 10.0], [3.0, 10.2]])        # mean (2, 10.1), std (1, 0.1)
+    scale = standardiser(train)
+    np.testing.assert_allclose(scale(np.array([[2.0, 10.3], [0.0, 10.1]])),
+                               [[0.0, 2.0], [-2.0, 0.0]], atol=1e-4)

@@ -97,3 +97,18 @@ def test_batched_embeddings_match_single_graphs():
     for i, g in enumerate(graphs):
         assert torch.allclose(batched[i], enc(Batch.from_data_list([g]))[0], atol=1e-10)
     assert (batched[0] - batched[1]).abs().max() > 1e-4
+
+
+def test_values_are_standardised_within_graph_layer_and_type_groups():
+    from nfws.models.gmn import standardise_groups
+
+    value = torch.tensor([1.0, 3.0, 10.0, 20.0, 30.0, 5.0])
+    graph = torch.tensor([0, 0, 0, 0, 0, 1])
+    layer = torch.tensor([0, 0, 1, 1, 1, 0])
+    etype = torch.tensor([0, 0, 0, 0, 0, 0])
+    out = standardise_groups(value, graph, layer, etype)
+    # group {1, 3}: mean 2, std 1 -> -1, 1; group {10, 20, 30}: mean 20, std sqrt(200/3);
+    # a lone edge standardises to 0.
+    s = (200 / 3) ** 0.5
+    expected = torch.tensor([-1.0, 1.0, -10 / s, 0.0, 10 / s, 0.0])
+    assert torch.allclose(out, expected, atol=1e-5)

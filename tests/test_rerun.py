@@ -37,7 +37,7 @@ def dry_run_rules(run, *configfiles):
 
 @pytest.fixture(scope="module")
 def edges(smoke_run):
-    proc = run_snakemake(smoke_run, "--rulegraph", "all", "--configfile", str(SMOKE_CONFIG))
+    proc = run_snakemake(smoke_run, "--rulegraph", "dot", "all", "--configfile", str(SMOKE_CONFIG))
     assert proc.returncode == 0, proc.stderr[-3000:]
     found = rule_edges(proc.stdout)
     assert ("train_nerfs", "graphs") in found, f"rule graph not parsed: {sorted(found)}"
@@ -67,24 +67,45 @@ def test_classifier_change_reruns_only_classifiers_and_tables(smoke_run, edges, 
 
 
 def test_list_changes_params_names_the_changed_outputs(smoke_run, tmp_path):
-    changed = changed_config(tmp_path, ["nerf", "fit", "steps"], 13)
-    proc = run_snakemake(smoke_run, "--list-changes", "params", "all",
-                         "--configfile", str(SMOKE_CONFIG), str(changed))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    listed = {line.strip() for line in proc.stdout.splitlines() if line.strip()}
+    """``--summary`` marks exactly the NeRF shards "params changed"; ``--list-changes
+    params`` names them too, but Snakemake 9.27 lists every recorded output with them
+    (ParamsChange.__or__ keeps the file set of an empty change), so only inclusion holds."""
+    changed = [str(SMOKE_CONFIG), str(changed_config(tmp_path, ["nerf", "fit", "steps"], 13))]
     shards = {f"results/nerfs/{arch.name}/{shard.name}"
               for arch in (smoke_run / "results" / "nerfs").iterdir()
               for shard in arch.glob("*.zarr")}
-    assert shards and listed == shards
+    assert shards
+    summary = run_snakemake(smoke_run, "--summary", "all", "--configfile", *changed)
+    assert summary.returncode == 0, summary.stderr[-3000:]
+    rows = [line.split("\t") for line in summary.stdout.splitlines() if "\t" in line]
+    assert {row[0] for row in rows if "params changed" in row} == shards
+    listing = run_snakemake(smoke_run, "--list-changes", "params", "all", "--configfile", *changed)
+    assert listing.returncode == 0, listing.stderr[-3000:]
+    assert shards <= {line.strip() for line in listing.stdout.splitlines()}
 
 
-def test_touching_inputs_without_changing_them_reruns_nothing(smoke_copy):
+def inside_directory_output(path, results):
+    """True for files inside a directory output (Snakemake marks those with a timestamp)."""
+    return any((parent / ".snakemake_timestamp").exists()
+               for parent in path.parents if parent != results and results in parent.parents)
+
+
+def test_touching_file_inputs_without_changing_them_reruns_nothing(smoke_copy):
+    """Snakemake compares the recorded checksum of an input file newer than the outputs
+    (files up to --max-checksum-file-size, 1 MB by default), so a touch alone is no change.
+    Only the mtime trigger is exercised here. Directory outputs (.zarr stores) have no
+    checksum: touching their .snakemake_timestamp reruns their consumers, whatever the
+    rerun triggers."""
     results = smoke_copy / "results"
-    touched = [results / "data" / "shapenet" / "manifest.parquet",
-               results / "data" / "faces" / "manifest.parquet"]
-    touched += [p for p in (results / "data").rglob("*") if p.is_dir()]
-    touched += [p for p in (results / "nerfs").rglob("*.zarr")]
+    touched = [p for p in results.rglob("*")
+               if p.is_file() and p.name != ".snakemake_timestamp"
+               and not inside_directory_output(p, results)]
+    assert any(p.name == "manifest.parquet" for p in touched)
+    assert all(p.stat().st_size <= 1_000_000 for p in touched), "a file beyond the checksum limit"
     for path in touched:
         os.utime(path)
-    stats, text = dry_run_rules(smoke_copy)
-    assert stats == {}, f"touching {len(touched)} inputs schedules {stats}:\n{text[-3000:]}"
+    proc = run_snakemake(smoke_copy, "-n", "all", "--rerun-triggers", "mtime",
+                         "--configfile", str(SMOKE_CONFIG))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = job_stats(proc.stdout + proc.stderr)
+    assert stats == {}, f"touching {len(touched)} files schedules {stats}"

@@ -40,8 +40,13 @@ def test_retrieval_pairs_from_parquet(tmp_path):
     paths = {}
     layout = {"A": [0.0, 10.0], "B": [0.5, 9.0]}
     for arch, xs in layout.items():
-        df = pd.DataFrame({"object_id": ["o1", "o2"], "arch": arch, "split": "test", "class_index": [0, 1],
-                           "emb": [np.array([x, 1.0], np.float32) for x in xs]})
+        test = pd.DataFrame({"object_id": ["o1", "o2"], "arch": arch, "split": "test", "class_index": [0, 1],
+                             "emb": [np.array([x, 1.0], np.float32) for x in xs]})
+        # Train rows fix the standardisation: mean 1 and std 1 in both dimensions, a shift
+        # and a uniform scale that leave every distance ranking as it is.
+        train = pd.DataFrame({"object_id": ["t1", "t2"], "arch": arch, "split": "train", "class_index": [0, 1],
+                              "emb": [np.zeros(2, np.float32), np.full(2, 2.0, np.float32)]})
+        df = pd.concat([test, train], ignore_index=True)
         paths[arch] = tmp_path / f"{arch}.parquet"
         write_parquet(df, paths[arch])
     res = retrieval(paths, [("ALL", "ALL"), ("A", "B")], ["A", "B"], ks=(1,), metric="euclidean",

@@ -27,23 +27,36 @@ def tables(run):
     return csvs
 
 
+def is_published(column: str) -> bool:
+    """Published-value columns: 'published', 'paper_x' or 'x (paper)' (track conventions)."""
+    return "published" in column.lower() or "paper" in column.lower()
+
+
+def our_value_columns(df: pd.DataFrame) -> list[str]:
+    """Numeric columns holding our measurements: not published values, not spreads
+    (undefined for a single seed), not counts."""
+    return [c for c in df.columns
+            if pd.api.types.is_numeric_dtype(df[c]) and not is_published(c)
+            and not c.lower().endswith("std") and not re.fullmatch(r"n(_\w+)?", c)]
+
+
 def test_smoke_tables_have_markdown_and_our_numbers(smoke_run):
     for csv in tables(smoke_run):
         md = csv.with_suffix(".md")
         assert md.is_file(), f"{csv.name}: no Markdown twin"
         df = pd.read_csv(csv)
         assert len(df) > 0, f"{csv.name}: empty table"
-        # Spreads (ours_std) are undefined for a single seed; the values themselves are not.
-        ours = [c for c in df.columns if c.startswith("ours") and not c.endswith("std")]
-        assert ours, f"{csv.name}: no 'ours' column in {list(df.columns)}"
-        for column in ours:
-            values = pd.to_numeric(df[column], errors="raise")
-            assert values.notna().any(), f"{csv.name}: column {column} has no value"
+        ours = our_value_columns(df)
+        assert ours, f"{csv.name}: no numeric column of ours in {list(df.columns)}"
+        assert any(df[c].notna().any() for c in ours), f"{csv.name}: no value of ours"
+        assert all(np.isfinite(df[c].dropna()).all() for c in ours), f"{csv.name}: inf"
         text = md.read_text()
         assert text.startswith("# "), f"{md.name}: no title line"
         header = next(line for line in text.splitlines() if line.startswith("|"))
         assert [c.strip() for c in header.strip("|").split("|")] == list(df.columns), \
             f"{md.name}: Markdown columns differ from the CSV's"
+    mds = sorted((smoke_run / "results" / "tables").glob("*.md"))
+    assert all(md.with_suffix(".csv").is_file() for md in mds), "a Markdown table lacks its CSV"
 
 
 def test_smoke_tables_with_published_numbers_show_them(smoke_run):
@@ -52,7 +65,7 @@ def test_smoke_tables_with_published_numbers_show_them(smoke_run):
     assert with_paper, "no table of the smoke run has published numbers"
     for csv in with_paper:
         df = pd.read_csv(csv)
-        published = [c for c in df.columns if "published" in c]
+        published = [c for c in df.columns if is_published(c)]
         assert published, f"{csv.name}: no published column in {list(df.columns)}"
         assert any(df[c].notna().any() for c in published), f"{csv.name}: published empty"
 

@@ -2,7 +2,8 @@
 
 A classifier is trained on the *train* split of one set of embeddings (one architecture,
 or ALL = the union of the training architectures) and tested on the *test* split of each
-requested architecture; the val split is not used. The network and schedule are those of
+requested architecture; the val split is not used. Embeddings are standardised per
+dimension with the classifier's training-set statistics (:func:`standardiser`). The network and schedule are those of
 nf2vec: 3 x (Linear -> BatchNorm -> ReLU -> Dropout) then a linear head, cross-entropy,
 AdamW with a one-cycle schedule.
 """
@@ -104,6 +105,19 @@ def select(tables: Mapping[str, pd.DataFrame], archs: Sequence[str], split: str)
     return df
 
 
+def standardiser(train: np.ndarray, eps: float = 1e-12):
+    """Per-dimension z-score with the statistics of ``train``.
+
+    Encoder embeddings vary across NeRFs in small directions around a large common
+    offset (a mean over tens of thousands of edges); unscaled, those differences fall
+    below BatchNorm's epsilon and cosine similarity's resolution. Standardising with
+    training-split statistics only is the usual probe protocol and uses no test data.
+    """
+    train = np.asarray(train, np.float64)
+    mean, std = train.mean(0), train.std(0)
+    return lambda x: ((np.asarray(x, np.float64) - mean) / (std + eps)).astype(np.float32)
+
+
 def classify(embedding_paths: Mapping[str, object], train_sets: Mapping[str, Sequence[str]],
              test_archs: Sequence[str], cfg: Mapping, n_classes: int, out_path=None,
              context: Mapping[str, str] | None = None, device=None) -> pd.DataFrame:
@@ -120,11 +134,12 @@ def classify(embedding_paths: Mapping[str, object], train_sets: Mapping[str, Seq
     jobs = [(name, seed) for name in train_sets for seed in cfg["seeds"]]
     for name, seed in tqdm(jobs, desc="classify"):
         train = select(tables, train_sets[name], "train")
-        model = train_classifier(embedding_matrix(train), train["class_index"].to_numpy(),
+        scale = standardiser(embedding_matrix(train))
+        model = train_classifier(scale(embedding_matrix(train)), train["class_index"].to_numpy(),
                                  n_classes, cfg, int(seed), device)
         for arch in test_archs:
             test = select(tables, [arch], "test")
-            pred = predict(model, embedding_matrix(test))
+            pred = predict(model, scale(embedding_matrix(test)))
             acc = 100.0 * float((pred == test["class_index"].to_numpy()).mean())
             rows.append({**(context or {}), "classifier_train": name, "test_arch": arch,
                          "seed": int(seed), "accuracy": acc, "n_test": len(test)})

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from nfws.eval.classify import load_embeddings, select
+from nfws.eval.classify import load_embeddings, select, standardiser
 from nfws.fit.encoder import embedding_matrix
 from nfws.store import write_parquet
 
@@ -59,10 +59,13 @@ def retrieval(embedding_paths: Mapping[str, object], pairs: Sequence[tuple[str, 
               out_path=None, context: Mapping[str, str] | None = None) -> pd.DataFrame:
     """recall@k for every (query, gallery) pair; "ALL" in a pair means ``all_archs``.
 
+    Embeddings are standardised per dimension with the train-split statistics of
+    ``all_archs`` (see :func:`nfws.eval.classify.standardiser`) before distances are taken.
     Returns (and writes to ``out_path``) rows: context columns, query, gallery, k,
     recall (%), n_queries.
     """
     tables = load_embeddings(embedding_paths)
+    scale = standardiser(embedding_matrix(select(tables, all_archs, "train")))
     rows = []
     for query_set, gallery_set in pairs:
         if (query_set == "ALL") != (gallery_set == "ALL"):
@@ -73,7 +76,7 @@ def retrieval(embedding_paths: Mapping[str, object], pairs: Sequence[tuple[str, 
         else:
             q, g = select(tables, [query_set], "test"), select(tables, [gallery_set], "test")
             exclude = None
-        recalls, n = recall_at_k(embedding_matrix(q), q["object_id"].to_numpy(), embedding_matrix(g),
+        recalls, n = recall_at_k(scale(embedding_matrix(q)), q["object_id"].to_numpy(), scale(embedding_matrix(g)),
                                  g["object_id"].to_numpy(), ks, exclude, metric)
         rows += [{**(context or {}), "query": query_set, "gallery": gallery_set, "k": k,
                   "recall": r, "n_queries": n} for k, r in recalls.items()]

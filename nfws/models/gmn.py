@@ -33,6 +33,16 @@ def squash(v: torch.Tensor) -> torch.Tensor:
     return torch.sign(v) * torch.log1p(v.abs())
 
 
+def standardise_groups(value: torch.Tensor, graph: torch.Tensor, layer: torch.Tensor,
+                       etype: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(v - mean) / std within each (graph, layer, edge type) group of edges."""
+    key = (graph * (int(layer.max()) + 1) + layer) * len(EDGE_TYPES) + etype
+    _, group = torch.unique(key, return_inverse=True)
+    mean = scatter(value, group, dim=0, reduce="mean")
+    var = scatter((value - mean[group]) ** 2, group, dim=0, reduce="mean")
+    return (value - mean[group]) / torch.sqrt(var[group] + eps)
+
+
 class SinEncoder(nn.Module):
     """Pre-encoder: sin(Linear(scalars)) joined with a type embedding, mixed by a Linear."""
 
@@ -91,8 +101,12 @@ class GMNEncoder(nn.Module):
 
     Scalars are scaled before the sin pre-encoder: layer / ``layer_scale``, neuron index
     through log(1 + i) (so both input 3 vs 4 and hash entry 3000 vs 4000 stay apart; zero
-    for hidden neurons, see module doc), edge extras (p0, p1, p2) through :func:`squash`;
-    edge values are used as they are.
+    for hidden neurons, see module doc), edge extras (p0, p1, p2) through :func:`squash`.
+    Edge values are standardised within each (graph, layer, edge type) group: raw weights
+    are small (hash entries ~1e-2, MLP weights ~1e-1) next to the other scalars, and
+    after averaging over tens of thousands of edges their differences between NeRFs
+    vanish (embeddings of different NeRFs then agree to 1e-5). The group statistics are
+    invariant to neuron permutations, so the embedding stays invariant too.
     Readout: 2-layer edge MLP, mean over each graph's edges, Linear to ``d_embed`` (the
     mean and the final Linear commute, so pooling first is the same map and cheaper).
     """
@@ -118,20 +132,21 @@ class GMNEncoder(nn.Module):
         scalars = torch.stack([layer / self.layer_scale, torch.log1p(index)], -1)
         return self.node_encoder(scalars, ntype)
 
-    def encode_edges(self, edge_attr: torch.Tensor) -> torch.Tensor:
+    def encode_edges(self, edge_attr: torch.Tensor, edge_graph: torch.Tensor) -> torch.Tensor:
         edge_attr = edge_attr.to(self.project.weight.dtype)
         value, layer, etype, extras = edge_attr[:, 0], edge_attr[:, 1], edge_attr[:, 2], edge_attr[:, 3:6]
+        value = standardise_groups(value, edge_graph, layer.round().long(), etype.round().long())
         scalars = torch.cat([value[:, None], layer[:, None] / self.layer_scale, squash(extras)], -1)
         return self.edge_encoder(scalars, etype.round().long())
 
     def forward(self, graphs) -> torch.Tensor:
         """graphs: a PyG Batch (x, edge_index, edge_attr, batch, num_graphs)."""
         x = self.encode_nodes(graphs.x)
-        e = self.encode_edges(graphs.edge_attr)
+        edge_graph = graphs.batch[graphs.edge_index[0]]
+        e = self.encode_edges(graphs.edge_attr, edge_graph)
         in_degree = torch.bincount(graphs.edge_index[1], minlength=x.shape[0])
         has_in_edges = (in_degree > 0).to(x.dtype)[:, None]
         for block in self.blocks:
             x, e = block(x, graphs.edge_index, e, has_in_edges)
-        edge_graph = graphs.batch[graphs.edge_index[0]]
         pooled = scatter(self.readout(e), edge_graph, dim=0, dim_size=graphs.num_graphs, reduce="mean")
         return self.project(pooled)

@@ -97,6 +97,11 @@ def arch_section(wildcards):
     return config["nerf"]["architectures"][wildcards.arch]
 
 
+def first_nerf_shard(wildcards):
+    """The architecture's first shard (previews show a few of its NeRFs)."""
+    return R(f"nerfs/{wildcards.arch}/{sorted(nerf_shards(wildcards.arch))[0]}.zarr")
+
+
 def shard_objects(wildcards):
     """Object ids of one NeRF shard (a param, so a changed split retrains the shard)."""
     shards = nerf_shards(wildcards.arch)
@@ -142,8 +147,8 @@ def gmn_training_section(wildcards):
 
 
 def embed_archs(wildcards):
-    return family_archs(wildcards.trainset, config["nerf"]["architectures"],
-                        config["nerf"]["train_archs"])
+    listed = {a: config["nerf"]["architectures"][a] for a in all_archs()}
+    return family_archs(wildcards.trainset, listed, config["nerf"]["train_archs"])
 
 
 def embed_inputs(wildcards):
@@ -158,6 +163,13 @@ def baseline_archs(name):
     """Architectures of the baseline's family (it embeds the ones it can read)."""
     family = config["nerf"]["architectures"][BASELINE_METHODS[name][1]]["family"]
     return [a for a in all_archs() if config["nerf"]["architectures"][a]["family"] == family]
+
+
+def baseline_section(wildcards):
+    """What a baseline's training reads: its own encoder and the shared training recipe."""
+    gmn = config["gmn"]
+    return {"train": gmn["train"], "teacher_samples_per_ray": gmn["teacher_samples_per_ray"],
+            "baselines": {wildcards.baseline: gmn["baselines"][wildcards.baseline]}}
 
 
 def baseline_inputs(wildcards):

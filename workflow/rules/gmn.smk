@@ -91,7 +91,7 @@ rule baseline:
         classification=R("gmn/baselines/{baseline}/classification.parquet"),
         model=R("gmn/baselines/{baseline}/model.pt"),
     params:
-        gmn=config["gmn"],
+        gmn=baseline_section,
         classifier=config["gmn"]["classifier"],
         seed=config["seed"],
         device=config["device"],

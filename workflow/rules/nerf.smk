@@ -28,7 +28,7 @@ rule train_nerfs:
 
 rule nerf_previews:
     input:
-        shard=R("nerfs/{arch}/000.zarr"),
+        shard=first_nerf_shard,
         views=R("data/shapenet/views.zarr"),
     output:
         report(R("plots/nerfs/{arch}.png"), caption="../report/nerf_previews.rst",

@@ -92,6 +92,8 @@ rule contact_sheet_shapenet:
         plot=config["plots"]["contact_sheet"],
     log:
         R("logs/contact_sheet_shapenet.log"),
+    benchmark:
+        R("benchmarks/contact_sheet_shapenet.tsv")
     threads: stage_threads("data")
     resources:
         **stage_resources("data"),
@@ -109,6 +111,8 @@ rule contact_sheet_faces:
         plot=config["plots"]["contact_sheet"],
     log:
         R("logs/contact_sheet_faces.log"),
+    benchmark:
+        R("benchmarks/contact_sheet_faces.tsv")
     threads: stage_threads("data")
     resources:
         **stage_resources("data"),

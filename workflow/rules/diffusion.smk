@@ -84,6 +84,8 @@ rule generation_table:
                   category="Tables", subcategory="Generation"),
     log:
         R("logs/generation_table/{dataset}.log"),
+    benchmark:
+        R("benchmarks/generation_table/{dataset}.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),

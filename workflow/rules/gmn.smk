@@ -77,6 +77,8 @@ rule classify_single:
         device=config["device"],
     log:
         R("logs/classify/L_R_{trainset}_single.log"),
+    benchmark:
+        R("benchmarks/classify/L_R_{trainset}_single.tsv")
     threads: stage_threads("gmn")
     resources:
         **stage_resources("gmn"),
@@ -119,6 +121,8 @@ rule retrieve:
         retrieval=config["gmn"]["retrieval"],
     log:
         R("logs/retrieve/{loss}.log"),
+    benchmark:
+        R("benchmarks/retrieve/{loss}.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
@@ -137,6 +141,8 @@ rule tsne:
         tsne=config["gmn"]["tsne"],
     log:
         R("logs/tsne/{loss}.log"),
+    benchmark:
+        R("benchmarks/tsne/{loss}.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
@@ -158,6 +164,8 @@ rule gmn_tables:
         unseen_archs=config["nerf"]["unseen_archs"],
     log:
         R("logs/gmn_tables.log"),
+    benchmark:
+        R("benchmarks/gmn_tables.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),

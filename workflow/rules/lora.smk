@@ -101,6 +101,8 @@ rule structure_outputs:
                   category="Tables", subcategory="mLoRA"),
     log:
         R("logs/structure_outputs/{dataset}.log"),
+    benchmark:
+        R("benchmarks/structure_outputs/{dataset}.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
@@ -138,10 +140,14 @@ rule lora_tables:
                               category="Tables", subcategory="mLoRA"),
         discriminative=report(R("tables/mlora_discriminative.md"), caption="../report/mlora_tables.rst",
                               category="Tables", subcategory="mLoRA"),
+        reconstruction_csv=R("tables/mlora_reconstruction.csv"),
+        discriminative_csv=R("tables/mlora_discriminative.csv"),
     params:
         kinds=config["lora"]["representations"],
     log:
         R("logs/lora_tables.log"),
+    benchmark:
+        R("benchmarks/lora_tables.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),

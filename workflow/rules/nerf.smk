@@ -37,6 +37,8 @@ rule nerf_previews:
         previews=config["plots"]["nerf_previews"],
     log:
         R("logs/nerf_previews/{arch}.log"),
+    benchmark:
+        R("benchmarks/nerf_previews/{arch}.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),

@@ -11,7 +11,8 @@ from matplotlib.figure import Figure  # a bare Figure renders with Agg, no pyplo
 from PIL import Image
 
 from nfws.data.manifest import read_manifest
-from nfws.store import atomic_path, open_zarr
+from nfws.eval.figures import save_figure
+from nfws.store import open_zarr
 
 LABEL_WIDTH = 120  # pixels of the left margin holding class names
 BLANK = 235        # grey of an empty cell (a class with fewer objects than columns)
@@ -83,8 +84,7 @@ def write_sheet(rows, out_png, columns: int, tile: int) -> None:
     for r, (label, _) in enumerate(rows):
         ax.text(LABEL_WIDTH - 6, (r + 0.5) * tile, label, ha="right", va="center",
                 fontsize=font)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png")
+    save_figure(fig, out_png, dpi=DPI)
 
 
 def _fit(image, tile: int) -> np.ndarray:

@@ -15,7 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import train_test_split
 
-from nfws.store import atomic_path, write_parquet
+from nfws.eval.figures import save_figure
+from nfws.store import write_parquet
 
 DISC_KEYS = ("n_runs", "test_fraction", "logistic_max_iter", "kmeans_n_init")
 
@@ -95,6 +96,4 @@ def plot_tsne(weights: np.ndarray, labels: np.ndarray, class_names: list, title:
     ax.set_title(f"t-SNE of {title} weights")
     ax.legend(fontsize=6, markerscale=1.5, loc="best")
     ax.set_xticks([]), ax.set_yticks([])
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
+    save_figure(fig, out_png, dpi=120, bbox_inches="tight")

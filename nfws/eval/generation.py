@@ -25,6 +25,7 @@ from tqdm import tqdm
 from nfws.data.targets import pixel_grid
 from nfws.fit.diffusion import checked_section, sample
 from nfws.models.feature_extractors import load_extractor, subsample_points
+from nfws.eval.figures import save_figure
 from nfws.store import atomic_path, read_parquet, read_zarr, write_json, write_zarr
 
 MODALITIES = ("image", "occupancy")
@@ -209,9 +210,7 @@ def point_grid_png(points: np.ndarray, path, cols: int) -> None:
         ax = fig.add_subplot(rows, cols, k + 1, projection="3d")
         ax.scatter(pc[:, 0], pc[:, 2], pc[:, 1], s=0.3, c=pc[:, 1], cmap="viridis")
         ax.set_axis_off()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def generation_config(cfg: dict) -> dict:

@@ -12,7 +12,8 @@ from matplotlib.figure import Figure  # a bare Figure renders with Agg, no pyplo
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import FieldStack
 from nfws.fit.farm import FarmConfig, load_views, render_heldout
-from nfws.store import atomic_path, read_zarr
+from nfws.eval.figures import save_figure
+from nfws.store import read_zarr
 
 DPI = 100
 
@@ -54,5 +55,4 @@ def nerf_previews(shard_path, views_store, out_png, n_objects: int = 4,
                     f"{label} {float(arrays['psnr'][row]):.1f} dB"
                 ax.set_title(title, fontsize=5)
     fig.suptitle(f"{spec.name}: held-out views, ground truth | NeRF", fontsize=7)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
+    save_figure(fig, out_png, dpi=DPI)

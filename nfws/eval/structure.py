@@ -22,7 +22,8 @@ from nfws.eval.reconstruction import reconstruction_scores
 from nfws.device import choose_device
 from nfws.fit.instances import fit_params, make_representation
 from nfws.models.lora import DISPLAY_NAMES
-from nfws.store import atomic_path, write_text
+from nfws.eval.figures import save_figure
+from nfws.store import write_text
 
 STRUCTURE_KEYS = ("n_instances", "lambdas")
 
@@ -101,6 +102,4 @@ def plot_structure(csv_paths, out_png, title: str) -> None:
     axes[1].set_yscale("log")
     axes[0].legend(fontsize=7)
     fig.suptitle(title)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-    plt.close(fig)
+    save_figure(fig, out_png, dpi=120, bbox_inches="tight")

@@ -16,7 +16,7 @@ from sklearn.manifold import TSNE  # noqa: E402
 
 from nfws.eval.classify import load_embeddings, select  # noqa: E402
 from nfws.fit.encoder import embedding_matrix  # noqa: E402
-from nfws.store import atomic_path  # noqa: E402
+from nfws.eval.figures import save_figure
 
 MARKERS = "o^s*Dvp<>hX"
 
@@ -52,7 +52,5 @@ def tsne_plot(embedding_paths: Mapping[str, object], archs: Sequence[str], out_p
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_png, dpi=120)
     return points

@@ -46,7 +46,8 @@ from nfws.sane.rotations import (QUAT_COLUMNS, geodesic_angle, jitter_quats,  # 
                                  mean_quat, read_rotated_manifest, relative_quat)
 from nfws.sane.tokens import (Normaliser, TokenLayout, hash_tokens, mlp_tokens,  # noqa: E402
                               multiplicative_noise, permute_hidden, sample_points)
-from nfws.store import (atomic_path, config_hash, load_torch, read_zarr,  # noqa: E402
+from nfws.eval.figures import save_figure
+from nfws.store import (config_hash, load_torch, read_zarr,  # noqa: E402
                         save_torch, write_json, write_parquet)
 
 POINT_MODES = ("shared", "independent")
@@ -487,9 +488,7 @@ def plot_loss_curves(log: dict, out_png) -> None:
         ax.set_yscale("log" if min(log[f"train_{name}"], default=1.0) > 0 else "linear")
     axes[0].legend()
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out_png, dpi=110)
 
 
 def plot_tsne(emb: np.ndarray, table: pd.DataFrame, out_png, seed: int, perplexity: float) -> None:
@@ -512,6 +511,4 @@ def plot_tsne(emb: np.ndarray, table: pd.DataFrame, out_png, seed: int, perplexi
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out_png, dpi=110)

@@ -8,7 +8,7 @@ import yaml
 from PIL import Image
 
 from nfws.eval.tables import PUBLISHED
-from workflow_helpers import REPO, run_snakemake
+from workflow_helpers import run_snakemake
 
 #: Lint findings we accept, with why:
 #: - conda/container per rule: the whole pipeline shares one environment (envs/nfws.yaml,

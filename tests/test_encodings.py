@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from nfws.fields.encodings import frequency_encoding, to_unit_cube, triplane_features
+from nfws.fields.encodings import EXACT_EVERY, frequency_encoding, to_unit_cube, triplane_features
 
 
 def test_unit_cube_maps_bbox_corners():
@@ -68,3 +68,55 @@ def test_triplane_is_batched_per_field():
     out = triplane_features(planes, x01)
     for b in range(3):
         assert torch.allclose(out[b], triplane_features(planes[b:b + 1], x01[b:b + 1])[0], atol=1e-6)
+
+
+def _closed_form(x64, n_freqs):
+    """float64 sin / cos of 2^k pi x, shaped [..., D, n_freqs, 2] like the encoding."""
+    arg = 2.0 ** torch.arange(n_freqs, dtype=torch.float64) * math.pi * x64[..., None]
+    return torch.stack([torch.sin(arg), torch.cos(arg)], dim=-1)
+
+
+def test_frequency_error_bound_against_float64_closed_form():
+    x = torch.rand(20000, 3, generator=torch.Generator().manual_seed(5))
+    enc = frequency_encoding(x, 24).view(-1, 3, 24, 2).double()
+    err = (enc - _closed_form(x.double(), 24)).abs().amax(dim=(0, 1, 3))
+    k = torch.arange(24, dtype=torch.float64)
+    exact_level = k - k % EXACT_EVERY
+    # exact levels inherit tiny-cuda-nn's argument rounding; each doubling doubles the
+    # inherited error and adds a few ulps (bound from the encoding's docstring)
+    bound = 2.0**k * math.pi * 2.0**-23 + 2.0 ** (k - exact_level) * 2.0**-21
+    assert (err <= bound).all(), (err / bound).tolist()
+    # and low frequencies are accurate to float32 resolution
+    assert err[:4].max() < 2e-6
+
+
+def test_frequency_levels_stay_on_the_unit_circle():
+    x = torch.rand(20000, 3, generator=torch.Generator().manual_seed(6))
+    enc = frequency_encoding(x, 24).view(-1, 3, 24, 2)
+    radius2 = enc[..., 0] ** 2 + enc[..., 1] ** 2
+    # at most EXACT_EVERY - 1 doublings since an exact sin/cos: |r^2 - 1| stays tiny
+    assert (radius2 - 1).abs().max() < 2.0**-10
+
+
+def test_frequency_encoding_in_float64_matches_closed_form():
+    x = torch.rand(500, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    enc = frequency_encoding(x, 24)
+    assert enc.dtype == torch.float64
+    assert torch.allclose(enc.view(-1, 3, 24, 2), _closed_form(x, 24), atol=1e-9, rtol=0)
+
+
+def test_frequency_encoding_builds_no_graph_and_refuses_grad_points():
+    x = torch.rand(4, 3, generator=torch.Generator().manual_seed(8))
+    enc = frequency_encoding(x, 3)
+    assert enc.grad_fn is None and not enc.requires_grad
+    with pytest.raises(ValueError, match="require grad"):
+        frequency_encoding(x.requires_grad_(), 3)
+
+
+def test_frequency_encoding_of_a_single_point_and_of_leading_axes_agree():
+    x = torch.rand(2, 4, 3, generator=torch.Generator().manual_seed(9))
+    batched = frequency_encoding(x, 5)
+    single = frequency_encoding(x[1, 2], 5)
+    assert single.shape == (30,)
+    assert torch.allclose(single, batched[1, 2], atol=1e-6)
+    assert single[2 * 5 + 2 * 3].item() == pytest.approx(math.sin(8 * math.pi * x[1, 2, 1].item()), abs=1e-5)

@@ -112,7 +112,8 @@ def test_hash_encoding_is_batched_per_field():
     x = torch.rand(3, 20, 3, generator=g)
     batched = hash_encoding(tables, x, spec)
     for b in range(3):
-        assert torch.allclose(batched[b], hash_encoding(tables[b:b + 1], x[b:b + 1], spec)[0])
+        # equal up to float32 summation order (the corner sum is vectorised over points)
+        assert torch.allclose(batched[b], hash_encoding(tables[b:b + 1], x[b:b + 1], spec)[0], atol=1e-6)
 
 
 def test_non_hash_spec_is_rejected():

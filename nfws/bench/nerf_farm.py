@@ -7,7 +7,8 @@ mask-carved box at the same spacing. Reported per architecture: NeRF-steps/s (se
 training loop, evaluation excluded; ``ratio_cpu`` from process CPU time, which a busy
 shared host distorts less), median held-out PSNR of both, and the MLP's achieved
 matmul FLOP/s (forward + backward at the farm's shapes) as a share of one large matmul's
-FLOP/s in the same precision, measured in this process.
+FLOP/s in the same precision, measured in this process. ``hidden_bmm_gflops`` is one bare
+hidden-layer matmul at the farm's shapes: the ceiling those 64-wide shapes allow.
 """
 from __future__ import annotations
 
@@ -69,6 +70,11 @@ def _subset(views: ShardViews, b: int) -> ShardViews:
                       views.intrinsics[b:b + 1])
 
 
+def _points_per_call(cfg: FarmConfig) -> int:
+    """Points per NeRF in one of the farm's batched field calls (its ray chunking)."""
+    return min(RAYS, cfg.points_per_call // (N_OBJECTS * cfg.samples_per_ray)) * cfg.samples_per_ray
+
+
 def _mlp_flops(spec: ArchSpec, n_points: int, input_grad: bool) -> float:
     """Matmul FLOPs of one forward + backward of the MLP over n_points (per NeRF)."""
     per_point = 0.0
@@ -103,6 +109,16 @@ def mlp_flops_per_second(spec: ArchSpec, n_fields: int, n_points: int, precision
     return n_fields * _mlp_flops(spec, n_points, input_grad) / _best_seconds(step)
 
 
+def hidden_bmm_flops_per_second(n_fields: int, n_points: int, width: int, precision: str) -> float:
+    """FLOP/s of one bare hidden-layer matmul ``[B, N, W] @ [B, W, W]``: the most the MLP's
+    shapes allow on this machine, against which ``peak_fraction`` is read."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    gen = torch.Generator().manual_seed(SEED)
+    a = torch.rand(n_fields, n_points, width, generator=gen).to(dtype)
+    w = torch.rand(n_fields, width, width, generator=gen).to(dtype)
+    return 2 * n_fields * n_points * width * width / _best_seconds(lambda: torch.bmm(a, w))
+
+
 def matmul_peak(precision: str, size: int = 2048) -> float:
     """FLOP/s of one large square matmul in this process at its thread count."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
@@ -121,9 +137,7 @@ def _bench_arch(name: str, views: ShardViews) -> dict:
     base_seconds = sum(r.setup_seconds + r.train_seconds for r in base)
     ours_seconds = ours.setup_seconds + ours.train_seconds
     base_cpu, ours_cpu = sum(r.cpu_seconds for r in base), ours.cpu_seconds
-    chunk = min(RAYS, ours_cfg.points_per_call // (N_OBJECTS * ours_cfg.samples_per_ray))
-    achieved = mlp_flops_per_second(spec, N_OBJECTS, chunk * ours_cfg.samples_per_ray,
-                                    ours_cfg.precision)
+    achieved = mlp_flops_per_second(spec, N_OBJECTS, _points_per_call(ours_cfg), ours_cfg.precision)
     base_psnr = float(np.median(np.concatenate([r.psnr for r in base])))
     return {"baseline": N_OBJECTS * STEPS / base_seconds, "ours": N_OBJECTS * STEPS / ours_seconds,
             "baseline_cpu_seconds": base_cpu, "ours_cpu_seconds": ours_cpu,
@@ -137,6 +151,9 @@ def run() -> dict:
     views = synthetic_views(N_OBJECTS, RESOLUTION, N_VIEWS, SEED)
     per_arch = {name: _bench_arch(name, views) for name in ARCHS}
     peak = matmul_peak(OURS["precision"])
+    shape_peak = hidden_bmm_flops_per_second(N_OBJECTS, _points_per_call(_cfg(OURS)),
+                                             ArchSpec.from_dict("MLP", ARCHS["MLP"]).width,
+                                             OURS["precision"])
     for r in per_arch.values():
         r["ratio"] = r["ours"] / r["baseline"]
         r["psnr_delta"] = r["ours_psnr"] - r["baseline_psnr"]
@@ -151,6 +168,7 @@ def run() -> dict:
         / sum(r["ours_cpu_seconds"] for r in per_arch.values()),
         "peak_fraction": float(np.mean([r["peak_fraction"] for r in per_arch.values()])),
         "peak_precision": OURS["precision"], "peak_gflops": peak / 1e9,
+        "hidden_bmm_gflops": shape_peak / 1e9, "hidden_bmm_fraction": shape_peak / peak,
         "fp32_peak_gflops": matmul_peak("fp32") / 1e9,
         "min_psnr_delta": min(r["psnr_delta"] for r in per_arch.values()),
         "per_arch": per_arch, "objects": N_OBJECTS, "steps": STEPS, "rays_per_step": RAYS,

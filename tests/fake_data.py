@@ -108,3 +108,23 @@ def image_folder(root, count: int = 12, size: int = 20, seed: int = 0) -> tuple[
     labels = root / "labels.csv"
     labels.write_text("\n".join(rows) + "\n")
     return root, labels
+
+
+def onet_tree(root, objects_per_synset: int = 4, seed: int = 0) -> Path:
+    """Occupancy Networks' preprocessed ShapeNet: ``<root>/<synset>/<model_id>/points.npz``
+    (float16 points in the unit cube, bit-packed occupancies) and ``pointcloud.npz``
+    (surface points), here of spheres of random radius; no split lists."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for synset in SYNSETS:
+        for i in range(objects_per_synset):
+            folder = root / synset / f"model{i:02d}"
+            folder.mkdir(parents=True)
+            radius = rng.uniform(0.2, 0.4)
+            points = rng.uniform(-0.55, 0.55, (512, 3)).astype(np.float16)
+            inside = np.linalg.norm(points.astype(np.float32), axis=1) < radius
+            np.savez(folder / "points.npz", points=points, occupancies=np.packbits(inside))
+            surface = rng.normal(size=(256, 3))
+            surface = radius * surface / np.linalg.norm(surface, axis=1, keepdims=True)
+            np.savez(folder / "pointcloud.npz", points=surface.astype(np.float32))
+    return root

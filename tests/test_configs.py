@@ -83,3 +83,22 @@ def test_ffhq_config_on_fake_image_folder(tmp_path):
     assert len(manifest) == 12 and set(manifest["split"]) == {"train", "test"}
     assert {"lora_targets", "base_field", "fit_instances", "train_diffusion"} <= set(stats)
     assert "images_store" in stats
+
+
+@pytest.mark.parametrize("single_category", [False, True])
+def test_occupancy_configs_on_fake_onet_tree(tmp_path, single_category):
+    root = fake_data.onet_tree(tmp_path / "onet", objects_per_synset=4)
+    configs = [CONFIGS / "shapenet_occupancy.yaml"]
+    if single_category:
+        configs.append(CONFIGS / "shapenet_airplane.yaml")
+    shapes = {"root": str(root), "split_fractions": {"train": 0.5, "val": 0.0, "test": 0.5}}
+    files = [str(c) for c in configs] + [
+        overlay(tmp_path, {"lora": {"datasets": {"shapenet": {"shapes": shapes}}}})]
+    workdir = tmp_path / "run"
+    stats = run_then_dry_run(workdir, files, ["results/lora/shapenet/manifest.parquet"])
+    manifest = pd.read_parquet(workdir / "results/lora/shapenet/manifest.parquet")
+    expected = ["airplane"] if single_category else FAKE_CLASSES
+    assert sorted(manifest["class_name"].unique()) == expected
+    assert set(manifest["split"]) == {"train", "test"}
+    assert all(s.startswith(str(root)) for s in manifest["source"])
+    assert {"lora_targets", "base_field", "fit_instances", "train_diffusion"} <= set(stats)

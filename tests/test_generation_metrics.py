@@ -199,6 +199,6 @@ def test_generate_and_evaluate_stage_on_a_stand_in_image_field(tmp_path):
                                  tmp_path / "e.pt", tmp_path / "metrics.json", gen_cfg, ext_cfg)
     assert result["n_gen"] == 6 and result["n_ref"] == 8 and result["n_feature"] == 4
     assert json.loads((tmp_path / "metrics.json").read_text())["fd"] == pytest.approx(result["fd"])
-    assert "ImageCNN" in result["extractor"]
+    assert "ImageCNN" in result["extractor"] and result["classes"] == ["0", "1"]
     with pytest.raises(ValueError, match="modality"):
         generate(tmp_path / "d.pt", instantiate, "audio", gen_cfg, 3, tmp_path / "x.zarr")

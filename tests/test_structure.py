@@ -44,3 +44,27 @@ def test_structure_lambda_zero_is_identical_and_large_lambda_differs(tmp_path):
     with pytest.raises(ValueError, match="lambdas"):
         weight_space_structure("mlp", None, tmp_path / "t.zarr", FIT,
                                {"n_instances": 1, "lambdas": [1.5]}, tmp_path / "x.csv", 0)
+
+
+def test_structure_resumes_from_its_progress_checkpoint(tmp_path, monkeypatch):
+    import nfws.fit.instances as inst
+
+    _sphere_targets(tmp_path / "t.zarr")
+    cfg = dict(FIT, checkpoint_every=5)
+    args = ("mlp", None, tmp_path / "t.zarr", cfg, {"n_instances": 2, "lambdas": [0.5]})
+    full = weight_space_structure(*args, tmp_path / "full.csv", seed=0, device=torch.device("cpu"))
+    real = inst.cosine_lr
+
+    def failing(step, *a):
+        if step == 12:
+            raise KeyboardInterrupt
+        return real(step, *a)
+
+    monkeypatch.setattr(inst, "cosine_lr", failing)
+    with pytest.raises(KeyboardInterrupt):
+        weight_space_structure(*args, tmp_path / "part.csv", seed=0, device=torch.device("cpu"))
+    monkeypatch.setattr(inst, "cosine_lr", real)
+    progress = tmp_path / "part.csv.progress.pt"
+    assert torch.load(progress, weights_only=True)["step"] == 10 and not (tmp_path / "part.csv").exists()
+    resumed = weight_space_structure(*args, tmp_path / "part.csv", seed=0, device=torch.device("cpu"))
+    assert np.allclose(resumed.cosine, full.cosine, atol=1e-6) and not progress.exists()

@@ -174,7 +174,7 @@ def read_shape(source, cfg: dict, generator: torch.Generator):
 
 # ----------------------------------------------------------------------- store builders
 def _manifest_rows(manifest_path, n_instances):
-    df = read_parquet(manifest_path, ["object_id", "class_name", "class_index", "source"])
+    df = read_parquet(manifest_path, ["object_id", "class_name", "class_index", "split", "source"])
     if n_instances is not None:
         df = df.iloc[:int(n_instances)]
     if df.empty:
@@ -187,7 +187,7 @@ def build_shape_targets(manifest_path, out_path, cfg: dict, seed: int) -> None:
 
     cfg: n_uniform, n_surface, sigma, n_surface_gt, optional n_instances (first rows).
     Writes points float32 [N, M, 3], occupancy uint8 [N, M], surface float32 [N, S, 3],
-    object_ids, labels (class_index); attrs kind='occupancy', class_names.
+    object_ids, labels (class_index), splits; attrs kind='occupancy', class_names.
     """
     df = _manifest_rows(manifest_path, cfg.get("n_instances"))
     points, occ, surface = [], [], []
@@ -198,16 +198,18 @@ def build_shape_targets(manifest_path, out_path, cfg: dict, seed: int) -> None:
     classes = dict(zip(df.class_index, df.class_name))
     write_zarr(out_path, {"points": np.stack(points), "occupancy": np.stack(occ).astype(np.uint8),
                           "surface": np.stack(surface), "object_ids": df.object_id.to_numpy(),
-                          "labels": df.class_index.to_numpy(np.int64)},
+                          "labels": df.class_index.to_numpy(np.int64),
+                          "splits": df.split.to_numpy().astype(str)},
                attrs={"kind": "occupancy",
                       "class_names": [str(classes.get(k, k)) for k in range(max(classes) + 1)]})
 
 
 def build_image_targets(images_store, out_path, resolution: int,
-                        n_instances: int | None = None) -> None:
+                        n_instances: int | None = None, manifest_path=None) -> None:
     """Area-resize the first ``n_instances`` images of an images store to ``resolution``.
 
-    Writes images uint8 [N, R, R, 3], object_ids, labels; attrs kind='image', resolution.
+    Writes images uint8 [N, R, R, 3], object_ids, labels, and with ``manifest_path`` each
+    image's split (``splits``); attrs kind='image', resolution.
     """
     arrays, attrs = read_zarr(images_store, ["images", "object_ids", "labels"])
     images = arrays["images"][:n_instances] if n_instances else arrays["images"]
@@ -218,10 +220,23 @@ def build_image_targets(images_store, out_path, resolution: int,
         x = F.interpolate(x, size=(resolution, resolution), mode="area")
     out = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     n = len(out)
+    extra = {}
+    if manifest_path is not None:
+        extra["splits"] = object_splits(manifest_path, arrays["object_ids"][:n])
     write_zarr(out_path, {"images": out, "object_ids": arrays["object_ids"][:n],
-                          "labels": arrays["labels"][:n].astype(np.int64)},
+                          "labels": arrays["labels"][:n].astype(np.int64), **extra},
                attrs={"kind": "image", "resolution": int(resolution),
                       "class_names": attrs.get("class_names", [])})
+
+
+def object_splits(manifest_path, object_ids) -> np.ndarray:
+    """The manifest split (str) of each of ``object_ids``; an unlisted id is an error."""
+    df = read_parquet(manifest_path, ["object_id", "split"])
+    lookup = dict(zip(df.object_id.astype(str), df.split.astype(str)))
+    missing = [str(o) for o in object_ids if str(o) not in lookup]
+    if missing:
+        raise ValueError(f"{manifest_path}: no split for {len(missing)} objects, e.g. {missing[:3]}")
+    return np.array([lookup[str(o)] for o in object_ids], dtype=str)
 
 
 # ------------------------------------------------------------------------------ readers
@@ -244,6 +259,8 @@ class ImageTargets:
         self.object_ids = np.array([str(o) for o in arrays["object_ids"]], dtype=object)
         self.labels = arrays["labels"].astype(np.int64)
         self.class_names = list(attrs.get("class_names", []))
+        self.splits = (np.array([str(s) for s in arrays["splits"]], dtype=object)
+                       if "splits" in arrays else None)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -269,6 +286,8 @@ class OccupancyTargets:
         self.object_ids = np.array([str(o) for o in arrays["object_ids"]], dtype=object)
         self.labels = arrays["labels"].astype(np.int64)
         self.class_names = list(attrs.get("class_names", []))
+        self.splits = (np.array([str(s) for s in arrays["splits"]], dtype=object)
+                       if "splits" in arrays else None)
 
     def __len__(self) -> int:
         return len(self.points)

@@ -289,14 +289,16 @@ def reference_set(targets_path, manifest_path, split: str = "test"):
 def evaluate_generation(samples_path, targets_path, manifest_path, extractor_path,
                         out_path, cfg: dict, extractor_cfg: dict, seed: int = 0,
                         split: str = "test") -> dict:
-    """Metrics of generated samples against the held-out reference; writes a JSON dict.
+    """Metrics of generated samples against the held-out reference; writes a JSON dict
+    (metrics, extractor name, sizes and the reference set's class names).
 
     Distributional metrics on extractor features (both modalities); for 3D also mMD, COV,
     1-NNA on the point clouds, the reference clouds subsampled (seeded) to the generated
     clouds' ``n_points`` so both sides of every Chamfer distance have the same density.
     """
     samples, attrs = read_zarr(samples_path)
-    modality, ref, _ = reference_set(targets_path, manifest_path, split)
+    modality, ref, ref_labels = reference_set(targets_path, manifest_path, split)
+    class_names = read_zarr(targets_path, [])[1].get("class_names") or []
     if attrs.get("modality") != modality:
         raise ValueError(f"{samples_path}: modality {attrs.get('modality')!r} does not match "
                          f"the reference {targets_path} ({modality!r})")
@@ -306,6 +308,8 @@ def evaluate_generation(samples_path, targets_path, manifest_path, extractor_pat
     result = {"modality": modality, "split": split, "n_gen": int(len(gen_data)),
               "n_ref": int(len(ref)), "extractor": extractor.name,
               "n_feature": int(gen_f.shape[1]), "n_empty": int(attrs.get("n_empty", 0)),
+              "classes": [str(class_names[k]) if k < len(class_names) else str(k)
+                          for k in np.unique(ref_labels).tolist()],
               **distribution_metrics(gen_f, ref_f)}
     if modality == "occupancy":
         ref_pts = subsample_points(ref, generation_config(cfg)["n_points"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -33,21 +34,35 @@ def _validate(cfg: dict) -> None:
                 raise ValueError(f"base.stages[{i}].{key} must be a positive number")
 
 
+def training_indices(targets, where) -> np.ndarray:
+    """Instances the base field learns from: the train split when the targets store records
+    splits (held-out objects are the generation reference and must stay unseen), else all."""
+    if targets.splits is None:
+        return np.arange(len(targets))
+    idx = np.flatnonzero(targets.splits == "train")
+    if len(idx) == 0:
+        raise ValueError(f"{where}: no instance of the train split to train the base field on")
+    return idx
+
+
 def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) -> dict:
-    """Train the base field on every instance of ``targets_path``; write ``out_path`` (.pt).
+    """Train the base field on the training instances of ``targets_path``
+    (``training_indices``); write ``out_path`` (.pt).
 
     The checkpoint holds ``cfg`` (architecture), ``state`` (EMA weights), ``latents``
-    [N, d_z], ``object_ids`` and ``loss_curve`` (one value per step). Returns a summary.
+    [N_train, d_z], their ``object_ids`` and ``loss_curve`` (one value per step). Returns a
+    summary.
     """
     _validate(cfg)
     device = device or choose_device("auto")
     targets = load_targets(targets_path)
+    train = torch.from_numpy(training_indices(targets, targets_path))
     arch = {**cfg, "coord_dim": targets.coord_dim, "out_dim": targets.out_dim}
     torch.manual_seed(seed)  # module initialisers draw from the global generator
     model = ModulatedField(arch).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
-    latents = (torch.randn(len(targets), cfg["d_z"], generator=gen)
+    latents = (torch.randn(len(train), cfg["d_z"], generator=gen)
                * cfg["latent_init_std"]).to(device).requires_grad_(True)
     opt = torch.optim.Adam([{"params": model.parameters()}, {"params": [latents]}],
                            lr=cfg["stages"][0]["lr"])
@@ -66,9 +81,9 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
         _, stage = schedule[step]
         for group in opt.param_groups:
             group["lr"] = stage["lr"]
-        batch = min(int(stage["batch"]), len(targets))
-        idx = torch.randperm(len(targets), generator=gen)[:batch]
-        points, values = sample_batch(targets, idx, int(stage["points"]), [gen] * batch)
+        batch = min(int(stage["batch"]), len(train))
+        idx = torch.randperm(len(train), generator=gen)[:batch]
+        points, values = sample_batch(targets, train[idx], int(stage["points"]), [gen] * batch)
         z = latents[idx.to(device)]
         pred = model(points.to(device), z)
         recon = targets.loss(pred, values.to(device)).mean()
@@ -92,7 +107,7 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
                         "loss_curve": torch.tensor(curve)}, ckpt_path)
     bar.close()
     save_torch({"cfg": model.cfg, "state": ema.state_dict(), "latents": latents.detach().cpu(),
-                "object_ids": [str(o) for o in targets.object_ids],
+                "object_ids": [str(targets.object_ids[i]) for i in train.tolist()],
                 "loss_curve": torch.tensor(curve)}, out_path)
     ckpt_path.unlink(missing_ok=True)
     return {"steps": len(schedule), "final_recon": curve[-1] if curve else None,

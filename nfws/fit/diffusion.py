@@ -42,13 +42,16 @@ def diffusion_config(cfg: dict) -> dict:
     return checked_section(cfg, DEFAULTS, "diffusion")
 
 
-def checked_section(cfg: dict, keys, section: str) -> dict:
-    """``cfg`` if it has exactly ``keys``; missing or unknown keys name the config section."""
+def checked_section(cfg: dict, keys, section: str, optional: dict | None = None) -> dict:
+    """``cfg`` if it has exactly ``keys`` (plus any of ``optional``, whose values fill in
+    when absent); missing or unknown keys name the config section."""
+    optional = optional or {}
     cfg = dict(cfg or {})
-    missing, unknown = sorted(set(keys) - set(cfg)), sorted(set(cfg) - set(keys))
+    missing = sorted(set(keys) - set(cfg))
+    unknown = sorted(set(cfg) - set(keys) - set(optional))
     if missing or unknown:
         raise ValueError(f"config {section}: missing keys {missing}, unknown keys {unknown}")
-    return cfg
+    return {**optional, **cfg}
 
 
 def load_weight_shards(paths, manifest_path=None, split: str = "train"):

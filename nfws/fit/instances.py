@@ -8,8 +8,9 @@ its own generator seeded by (seed, instance index), so results do not depend on 
 layout. The learning rate follows a cosine from ``lr_start`` to ``lr_end``.
 
 Initialisation: every instance starts from one shared draw ι (seeded). For the standalone
-MLP with ``mlp_template_init`` (single-category runs, HyperDiffusion's trick) instance 0 of
-the dataset is fitted first and every instance starts from its weights.
+MLP with ``mlp_template_init`` (single-category runs, HyperDiffusion's "first weights"
+trick) the first training-split instance of the dataset is fitted first and every instance
+starts from its weights, so no held-out object shapes the training weights.
 """
 from __future__ import annotations
 
@@ -108,16 +109,28 @@ def fit_params(rep: Representation, params0: dict, targets, indices, cfg: dict, 
     return fitted, torch.stack(curve, 1).numpy()
 
 
+def template_index(targets) -> int:
+    """The instance the MLP template is fitted to: the first of the train split (the first
+    instance when the targets store records no splits)."""
+    if targets.splits is None:
+        return 0
+    train = np.flatnonzero(targets.splits == "train")
+    if len(train) == 0:
+        raise ValueError("targets: no instance of the train split to fit the MLP template to")
+    return int(train[0])
+
+
 def starting_params(rep: Representation, targets, n: int, cfg: dict, seed: int,
                     device) -> tuple[dict, str | None]:
     """Shared start for n instances: seeded ι, or the fitted template (MLP trick)."""
     params = shared_init(rep, n, seed)
     if not (rep.kind.startswith("mlp") and cfg["mlp_template_init"]):
         return params, None
-    template, _ = fit_params(rep, shared_init(rep, 1, seed), targets, [0], cfg, seed,
+    first = template_index(targets)
+    template, _ = fit_params(rep, shared_init(rep, 1, seed), targets, [first], cfg, seed,
                              device, desc="template")
     return {k: v.expand(n, *v.shape[1:]).clone() for k, v in template.items()}, \
-        str(targets.object_ids[0])
+        str(targets.object_ids[first])
 
 
 def fit_instances(kind: str, base_ckpt, targets, cfg: dict, out_path, seed: int,

@@ -2,22 +2,31 @@
 
 The paper uses CLIP (2D) and PointNet++ (3D); their weights cannot be fetched offline, so
 by default the pipeline trains its own extractor once per dataset on the ground truth of
-the training split, with a class-label objective (cross-entropy on the targets store's
-``labels``: hair colour for faces, object class for 3D shapes) and uses the penultimate
-layer as the feature:
+the training split and uses its embedding layer as the feature:
 
 - ``image_cnn``: 3 stride-2 conv layers + global average pool + linear (images are resized
   to ``input_res`` and scaled to [-1, 1]);
 - ``pointnet``: shared per-point MLP 3-64-128-256, max pool, linear (PointNet, Qi et al.
   2017, without the transform nets).
 
-Supported checkpoints (``load_extractor``):
+Training objective (``objective``): ``labels`` = cross-entropy on the targets store's
+class labels (hair colour for faces, object class for shapes); ``autoencoder`` =
+reconstruct the input from the feature (images: transposed-conv decoder, MSE; point
+clouds: MLP decoder, Chamfer distance), for single-category data where labels carry no
+information; ``auto`` picks ``labels`` when the training split has at least two classes.
+
+Checkpoints (``load_extractor``):
 1. our own ``.pt`` written by ``train_feature_extractor`` (read with weights_only=True);
-2. a TorchScript archive (``torch.jit.save``), e.g. an exported CLIP image tower or a
-   PointNet++: images are fed as float [B, 3, ts_input_res, ts_input_res], RGB in [0, 1]
-   normalised by ``ts_mean`` / ``ts_std`` (CLIP's by default); point clouds as float
-   [B, n_points, 3]. The output (or its first element if a tuple) is flattened to [B, d].
-Nothing else (pickled modules, open_clip / torchvision model objects) is loaded.
+2. a record written by ``prepare_feature_extractor`` naming an external extractor file
+   (config ``checkpoint``), which is then loaded by ``load_external_extractor``:
+   - a TorchScript archive (``torch.jit.save``), e.g. an exported CLIP image tower or a
+     PointNet++: images are fed as float [B, 3, ts_input_res, ts_input_res], RGB in [0, 1]
+     normalised by ``ts_mean`` / ``ts_std`` (CLIP's by default); point clouds as float
+     [B, n_points, 3]. The output (or its first element if a tuple) is flattened to [B, d];
+   - an open_clip model file (config ``open_clip_model`` names its architecture, e.g.
+     ``ViT-B-32``), built with ``open_clip.create_model`` when the open_clip package is
+     importable; images go through ``encode_image`` with the same normalisation.
+Nothing else (pickled modules, torchvision model objects) is loaded.
 """
 from __future__ import annotations
 
@@ -35,21 +44,32 @@ from nfws.fit.diffusion import checked_section
 from nfws.store import load_torch, read_parquet, read_zarr, save_torch
 
 # The default CPU run's ``feature_extractor`` config section; ``checkpoint`` names an
-# external extractor (TorchScript) to use instead of training one; ts_* describe its input.
+# external extractor (TorchScript or open_clip) to use instead of training one; ts_*
+# describe its image input.
 EXTRACTOR_DEFAULTS = {
     "checkpoint": None, "feat_dim": 64, "epochs": 30, "batch_size": 32, "lr": 1e-3,
     "input_res": 32, "n_points": 512, "device": "auto",
     "ts_input_res": 224, "ts_mean": [0.48145466, 0.4578275, 0.40821073],
     "ts_std": [0.26862954, 0.26130258, 0.27577711],
 }
+# Keys a config may leave out, with the value they take then.
+EXTRACTOR_OPTIONAL = {"open_clip_model": None, "objective": "auto"}
+OBJECTIVES = ("auto", "labels", "autoencoder")
 
 
 def extractor_config(cfg: dict) -> dict:
-    """Check the ``feature_extractor`` config section: every key of ``EXTRACTOR_DEFAULTS``."""
-    return checked_section(cfg, EXTRACTOR_DEFAULTS, "feature_extractor")
+    """Check the ``feature_extractor`` config section (keys of ``EXTRACTOR_DEFAULTS``,
+    optionally those of ``EXTRACTOR_OPTIONAL``)."""
+    cfg = checked_section(cfg, EXTRACTOR_DEFAULTS, "feature_extractor", EXTRACTOR_OPTIONAL)
+    if cfg["objective"] not in OBJECTIVES:
+        raise ValueError(f"config feature_extractor.objective must be one of {OBJECTIVES}, "
+                         f"got {cfg['objective']!r}")
+    return cfg
 
 
 class ImageCNN(nn.Module):
+    """Image encoder; a class head only when trained on labels (n_classes > 0)."""
+
     def __init__(self, n_classes: int, feat_dim: int):
         super().__init__()
         chans = [3, 32, 64, 128]
@@ -58,7 +78,7 @@ class ImageCNN(nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GroupNorm(8, c_out), nn.ReLU()]
         self.conv = nn.Sequential(*layers)
         self.embed = nn.Linear(chans[-1], feat_dim)
-        self.head = nn.Linear(feat_dim, n_classes)
+        self.head = nn.Linear(feat_dim, n_classes) if n_classes else None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed(self.conv(x).mean(dim=(2, 3)))
@@ -68,12 +88,14 @@ class ImageCNN(nn.Module):
 
 
 class PointNet(nn.Module):
+    """Point-cloud encoder; a class head only when trained on labels (n_classes > 0)."""
+
     def __init__(self, n_classes: int, feat_dim: int):
         super().__init__()
         self.point_mlp = nn.Sequential(nn.Linear(3, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(),
                                        nn.Linear(128, 256))
         self.embed = nn.Linear(256, feat_dim)
-        self.head = nn.Linear(feat_dim, n_classes)
+        self.head = nn.Linear(feat_dim, n_classes) if n_classes else None
 
     def features(self, points: torch.Tensor) -> torch.Tensor:
         return self.embed(self.point_mlp(points).max(dim=1).values)
@@ -82,7 +104,43 @@ class PointNet(nn.Module):
         return self.head(F.relu(self.features(points)))
 
 
+class ImageDecoder(nn.Module):
+    """Feature → image [B, 3, res, res] by three stride-2 transposed convolutions."""
+
+    def __init__(self, feat_dim: int, res: int):
+        super().__init__()
+        if res % 8:
+            raise ValueError(f"config feature_extractor.input_res must be a multiple of 8 for "
+                             f"the autoencoder objective, got {res}")
+        self.side = res // 8
+        self.lift = nn.Linear(feat_dim, 128 * self.side**2)
+        self.up = nn.Sequential(nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ReLU(),
+                                nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
+                                nn.ConvTranspose2d(32, 3, 4, 2, 1))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.up(self.lift(F.relu(f)).view(len(f), 128, self.side, self.side))
+
+
+class PointDecoder(nn.Module):
+    """Feature → point cloud [B, n_points, 3] by an MLP (Achlioptas et al. 2018)."""
+
+    def __init__(self, feat_dim: int, n_points: int):
+        super().__init__()
+        self.n_points = n_points
+        self.mlp = nn.Sequential(nn.Linear(feat_dim, 256), nn.ReLU(), nn.Linear(256, n_points * 3))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.mlp(F.relu(f)).view(len(f), self.n_points, 3)
+
+
 ARCHS = {"image_cnn": ImageCNN, "pointnet": PointNet}
+
+
+def batched_chamfer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of the squared-distance Chamfer distance of clouds [B, M, 3]."""
+    d = torch.cdist(a, b).square()
+    return (d.min(2).values.mean(1) + d.min(1).values.mean(1)).mean()
 
 
 def prepare_images(images: np.ndarray, res: int) -> torch.Tensor:
@@ -130,6 +188,9 @@ class Extractor:
         return feats
 
 
+POINT_SUBSAMPLE_SEED = 0  # fixed subsample of each cloud, so features are deterministic
+
+
 def _is_torchscript(path: Path) -> bool:
     if not zipfile.is_zipfile(path):
         return False
@@ -137,34 +198,71 @@ def _is_torchscript(path: Path) -> bool:
         return any("/code/" in n or n.startswith("code/") for n in zf.namelist())
 
 
-def load_extractor(path, cfg: dict, modality: str | None = None) -> Extractor:
-    """An ``Extractor`` from our own checkpoint or a TorchScript archive (module doc).
+def _external_prepare(cfg: dict, modality: str):
+    """Input preparation of external extractors (CLIP-style images, subsampled clouds)."""
+    if modality == "image":
+        mean = torch.tensor(cfg["ts_mean"]).view(1, 3, 1, 1)
+        std = torch.tensor(cfg["ts_std"]).view(1, 3, 1, 1)
+        return lambda d: (prepare_images(d, cfg["ts_input_res"]) - mean) / std
+    return lambda d: subsample_points(d, cfg["n_points"],
+                                      torch.Generator().manual_seed(POINT_SUBSAMPLE_SEED))
 
-    ``modality`` ('image' | 'occupancy') is required for TorchScript files, whose input
-    format cannot be read from the file; our checkpoints record it.
-    """
+
+def _open_clip_extractor(path: Path, cfg: dict, modality: str, device) -> Extractor:
+    name = cfg["open_clip_model"]
+    if modality != "image":
+        raise ValueError(f"{path}: an open_clip model embeds images, but the data are "
+                         f"{modality!r} (config feature_extractor.open_clip_model={name!r})")
+    try:
+        import open_clip
+    except ImportError as err:
+        raise ImportError(
+            f"config feature_extractor.open_clip_model is {name!r} but the open_clip package "
+            f"is not installed, so {path} cannot be loaded; install open_clip_torch, export "
+            "the image tower to TorchScript, or set feature_extractor.checkpoint to null") from err
+    model = open_clip.create_model(name, pretrained=str(path), device=device).eval()
+    return Extractor(model.encode_image, modality, f"open_clip {name} ({path.name})",
+                     _external_prepare(cfg, modality), device)
+
+
+def load_external_extractor(path, cfg: dict, modality: str) -> Extractor:
+    """An extractor from a TorchScript archive or, with ``open_clip_model``, an open_clip
+    model file; ``modality`` ('image' | 'occupancy') fixes its input format."""
+    cfg = extractor_config(cfg)
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: feature extractor file missing "
+                                "(config feature_extractor.checkpoint)")
+    if modality not in ("image", "occupancy"):
+        raise ValueError(f"{path}: external extractor needs modality 'image' or 'occupancy', "
+                         f"got {modality!r}")
+    device = choose_device(cfg["device"])
+    if _is_torchscript(path):
+        module = torch.jit.load(str(path), map_location=device).eval()
+        return Extractor(module, modality, f"TorchScript {path.name}",
+                         _external_prepare(cfg, modality), device)
+    if cfg["open_clip_model"]:
+        return _open_clip_extractor(path, cfg, modality, device)
+    raise ValueError(f"{path}: not a TorchScript archive; for an open_clip model file set "
+                     "config feature_extractor.open_clip_model to its architecture name")
+
+
+def load_extractor(path, cfg: dict, modality: str | None = None) -> Extractor:
+    """An ``Extractor`` from our checkpoint, a record naming an external one, or a
+    TorchScript archive (``modality`` required for the latter; ours record it)."""
     cfg = extractor_config(cfg)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: feature extractor checkpoint missing")
-    device = choose_device(cfg["device"])
-    point_gen_seed = 0  # fixed subsample of each cloud, so features are deterministic
     if _is_torchscript(path):
-        if modality not in ("image", "occupancy"):
-            raise ValueError(f"{path}: TorchScript extractor needs modality 'image' or 'occupancy'")
-        module = torch.jit.load(str(path), map_location=device).eval()
-        if modality == "image":
-            mean = torch.tensor(cfg["ts_mean"]).view(1, 3, 1, 1)
-            std = torch.tensor(cfg["ts_std"]).view(1, 3, 1, 1)
-            prepare = lambda d: (prepare_images(d, cfg["ts_input_res"]) - mean) / std  # noqa: E731
-        else:
-            prepare = lambda d: subsample_points(  # noqa: E731
-                d, cfg["n_points"], torch.Generator().manual_seed(point_gen_seed))
-        return Extractor(module, modality, f"TorchScript {path.name}", prepare, device)
+        return load_external_extractor(path, cfg, modality)
     state = load_torch(path)
+    if isinstance(state, dict) and state.get("arch") == "external":
+        return load_external_extractor(state["path"], cfg, state["modality"])
     if not isinstance(state, dict) or state.get("arch") not in ARCHS:
         raise ValueError(f"{path}: not an nfws extractor checkpoint (expected key 'arch' in "
-                         f"{sorted(ARCHS)}) nor a TorchScript archive")
+                         f"{sorted(ARCHS)} or 'external') nor a TorchScript archive")
+    device = choose_device(cfg["device"])
     module = ARCHS[state["arch"]](state["n_classes"], state["feat_dim"])
     module.load_state_dict(state["state_dict"])
     module = module.to(device).eval()
@@ -174,18 +272,12 @@ def load_extractor(path, cfg: dict, modality: str | None = None) -> Extractor:
     else:
         n_pts = state["n_points"]
         prepare = lambda d: subsample_points(  # noqa: E731
-            d, n_pts, torch.Generator().manual_seed(point_gen_seed))
+            d, n_pts, torch.Generator().manual_seed(POINT_SUBSAMPLE_SEED))
     return Extractor(module.features, state["modality"], state["description"], prepare, device)
 
 
-def train_feature_extractor(targets_path, manifest_path, cfg: dict, out_path, seed: int,
-                            split: str = "train") -> dict:
-    """Train ``image_cnn`` / ``pointnet`` on the ``split`` ground truth of a targets store.
-
-    Reads ``targets.zarr`` (images or surface points, labels, object ids; attrs kind) and
-    the manifest; writes ``out_path`` (.pt). Returns a summary with training accuracy.
-    """
-    cfg = extractor_config(cfg)
+def _split_data(targets_path, manifest_path, split: str):
+    """(modality, ground truth of ``split``, its labels) from a targets store."""
     arrays, attrs = read_zarr(targets_path)
     modality = attrs.get("kind")
     key = {"image": "images", "occupancy": "surface"}.get(modality)
@@ -195,24 +287,50 @@ def train_feature_extractor(targets_path, manifest_path, cfg: dict, out_path, se
     manifest = read_parquet(manifest_path, ["object_id", "split"])
     wanted = set(manifest.loc[manifest["split"] == split, "object_id"].astype(str))
     keep = np.array([str(i) in wanted for i in arrays["object_ids"]])
-    classes, labels = np.unique(arrays["labels"][keep], return_inverse=True)
-    if keep.sum() < 2 or len(classes) < 2:
-        raise ValueError(f"{targets_path}: split {split!r} has {int(keep.sum())} objects in "
-                         f"{len(classes)} classes; a class-label extractor needs >= 2 classes")
-    data = arrays[key][keep]
+    if keep.sum() < 2:
+        raise ValueError(f"{targets_path}: split {split!r} (per {manifest_path}) has "
+                         f"{int(keep.sum())} objects; the extractor needs >= 2")
+    return modality, arrays[key][keep], arrays["labels"][keep]
+
+
+def train_feature_extractor(targets_path, manifest_path, cfg: dict, out_path, seed: int,
+                            split: str = "train") -> dict:
+    """Train ``image_cnn`` / ``pointnet`` on the ``split`` ground truth of a targets store,
+    with the configured ``objective`` (module doc).
+
+    Reads ``targets.zarr`` (images or surface points, labels, object ids; attrs kind) and
+    the manifest; writes ``out_path`` (.pt). Returns a summary with the training
+    accuracy (labels) or the final reconstruction loss (autoencoder).
+    """
+    cfg = extractor_config(cfg)
+    modality, data, raw_labels = _split_data(targets_path, manifest_path, split)
+    classes, labels = np.unique(raw_labels, return_inverse=True)
+    objective = cfg["objective"]
+    if objective == "auto":
+        objective = "labels" if len(classes) >= 2 else "autoencoder"
+    if objective == "labels" and len(classes) < 2:
+        raise ValueError(f"{targets_path}: split {split!r} has {len(data)} objects in "
+                         f"{len(classes)} classes; a class-label extractor needs >= 2 classes "
+                         "(config feature_extractor.objective: autoencoder or auto)")
     device = choose_device(cfg["device"])
     gen = torch.Generator().manual_seed(seed)
     arch = "image_cnn" if modality == "image" else "pointnet"
+    n_out = len(classes) if objective == "labels" else 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = ARCHS[arch](len(classes), cfg["feat_dim"]).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+        model = ARCHS[arch](n_out, cfg["feat_dim"]).to(device)
+        decoder = None
+        if objective == "autoencoder":
+            decoder = (ImageDecoder(cfg["feat_dim"], cfg["input_res"]) if arch == "image_cnn"
+                       else PointDecoder(cfg["feat_dim"], cfg["n_points"])).to(device)
+    params = list(model.parameters()) + (list(decoder.parameters()) if decoder else [])
+    opt = torch.optim.Adam(params, lr=cfg["lr"])
     x_all = prepare_images(data, cfg["input_res"]) * 2 - 1 if arch == "image_cnn" else None
     y_all = torch.from_numpy(labels).long()
-    correct = 0
-    for _ in tqdm(range(cfg["epochs"]), desc=f"feature extractor {arch}"):
+    correct, loss_sum = 0, 0.0
+    for _ in tqdm(range(cfg["epochs"]), desc=f"feature extractor {arch} ({objective})"):
         order = torch.randperm(len(y_all), generator=gen)
-        correct = 0
+        correct, loss_sum = 0, 0.0
         for s in range(0, len(order), cfg["batch_size"]):
             idx = order[s:s + cfg["batch_size"]]
             if arch == "image_cnn":
@@ -221,21 +339,51 @@ def train_feature_extractor(targets_path, manifest_path, cfg: dict, out_path, se
                 x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
             else:
                 x = subsample_points(data[idx.numpy()], cfg["n_points"], gen)
-            logits = model(x.to(device))
-            loss = F.cross_entropy(logits, y_all[idx].to(device))
+            x = x.to(device)
+            if objective == "labels":
+                logits = model(x)
+                loss = F.cross_entropy(logits, y_all[idx].to(device))
+                correct += (logits.argmax(1).cpu() == y_all[idx]).sum().item()
+            elif arch == "image_cnn":
+                loss = F.mse_loss(decoder(model.features(x)), x)
+            else:
+                loss = batched_chamfer(decoder(model.features(x)), x)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{out_path}: extractor loss is {loss.item()}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            correct += (logits.argmax(1).cpu() == y_all[idx]).sum().item()
-    train_acc = correct / len(y_all)
-    description = (f"{'ImageCNN' if arch == 'image_cnn' else 'PointNet'} trained on "
-                   f"{Path(targets_path).parent.name} {split} labels ({len(classes)} classes)")
-    save_torch({"arch": arch, "modality": modality, "n_classes": int(len(classes)),
+            loss_sum += loss.item() * len(idx)
+    name = "ImageCNN" if arch == "image_cnn" else "PointNet"
+    what = (f"labels ({len(classes)} classes)" if objective == "labels"
+            else "as an autoencoder")
+    description = f"{name} trained on {Path(targets_path).parent.name} {split} {what}"
+    summary = {"arch": arch, "objective": objective, "n_train": int(len(y_all)),
+               "n_classes": int(len(classes)), "final_loss": loss_sum / len(y_all)}
+    if objective == "labels":
+        summary["train_accuracy"] = correct / len(y_all)
+    save_torch({"arch": arch, "modality": modality, "n_classes": n_out, "objective": objective,
                 "feat_dim": int(cfg["feat_dim"]), "input_res": int(cfg["input_res"]),
                 "n_points": int(cfg["n_points"]), "class_values": torch.from_numpy(classes),
                 "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                "train_accuracy": float(train_acc), "description": description}, out_path)
-    return {"arch": arch, "n_train": int(len(y_all)), "n_classes": int(len(classes)),
-            "train_accuracy": float(train_acc)}
+                "summary": summary, "description": description}, out_path)
+    return summary
+
+
+def prepare_feature_extractor(targets_path, manifest_path, cfg: dict, out_path,
+                              seed: int) -> dict:
+    """The extractor of one dataset: with config ``checkpoint`` set, check that file loads
+    for the targets' modality and write a record naming it to ``out_path``; otherwise
+    train ours (``train_feature_extractor``). ``load_extractor(out_path)`` reads both."""
+    cfg = extractor_config(cfg)
+    if cfg["checkpoint"] is None:
+        return train_feature_extractor(targets_path, manifest_path, cfg, out_path, seed)
+    _, attrs = read_zarr(targets_path, [])
+    modality = attrs.get("kind")
+    external = Path(cfg["checkpoint"]).resolve()
+    if not external.exists():
+        raise FileNotFoundError(f"config feature_extractor.checkpoint: {external} does not exist")
+    extractor = load_external_extractor(external, cfg, modality)
+    save_torch({"arch": "external", "path": str(external), "modality": modality,
+                "description": extractor.name}, out_path)
+    return {"arch": "external", "name": extractor.name}

@@ -3,24 +3,22 @@
 One function per Snakemake job. Per-dataset settings (``lora.datasets.{dataset}``) are
 merged into the shared ``base`` / ``fit`` sections here, so the rules pass whole config
 sections through ``params:`` and a changed value reruns exactly its dependants.
+
+Each entry point imports its stage's modules when it is called: the rule files import
+this module for its config helpers, and a job then pays only for its own imports
+(torch, sklearn, scikit-image and matplotlib together cost seconds per job).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from nfws.data.targets import build_image_targets, build_shape_targets
-from nfws.eval.discriminative import discriminative_metrics
-from nfws.eval.generation import evaluate_generation, generate
-from nfws.eval.generation_tables import write_generation_table
-from nfws.eval.mlora_tables import discriminative_table, reconstruction_table, structure_table
-from nfws.eval.structure import plot_structure
-from nfws.fit.diffusion import train_diffusion
-from nfws.fit.instances import load_fitted
-from nfws.models.feature_extractors import train_feature_extractor
 
-#: The modality of each dataset's targets and the published table it compares against.
-DATASETS = {"faces": ("image", "FFHQ"), "shapenet": ("occupancy", "ShapeNet-Multi")}
+#: The modality of each dataset's targets.
+DATASETS = {"faces": "image", "shapenet": "occupancy"}
+#: Published single-category generation tables (paper Table 3), by class name.
+SINGLE_CATEGORY_TABLES = {"airplane": "ShapeNet-Airplane"}
 #: Diffusion variants: a representation, or the ablation of the hierarchical encoder.
 ABLATION = "mlora_asym_no_encoder"
 
@@ -43,24 +41,41 @@ def fit_config(lora: Mapping, dataset: str) -> dict:
             "mlp_template_init": bool(entry["mlp_template_init"])}
 
 
-def build_targets(dataset: str, source, target_cfg: Mapping, seed: int, out_path) -> None:
-    """Images (faces: ``source`` = images store) or occupancy samples (shapenet:
-    ``source`` = manifest) that every representation is fitted to."""
+def shape_manifest(section: Mapping, seed: int, out_path, data_manifest=None) -> None:
+    """The manifest of the 3D shapes track B fits (``lora.datasets.shapenet.shapes``):
+    the data manifest's objects or real onet / mesh shapes, optionally one category."""
+    from nfws.data.shape_sources import build_shape_manifest
+
+    build_shape_manifest(dict(section), seed, out_path, data_manifest)
+
+
+def build_targets(dataset: str, source, target_cfg: Mapping, seed: int, out_path,
+                  manifest=None) -> None:
+    """Images (faces: ``source`` = images store, ``manifest`` = its data manifest, for the
+    splits) or occupancy samples (shapenet: ``source`` = the shape manifest) that every
+    representation is fitted to."""
+    from nfws.data.targets import build_image_targets, build_shape_targets
+
     check_dataset(dataset)
     if dataset == "faces":
         build_image_targets(source, out_path, int(target_cfg["resolution"]),
-                            target_cfg.get("n_instances"))
+                            target_cfg.get("n_instances"), manifest)
     else:
         build_shape_targets(source, out_path, dict(target_cfg), seed)
 
 
 def structure_outputs(csv_paths: Sequence, out_png, csv_path, md_path, dataset: str) -> None:
+    from nfws.eval.mlora_tables import structure_table
+    from nfws.eval.structure import plot_structure
+
     plot_structure(list(csv_paths), out_png, f"weight-space structure ({dataset})")
     structure_table(list(csv_paths), csv_path, md_path)
 
 
 def discriminative(kind_shards: Mapping[str, Sequence], cfg: Mapping, seed: int, out_dir) -> None:
     """Scores over seeded random splits for each representation, plus its t-SNE plot."""
+    from nfws.eval.discriminative import discriminative_metrics
+
     out_dir = Path(out_dir)
     for kind, shards in kind_shards.items():
         discriminative_metrics(list(shards), dict(cfg), out_dir / f"{kind}.parquet", seed,
@@ -69,6 +84,8 @@ def discriminative(kind_shards: Mapping[str, Sequence], cfg: Mapping, seed: int,
 
 def lora_tables(image_shards: Mapping, shape_shards: Mapping, discriminative_dir,
                 kinds: Sequence[str], out_dir) -> None:
+    from nfws.eval.mlora_tables import discriminative_table, reconstruction_table
+
     out_dir = Path(out_dir)
     reconstruction_table(dict(image_shards), dict(shape_shards),
                          out_dir / "mlora_reconstruction.csv", out_dir / "mlora_reconstruction.md")
@@ -89,11 +106,16 @@ def _with_device(cfg: Mapping, device) -> dict:
 
 
 def train_extractor(targets, manifest, cfg: Mapping, seed: int, out_path, device) -> dict:
-    return train_feature_extractor(targets, manifest, _with_device(cfg, device), out_path, seed)
+    """Train our extractor, or record the configured external one (``checkpoint``)."""
+    from nfws.models.feature_extractors import prepare_feature_extractor
+
+    return prepare_feature_extractor(targets, manifest, _with_device(cfg, device), out_path, seed)
 
 
 def train_weight_diffusion(variant: str, shards: Sequence, manifest, cfg: Mapping, seed: int,
                            out_path, device) -> dict:
+    from nfws.fit.diffusion import train_diffusion
+
     _, denoiser = variant_kind(variant)
     return train_diffusion(list(shards), _with_device(cfg, device), out_path, seed, manifest,
                            denoiser=denoiser)
@@ -104,7 +126,10 @@ def generate_and_score(dataset: str, model, shards: Sequence, base, targets, man
                        grid_png, metrics_path, device) -> dict:
     """Sample weights, decode them into fields (on the frozen base for LoRA kinds), render
     or mesh them, and score them against the held-out ground truth."""
-    modality, _ = DATASETS[dataset]
+    from nfws.eval.generation import evaluate_generation, generate
+    from nfws.fit.instances import load_fitted
+
+    modality = DATASETS[dataset]
     rep, _, _ = load_fitted(list(shards), base)
 
     def instantiate(weights):
@@ -116,6 +141,22 @@ def generate_and_score(dataset: str, model, shards: Sequence, base, targets, man
                                dict(gen_cfg), _with_device(extractor_cfg, device), seed)
 
 
+def published_generation_dataset(dataset: str, classes: Sequence[str]) -> str | None:
+    """The paper's generation table for our data: FFHQ for faces; for shapes
+    ShapeNet-Multi (several classes) or the single category's table (None if it has none)."""
+    check_dataset(dataset)
+    if dataset == "faces":
+        return "FFHQ"
+    if len(classes) > 1:
+        return "ShapeNet-Multi"
+    return SINGLE_CATEGORY_TABLES.get(classes[0]) if classes else None
+
+
 def generation_table(metrics: Mapping[str, object], dataset: str, csv_path, md_path) -> None:
-    _, published = DATASETS[dataset]
-    write_generation_table(dict(metrics), dataset, published, csv_path, md_path)
+    """Generation table of one dataset, beside the paper table matching its classes."""
+    from nfws.eval.generation_tables import write_generation_table
+
+    classes = sorted({c for path in metrics.values()
+                      for c in json.loads(Path(path).read_text()).get("classes", [])})
+    write_generation_table(dict(metrics), dataset,
+                           published_generation_dataset(dataset, classes), csv_path, md_path)

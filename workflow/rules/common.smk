@@ -195,11 +195,33 @@ def gmn_targets():
 from nfws.stages.lora import ABLATION, base_config, fit_config, variant_kind
 
 
+def lora_shapes_section(wildcards=None):
+    return config["lora"]["datasets"]["shapenet"]["shapes"]
+
+
+def lora_shape_manifest_inputs(wildcards):
+    """The data manifest, when track B's shapes are the data manifest's objects."""
+    if lora_shapes_section()["source"] == "manifest":
+        return {"data_manifest": R("data/shapenet/manifest.parquet")}
+    return {}
+
+
 def lora_targets_source(wildcards):
-    """Faces are fitted from the images store, shapes from the manifest's SDF sources."""
+    """Faces: images store + manifest (splits); shapes: track B's shape manifest (+ the
+    generated sources it points into)."""
     if wildcards.dataset == "faces":
-        return R("data/faces/images.zarr")
-    return [R("data/shapenet/manifest.parquet"), R("data/shapenet/sources")]
+        return {"source": R("data/faces/images.zarr"), "manifest": R("data/faces/manifest.parquet")}
+    inputs = {"source": R("lora/shapenet/manifest.parquet")}
+    if lora_shapes_section()["source"] == "manifest":
+        inputs["sources"] = R("data/shapenet/sources")
+    return inputs
+
+
+def lora_manifest(wildcards):
+    """The manifest whose splits track B uses."""
+    if wildcards.dataset == "faces":
+        return R("data/faces/manifest.parquet")
+    return R("lora/shapenet/manifest.parquet")
 
 
 def lora_dataset_targets(wildcards):

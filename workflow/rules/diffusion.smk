@@ -4,7 +4,7 @@
 rule feature_extractor:
     input:
         targets=R("lora/{dataset}/targets.zarr"),
-        manifest=R("data/{dataset}/manifest.parquet"),
+        manifest=lora_manifest,
     output:
         R("diffusion/{dataset}/extractor.pt"),
     params:
@@ -26,7 +26,7 @@ rule feature_extractor:
 rule train_diffusion:
     input:
         shards=diffusion_shards,
-        manifest=R("data/{dataset}/manifest.parquet"),
+        manifest=lora_manifest,
     output:
         R("diffusion/{dataset}/{variant}/model.pt"),
     params:
@@ -51,7 +51,7 @@ rule generate:
         shards=diffusion_shards,
         base=R("lora/{dataset}/base.pt"),
         targets=R("lora/{dataset}/targets.zarr"),
-        manifest=R("data/{dataset}/manifest.parquet"),
+        manifest=lora_manifest,
         extractor=R("diffusion/{dataset}/extractor.pt"),
     output:
         samples=directory(R("diffusion/{dataset}/{variant}/samples.zarr")),

@@ -1,9 +1,28 @@
 # Track B: fitted weight representations (mLoRA and baselines) and their metrics.
 
 
+rule lora_shape_manifest:
+    input:
+        unpack(lora_shape_manifest_inputs),
+    output:
+        R("lora/shapenet/manifest.parquet"),
+    params:
+        shapes=lora_shapes_section,
+        seed=config["seed"],
+    log:
+        R("logs/lora_shape_manifest.log"),
+    benchmark:
+        R("benchmarks/lora_shape_manifest.tsv")
+    threads: stage_threads("default")
+    resources:
+        **stage_resources("default"),
+    script:
+        "../scripts/lora_shape_manifest.py"
+
+
 rule lora_targets:
     input:
-        lora_targets_source,
+        unpack(lora_targets_source),
     output:
         directory(R("lora/{dataset}/targets.zarr")),
     params:

@@ -7,7 +7,7 @@ min_version("9.0")
 
 # Every job inherits these: glibc keeps large activation buffers instead of returning them
 # to the OS each step (they must be set before a job's Python process starts).
-from nfws.fit.farm import MALLOC_ENV
+from nfws.jobenv import MALLOC_ENV
 
 for _key, _value in MALLOC_ENV.items():
     os.environ.setdefault(_key, _value)

@@ -18,6 +18,13 @@ import torch
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
+def pick_device(device=None) -> torch.device:
+    """CUDA when available (or as asked), CPU otherwise."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def choose_device(cfg_device: str) -> torch.device:
     """``auto`` → CUDA when a GPU is visible else CPU; ``cuda`` fails loudly when absent.
 

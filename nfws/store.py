@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import zarr
 
 
@@ -81,11 +80,15 @@ def _json_default(obj):
 
 
 def save_torch(obj, path) -> None:
+    import torch  # here, not at the top: table and retrieval jobs never pay for it
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
 
 def load_torch(path, map_location="cpu"):
+    import torch
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint missing")

@@ -51,7 +51,7 @@ def test_classify_trains_on_train_split_and_tests_on_test_split(tmp_path):
 
 
 def test_standardiser_uses_training_statistics_only():
-    from nfws.eval.classify import standardiser
+    from nfws.eval.embeddings import standardiser
 
     train = np.array([[1.0, 10.0], [3.0, 10.2]])        # mean (2, 10.1), std (1, 0.1)
     scale = standardiser(train)

@@ -12,9 +12,9 @@ from nfws.eval.retrieval import retrieval
 from nfws.eval.tsne import tsne_plot
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import init_params
+from nfws.fit.batches import paired_batches, shuffled_batches
 from nfws.fit.encoder import (ViewRays, dataset_inputs, embed, field_teacher, graph_inputs,
-                              paired_batches, param_inputs, shard_teacher, shuffled_batches,
-                              train_encoder)
+                              param_inputs, shard_teacher, train_encoder)
 from nfws.graphs.dataset import GraphDataset
 from nfws.graphs.store import convert_shard
 from nfws.store import load_torch, write_parquet, write_zarr

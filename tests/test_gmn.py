@@ -1,4 +1,5 @@
 """GMN encoder: invariance to hidden-neuron permutations and to graph relabelling."""
+import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
@@ -92,6 +93,10 @@ def test_batched_embeddings_match_single_graphs():
     for g in graphs:
         g.edge_attr = g.edge_attr.double()
     enc = encoder()
+    with torch.no_grad():                          # non-trivial whitening statistics
+        enc.train()(Batch.from_data_list(graphs + graphs[::-1]))
+    enc.eval()
+    assert not torch.allclose(enc.whiten.cov, torch.eye(16, dtype=torch.float64))
     batched = enc(Batch.from_data_list(graphs))
     assert batched.shape == (3, 8)
     for i, g in enumerate(graphs):
@@ -112,3 +117,52 @@ def test_values_are_standardised_within_graph_layer_and_type_groups():
     s = (200 / 3) ** 0.5
     expected = torch.tensor([-1.0, 1.0, -10 / s, 0.0, 10 / s, 0.0])
     assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_running_whitening_gives_zero_mean_identity_covariance_on_its_data():
+    from nfws.models.gmn import RunningWhitening
+
+    gen = torch.Generator().manual_seed(4)
+    # correlated 3-d data with a large common offset and one tiny direction
+    mix = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.5, 0.5, 1e-3]], dtype=torch.float64)
+    data = torch.randn(64, 3, generator=gen, dtype=torch.float64) @ mix.T + 100.0
+    white = RunningWhitening(3, eps=1e-12).double()
+    white.train()
+    white(data)                                   # first batch: statistics = this batch's
+    white.eval()
+    z = white(data)
+    centred = data - data.mean(0)
+    assert torch.allclose(z.mean(0), torch.zeros(3, dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(z.T @ z / len(z), torch.eye(3, dtype=torch.float64), atol=1e-4)
+    # ZCA: the whitening matrix is symmetric, so z . centred^T is symmetric too
+    cross = z.T @ centred
+    assert torch.allclose(cross, cross.T, atol=1e-6)
+    # eval mode leaves the statistics alone: the same input maps to the same output
+    assert torch.equal(white(data[:5]), z[:5])
+
+
+def test_running_whitening_averages_batches_cumulatively_then_exponentially():
+    from nfws.models.gmn import RunningWhitening
+
+    white = RunningWhitening(1, momentum=0.25)
+    white.train()
+    means = []
+    for value in (0.0, 4.0, 8.0, 12.0, 16.0):
+        white(torch.tensor([[value - 1.0], [value + 1.0]]))
+        means.append(white.mean.item())
+    # rates 1, 1/2, 1/3, 1/4 (cumulative average), then the floor 0.25
+    assert means[:4] == pytest.approx([0.0, 2.0, 4.0, 6.0])
+    assert means[4] == pytest.approx(6.0 + 0.25 * (16.0 - 6.0))
+    assert white.cov.item() == pytest.approx(1.0)   # every batch has variance 1
+
+
+def test_sin_encoder_fourier_init_draws_each_scalar_at_its_scale():
+    from nfws.models.gmn import SinEncoder
+
+    torch.manual_seed(5)
+    enc = SinEncoder(3, 2, 4000, freqs=[1.0, 0.1, 10.0])
+    std = enc.scalars.weight.std(0)
+    assert torch.allclose(std, torch.tensor([1.0, 0.1, 10.0]), rtol=0.05)
+    assert enc.scalars.bias.abs().max() <= torch.pi and enc.scalars.bias.std() > 1.5  # U(-pi, pi): std 1.81
+    with pytest.raises(ValueError, match="2 frequency scales for 3 scalars"):
+        SinEncoder(3, 2, 4, freqs=[1.0, 2.0])

@@ -29,7 +29,7 @@ FAMILIES = (
     ArchSpec("TRI", "TRI", activation="sine", triplane_res=32, triplane_channels=16),
     ArchSpec("HASH", "HASH", hash_levels=4, hash_log2_T=12, hash_features=2),
 )
-DEFAULT = {"hidden": 16, "layers": 2, "d_embed": 128, "width": 128, "rays": 128, "samples": 16, "batch": 8}
+DEFAULT = {"hidden": 16, "layers": 1, "d_embed": 128, "width": 128, "rays": 128, "samples": 16, "batch": 8}
 PAPER = {"hidden": 128, "layers": 4, "d_embed": 1024, "width": 1024, "rays": 128, "samples": 16, "batch": 2}
 
 

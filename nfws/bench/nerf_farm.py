@@ -23,7 +23,8 @@ from nfws.data.sphere_trace import object_rng, render_object
 from nfws.data.synthetic3d import CLASS_BUILDERS, make_object
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import make_stack
-from nfws.fit.farm import FarmConfig, ShardViews, autocast, fit_stack, malloc_env_active
+from nfws.fit.farm import FarmConfig, ShardViews, autocast, fit_stack
+from nfws.jobenv import malloc_env_active
 
 
 def synthetic_views(n_objects: int, resolution: int, n_views: int, seed: int) -> ShardViews:

@@ -3,7 +3,7 @@
 A classifier is trained on the *train* split of one set of embeddings (one architecture,
 or ALL = the union of the training architectures) and tested on the *test* split of each
 requested architecture; the val split is not used. Embeddings are standardised per
-dimension with the classifier's training-set statistics (:func:`standardiser`). The network and schedule are those of
+dimension with the classifier's training-set statistics (:func:`nfws.eval.embeddings.standardiser`). The network and schedule are those of
 nf2vec: 3 x (Linear -> BatchNorm -> ReLU -> Dropout) then a linear head, cross-entropy,
 AdamW with a one-cycle schedule.
 """
@@ -17,11 +17,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from nfws.fit.encoder import embedding_matrix, pick_device, shuffled_batches
-from nfws.store import read_parquet, write_parquet
+from nfws.device import pick_device
+from nfws.eval.embeddings import embedding_matrix, load_embeddings, select, standardiser
+from nfws.fit.batches import shuffled_batches
+from nfws.store import write_parquet
 
 REQUIRED_KEYS = ("widths", "dropout", "epochs", "batch_size", "lr", "weight_decay", "seeds")
-EMB_COLUMNS = ["object_id", "arch", "split", "class_index", "emb"]
 
 
 class Classifier(nn.Module):
@@ -80,42 +81,6 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, cfg: Mapping,
 def predict(model: Classifier, x: np.ndarray) -> np.ndarray:
     device = next(model.parameters()).device
     return model(torch.as_tensor(x, dtype=torch.float32, device=device)).argmax(-1).cpu().numpy()
-
-
-def load_embeddings(paths: Mapping[str, object]) -> dict[str, pd.DataFrame]:
-    """{arch: embeddings parquet path} -> {arch: table}, checking columns and arch names."""
-    out = {}
-    for arch, path in paths.items():
-        df = read_parquet(path, EMB_COLUMNS)
-        wrong = set(df["arch"]) - {arch}
-        if wrong:
-            raise ValueError(f"{path}: expected arch {arch!r} only, found {sorted(wrong)}")
-        out[arch] = df
-    return out
-
-
-def select(tables: Mapping[str, pd.DataFrame], archs: Sequence[str], split: str) -> pd.DataFrame:
-    missing = [a for a in archs if a not in tables]
-    if missing:
-        raise KeyError(f"no embeddings for architectures {missing}")
-    df = pd.concat([tables[a] for a in archs], ignore_index=True)
-    df = df[df["split"] == split].reset_index(drop=True)
-    if df.empty:
-        raise ValueError(f"no {split} embeddings for architectures {list(archs)}")
-    return df
-
-
-def standardiser(train: np.ndarray, eps: float = 1e-12):
-    """Per-dimension z-score with the statistics of ``train``.
-
-    Encoder embeddings vary across NeRFs in small directions around a large common
-    offset (a mean over tens of thousands of edges); unscaled, those differences fall
-    below BatchNorm's epsilon and cosine similarity's resolution. Standardising with
-    training-split statistics only is the usual probe protocol and uses no test data.
-    """
-    train = np.asarray(train, np.float64)
-    mean, std = train.mean(0), train.std(0)
-    return lambda x: ((np.asarray(x, np.float64) - mean) / (std + eps)).astype(np.float32)
 
 
 def classify(embedding_paths: Mapping[str, object], train_sets: Mapping[str, Sequence[str]],

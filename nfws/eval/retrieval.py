@@ -19,8 +19,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from nfws.eval.classify import load_embeddings, select, standardiser
-from nfws.fit.encoder import embedding_matrix
+from nfws.eval.embeddings import embedding_matrix, load_embeddings, select, standardiser
 from nfws.store import write_parquet
 
 METRICS = ("cosine", "euclidean")
@@ -60,7 +59,7 @@ def retrieval(embedding_paths: Mapping[str, object], pairs: Sequence[tuple[str, 
     """recall@k for every (query, gallery) pair; "ALL" in a pair means ``all_archs``.
 
     Embeddings are standardised per dimension with the train-split statistics of
-    ``all_archs`` (see :func:`nfws.eval.classify.standardiser`) before distances are taken.
+    ``all_archs`` (see :func:`nfws.eval.embeddings.standardiser`) before distances are taken.
     Returns (and writes to ``out_path``) rows: context columns, query, gallery, k,
     recall (%), n_queries.
     """

@@ -14,8 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
-from nfws.eval.classify import load_embeddings, select  # noqa: E402
-from nfws.fit.encoder import embedding_matrix  # noqa: E402
+from nfws.eval.embeddings import embedding_matrix, load_embeddings, select  # noqa: E402
 from nfws.eval.figures import save_figure
 
 MARKERS = "o^s*Dvp<>hX"

@@ -26,8 +26,10 @@ from torch_geometric.data import Batch
 from tqdm import tqdm
 
 from nfws.data.cameras import pixel_rays
+from nfws.device import pick_device
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import FieldStack
+from nfws.fit.batches import paired_batches, shuffled_batches
 from nfws.models.baselines import NF2VecMLPEncoder, TriplaneTransformer
 from nfws.models.gmn import GMNEncoder
 from nfws.models.losses import SigLIP, check_variant, rendering_loss, uses_contrast, uses_rendering
@@ -99,13 +101,6 @@ def param_inputs(shard_paths: Sequence, manifest: pd.DataFrame) -> EncoderInputs
     params = {k: torch.from_numpy(np.concatenate(v)) for k, v in stacks.items()}
     meta = _join_manifest(pd.DataFrame(items, columns=["object_id", "arch"]), manifest, "NeRF shards")
     return EncoderInputs(meta, lambda idx: {k: v[list(idx)] for k, v in params.items()})
-
-
-def pick_device(device=None) -> torch.device:
-    """CUDA when available (or as asked), CPU otherwise."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def to_device(inputs, device):
@@ -210,45 +205,6 @@ def shard_teacher(nerf_shards: Sequence, n_samples: int, device=None) -> Teacher
                                                  spec.bbox, boxes=boxes)
         return rgb, alpha
     return teacher
-
-
-# ----- batches ----------------------------------------------------------------------
-def paired_batches(object_ids: Sequence[str], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
-    """Batches in which every object appears in two different architectures.
-
-    Each object's items are shuffled and cut into pairs; an odd one out is paired with
-    another random item of the same object, so every item is seen at least once per
-    epoch. Pairs are shuffled and ``batch_size // 2`` of them make a batch.
-    """
-    if batch_size < 2 or batch_size % 2:
-        raise ValueError(f"batch_size must be an even number >= 2 for contrastive training, got {batch_size}")
-    groups: dict[str, list[int]] = {}
-    for i, o in enumerate(object_ids):
-        groups.setdefault(o, []).append(i)
-    pairs = []
-    for obj, idx in groups.items():
-        if len(idx) < 2:
-            raise ValueError(f"object {obj!r} has one architecture in the training set; "
-                             "the contrastive loss needs each object in >= 2 architectures")
-        perm = rng.permutation(idx).tolist()
-        pairs += [perm[k:k + 2] for k in range(0, len(perm) - 1, 2)]
-        if len(perm) % 2:
-            pairs.append([perm[-1], int(rng.choice(perm[:-1]))])
-    order = rng.permutation(len(pairs))
-    per = batch_size // 2
-    return [[i for o in order[s:s + per] for i in pairs[o]] for s in range(0, len(order), per)]
-
-
-def shuffled_batches(n_items: int, batch_size: int, rng: np.random.Generator) -> list[list[int]]:
-    """Shuffled batches; a last batch of one item joins the previous one (BatchNorm needs 2)."""
-    if n_items < 2 or batch_size < 2:
-        raise ValueError(f"need >= 2 training items and batch_size >= 2, got {n_items} and {batch_size}")
-    perm = rng.permutation(n_items).tolist()
-    batches = [perm[s:s + batch_size] for s in range(0, n_items, batch_size)]
-    if len(batches[-1]) == 1:
-        last = batches.pop()
-        batches[-1] += last
-    return batches
 
 
 # ----- models -------------------------------------------------------------------------
@@ -424,12 +380,3 @@ def embed(model_path, inputs: EncoderInputs, out_path, batch_size: int = 16,
     df["emb"] = list(emb.astype(np.float32))
     write_parquet(df, out_path)
     return df
-
-
-def embedding_matrix(df: pd.DataFrame, what: str = "embeddings") -> np.ndarray:
-    """Stack the ``emb`` column of an embeddings table into [n, d]."""
-    if "emb" not in df.columns:
-        raise ValueError(f"{what}: no 'emb' column")
-    if len(df) == 0:
-        raise ValueError(f"{what}: empty table")
-    return np.stack([np.asarray(e, dtype=np.float32) for e in df["emb"]])

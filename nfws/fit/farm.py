@@ -20,7 +20,6 @@ occupancy grid.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -36,16 +35,6 @@ from nfws.render.sampling import carve_box, ray_box_intersect
 from nfws.render.volrend import (make_occupancy_estimators, render_pixels, render_rays,
                                  render_rays_occupancy, update_occupancy)
 from nfws.store import config_hash, load_torch, open_zarr, save_torch, write_zarr
-
-#: glibc returns blocks >= 32 MB to the OS on free, so a farm step's large activations
-#: page-fault afresh every step (2.3x slower). These must be in the environment *before*
-#: the Python process starts (e.g. set in the Snakefile, inherited by every job).
-MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}
-
-
-def malloc_env_active() -> bool:
-    return all(os.environ.get(k) == v for k, v in MALLOC_ENV.items())
-
 
 @dataclass(frozen=True)
 class FarmConfig:

@@ -4,6 +4,10 @@ Each function is one Snakemake job: it takes paths and config sections, wires th
 library pieces (graph dataset, teacher NeRFs, encoder loop, downstream evaluation) and
 writes the job's outputs. The rules and scripts stay thin; the smoke run exercises
 every function here.
+
+Each entry point imports its stage's modules when it is called: the rule files import
+this module for its config helpers, and a job then pays only for its own imports
+(torch_geometric, sklearn and matplotlib together cost seconds per job).
 """
 from __future__ import annotations
 
@@ -12,16 +16,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from nfws.data.manifest import CLASS_NAMES
-from nfws.eval.classify import classify
-from nfws.eval.gmn_tables import write_gmn_tables
-from nfws.eval.retrieval import retrieval
-from nfws.eval.tsne import tsne_plot
-from nfws.fields.spec import ArchSpec
-from nfws.fit.encoder import ViewRays, dataset_inputs, embed, param_inputs, shard_teacher, train_encoder
-from nfws.graphs.dataset import GraphDataset
-from nfws.models.baselines import can_encode
-from nfws.store import open_zarr, read_parquet
 
 #: Table 5 baselines: the method name printed in the table and the family it reads.
 BASELINE_METHODS = {"nf2vec": ("nf2vec", "MLP"), "cardace": ("Cardace2024", "TRI")}
@@ -53,6 +47,9 @@ def _encoder_cfg(gmn: Mapping, loss: str, seed: int, encoder: Mapping | None = N
 def train_gmn(loss: str, graph_shards: Sequence, nerf_shards: Sequence, views_store, manifest,
               gmn: Mapping, seed: int, model_path, checkpoint_path, log_path, device) -> dict:
     """Train the GMN encoder (+ nf2vec decoder) with ``loss`` on the given graph shards."""
+    from nfws.fit.encoder import ViewRays, dataset_inputs, shard_teacher, train_encoder
+    from nfws.graphs.dataset import GraphDataset
+
     inputs = dataset_inputs(GraphDataset(list(graph_shards), manifest, device=device))
     rays = ViewRays.from_zarr(views_store)
     teacher = shard_teacher(list(nerf_shards), int(gmn["teacher_samples_per_ray"]), device)
@@ -64,6 +61,9 @@ def train_gmn(loss: str, graph_shards: Sequence, nerf_shards: Sequence, views_st
 def embed_gmn(model_path, graph_shards: Mapping[str, Sequence], manifest, out_dir,
               batch_size: int, device) -> None:
     """Embed every NeRF of each architecture: ``out_dir/{arch}.parquet``."""
+    from nfws.fit.encoder import dataset_inputs, embed
+    from nfws.graphs.dataset import GraphDataset
+
     out_dir = Path(out_dir)
     for arch, shards in graph_shards.items():
         inputs = dataset_inputs(GraphDataset(list(shards), manifest, device=device))
@@ -82,6 +82,9 @@ def classify_all(loss: str, embeddings_dir, archs: Sequence[str], train_archs: S
                  clf_cfg: Mapping, out_path, device) -> pd.DataFrame:
     """Tables 8 / 9: classifiers trained on ALL and on each training architecture, tested
     on every architecture, over the embeddings of the encoder trained on ALL."""
+    from nfws.data.manifest import CLASS_NAMES
+    from nfws.eval.classify import classify
+
     train_sets = {"ALL": list(train_archs), **{a: [a] for a in train_archs}}
     return classify(embedding_paths(embeddings_dir, archs), train_sets, list(archs), clf_cfg,
                     len(CLASS_NAMES), out_path=out_path,
@@ -91,6 +94,9 @@ def classify_all(loss: str, embeddings_dir, archs: Sequence[str], train_archs: S
 def classify_single(trainset: str, embeddings_dir, archs: Sequence[str], clf_cfg: Mapping,
                     out_path, device, method: str = "GMN L_R") -> pd.DataFrame:
     """Table 5: encoder and classifier trained on one architecture, tested on its family."""
+    from nfws.data.manifest import CLASS_NAMES
+    from nfws.eval.classify import classify
+
     return classify(embedding_paths(embeddings_dir, archs), {trainset: [trainset]}, list(archs),
                     clf_cfg, len(CLASS_NAMES), out_path=out_path, context={"method": method},
                     device=device)
@@ -101,6 +107,11 @@ def run_baseline(name: str, nerf_shards: Mapping[str, Sequence], views_store, ma
     """A Table-5 baseline: train on its family's training architecture with the rendering
     loss, embed every architecture it can read, classify; ``out_dir`` gets the model,
     embeddings and ``classification.parquet``."""
+    from nfws.fields.spec import ArchSpec
+    from nfws.fit.encoder import ViewRays, embed, param_inputs, shard_teacher, train_encoder
+    from nfws.models.baselines import can_encode
+    from nfws.store import read_parquet
+
     if name not in BASELINE_METHODS:
         raise ValueError(f"config gmn.baselines: unknown baseline {name!r}; known {sorted(BASELINE_METHODS)}")
     method, trainset = BASELINE_METHODS[name]
@@ -125,6 +136,8 @@ def run_baseline(name: str, nerf_shards: Mapping[str, Sequence], views_store, ma
 
 
 def _arch_entry(shards: Sequence) -> dict:
+    from nfws.store import open_zarr
+
     attrs = dict(open_zarr(shards[0]).attrs)
     if "arch" not in attrs:
         raise ValueError(f"{shards[0]}: attrs lack 'arch'")
@@ -135,6 +148,8 @@ def _arch_entry(shards: Sequence) -> dict:
 
 def retrieve(loss: str, embeddings_dir, train_archs: Sequence[str], ret_cfg: Mapping, out_path) -> pd.DataFrame:
     """Table 10: instance retrieval across the training architectures."""
+    from nfws.eval.retrieval import retrieval
+
     pairs = [tuple(p) for p in ret_cfg["pairs"]]
     return retrieval(embedding_paths(embeddings_dir, train_archs), pairs, list(train_archs),
                      ks=tuple(ret_cfg["ks"]), metric=ret_cfg["metric"], out_path=out_path,
@@ -142,6 +157,9 @@ def retrieve(loss: str, embeddings_dir, train_archs: Sequence[str], ret_cfg: Map
 
 
 def tsne(loss: str, embeddings_dir, train_archs: Sequence[str], tsne_cfg: Mapping, out_png) -> None:
+    from nfws.data.manifest import CLASS_NAMES
+    from nfws.eval.tsne import tsne_plot
+
     tsne_plot(embedding_paths(embeddings_dir, train_archs), list(train_archs), out_png,
               f"GMN embeddings ({loss}), test split", list(CLASS_NAMES),
               seed=int(tsne_cfg["seed"]), perplexity=float(tsne_cfg["perplexity"]))
@@ -150,6 +168,9 @@ def tsne(loss: str, embeddings_dir, train_archs: Sequence[str], tsne_cfg: Mappin
 def tables(classification: Sequence, single: Sequence, retrieval_paths: Sequence, out_dir,
            train_archs: Sequence[str], unseen_archs: Sequence[str]) -> None:
     """Every GMN table from the per-job result files."""
+    from nfws.eval.gmn_tables import write_gmn_tables
+    from nfws.store import read_parquet
+
     def cat(paths):
         return pd.concat([read_parquet(p) for p in paths], ignore_index=True)
 

@@ -239,7 +239,23 @@ def object_splits(manifest_path, object_ids) -> np.ndarray:
     return np.array([lookup[str(o)] for o in object_ids], dtype=str)
 
 
+def training_indices(targets, where) -> np.ndarray:
+    """Instances that training may see: the train split when the targets store records
+    splits (held-out objects are the generation reference and must stay unseen), else all."""
+    if targets.splits is None:
+        return np.arange(len(targets))
+    idx = np.flatnonzero(targets.splits == "train")
+    if len(idx) == 0:
+        raise ValueError(f"{where}: no instance of the train split to train on")
+    return idx
+
+
 # ------------------------------------------------------------------------------ readers
+def _splits(arrays) -> np.ndarray | None:
+    """Each instance's split, or None for stores built without a manifest."""
+    return np.array([str(s) for s in arrays["splits"]], dtype=object) if "splits" in arrays else None
+
+
 def pixel_grid(resolution: int) -> torch.Tensor:
     """Pixel-centre coordinates [R·R, 2] in [-1, 1]², row-major (x, y)."""
     c = (torch.arange(resolution, dtype=torch.float32) + 0.5) / resolution * 2 - 1
@@ -259,8 +275,7 @@ class ImageTargets:
         self.object_ids = np.array([str(o) for o in arrays["object_ids"]], dtype=object)
         self.labels = arrays["labels"].astype(np.int64)
         self.class_names = list(attrs.get("class_names", []))
-        self.splits = (np.array([str(s) for s in arrays["splits"]], dtype=object)
-                       if "splits" in arrays else None)
+        self.splits = _splits(arrays)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -286,8 +301,7 @@ class OccupancyTargets:
         self.object_ids = np.array([str(o) for o in arrays["object_ids"]], dtype=object)
         self.labels = arrays["labels"].astype(np.int64)
         self.class_names = list(attrs.get("class_names", []))
-        self.splits = (np.array([str(s) for s in arrays["splits"]], dtype=object)
-                       if "splits" in arrays else None)
+        self.splits = _splits(arrays)
 
     def __len__(self) -> int:
         return len(self.points)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-from nfws.data.targets import load_targets, sample_batch
+from nfws.data.targets import load_targets, sample_batch, training_indices
 from nfws.device import choose_device
 from nfws.models.modulated import ModulatedField
 from nfws.store import load_torch, save_torch
@@ -34,20 +33,9 @@ def _validate(cfg: dict) -> None:
                 raise ValueError(f"base.stages[{i}].{key} must be a positive number")
 
 
-def training_indices(targets, where) -> np.ndarray:
-    """Instances the base field learns from: the train split when the targets store records
-    splits (held-out objects are the generation reference and must stay unseen), else all."""
-    if targets.splits is None:
-        return np.arange(len(targets))
-    idx = np.flatnonzero(targets.splits == "train")
-    if len(idx) == 0:
-        raise ValueError(f"{where}: no instance of the train split to train the base field on")
-    return idx
-
-
 def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) -> dict:
     """Train the base field on the training instances of ``targets_path``
-    (``training_indices``); write ``out_path`` (.pt).
+    (``nfws.data.targets.training_indices``); write ``out_path`` (.pt).
 
     The checkpoint holds ``cfg`` (architecture), ``state`` (EMA weights), ``latents``
     [N_train, d_z], their ``object_ids`` and ``loss_curve`` (one value per step). Returns a

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from nfws.data.targets import load_targets, sample_batch
+from nfws.data.targets import load_targets, sample_batch, training_indices
 from nfws.eval.reconstruction import reconstruction_scores
 from nfws.device import choose_device
 from nfws.fit.base_field import load_base
@@ -112,12 +112,7 @@ def fit_params(rep: Representation, params0: dict, targets, indices, cfg: dict, 
 def template_index(targets) -> int:
     """The instance the MLP template is fitted to: the first of the train split (the first
     instance when the targets store records no splits)."""
-    if targets.splits is None:
-        return 0
-    train = np.flatnonzero(targets.splits == "train")
-    if len(train) == 0:
-        raise ValueError("targets: no instance of the train split to fit the MLP template to")
-    return int(train[0])
+    return int(training_indices(targets, "targets (MLP template)")[0])
 
 
 def starting_params(rep: Representation, targets, n: int, cfg: dict, seed: int,

@@ -57,3 +57,61 @@ def test_standardiser_uses_training_statistics_only():
     scale = standardiser(train)
     np.testing.assert_allclose(scale(np.array([[2.0, 10.3], [0.0, 10.1]])),
                                [[0.0, 2.0], [-2.0, 0.0]], atol=1e-4)
+
+
+def _table(arch, x, y, splits):
+    return pd.DataFrame({"object_id": [f"{arch}{i}" for i in range(len(y))], "arch": arch,
+                         "split": splits, "class_index": y, "emb": list(x.astype(np.float32))})
+
+
+def test_per_arch_statistics_use_each_architectures_own_train_split_else_all_its_nerfs():
+    from nfws.eval.embeddings import scalers
+
+    seen = _table("A", np.array([[1.0, 10.0], [3.0, 10.2], [100.0, 100.0]]), [0, 1, 0],
+                  ["train", "train", "test"])
+    unseen = _table("B", np.array([[0.0, 5.0], [4.0, 7.0]]), [0, 1], ["test", "test"])
+    scale = scalers({"A": seen, "B": unseen}, ["A"], "per_arch")
+    # A: train rows only, mean (2, 10.1), std (1, 0.1); B: both (test) rows, mean (2, 6), std (2, 1)
+    np.testing.assert_allclose(scale["A"](np.array([[2.0, 10.3]])), [[0.0, 2.0]], atol=1e-4)
+    np.testing.assert_allclose(scale["B"](np.array([[0.0, 5.0], [6.0, 6.0]])), [[-1.0, -1.0], [2.0, 0.0]],
+                               atol=1e-6)
+    # the paper's protocol: A's train statistics for every architecture
+    paper = scalers({"A": seen, "B": unseen}, ["A"], "train_set")
+    np.testing.assert_allclose(paper["B"](np.array([[2.0, 10.3]])), [[0.0, 2.0]], atol=1e-4)
+    with pytest.raises(ValueError, match="statistics 'global' unknown"):
+        scalers({"A": seen}, ["A"], "global")
+
+
+def test_per_arch_accuracy_is_invariant_to_an_affine_change_of_an_unseen_architecture(tmp_path):
+    """An unseen architecture whose embeddings are the seen one's under a per-dimension
+    offset and positive scale: the paper's protocol reads it off-distribution, per-arch
+    statistics undo the change, so its accuracy equals that of the unchanged copy."""
+    rng = np.random.default_rng(2)
+    x_tr, y_tr = blobs(rng, 20)
+    x_te, y_te = blobs(rng, 15)
+    offset, gain = 40.0 * rng.standard_normal(6), rng.uniform(0.2, 5.0, 6)
+    tables = {"A": _table("A", np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te]),
+                          ["train"] * len(y_tr) + ["test"] * len(y_te)),
+              # the unseen architectures have test NeRFs only, as in the default config
+              "copy": _table("copy", x_te, y_te, ["test"] * len(y_te)),
+              "moved": _table("moved", x_te * gain + offset, y_te, ["test"] * len(y_te))}
+    paths = {}
+    for arch, df in tables.items():
+        paths[arch] = tmp_path / f"{arch}.parquet"
+        write_parquet(df, paths[arch])
+    res = classify(paths, {"A": ["A"]}, ["A", "copy", "moved"],
+                   {**CFG, "statistics": ["train_set", "per_arch"]}, n_classes=3)
+    acc = res.groupby(["statistics", "test_arch"])["accuracy"].mean()
+    assert acc["per_arch", "moved"] == pytest.approx(acc["per_arch", "copy"], abs=1e-9)
+    assert acc["per_arch", "moved"] > 80
+    assert acc["train_set", "moved"] < 60 < acc["train_set", "A"]
+    assert set(res["statistics"]) == {"train_set", "per_arch"} and len(res) == 2 * 2 * 3
+
+
+def test_classify_refuses_unknown_or_empty_statistics(tmp_path):
+    x, y = blobs(np.random.default_rng(3), 4)
+    path = tmp_path / "A.parquet"
+    write_parquet(_table("A", x, y, ["train", "test"] * (len(y) // 2)), path)
+    for bad in (["per_arch", "global"], []):
+        with pytest.raises(ValueError, match="statistics must be a non-empty subset"):
+            classify({"A": path}, {"A": ["A"]}, ["A"], {**CFG, "statistics": bad}, n_classes=3)

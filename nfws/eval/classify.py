@@ -3,7 +3,8 @@
 A classifier is trained on the *train* split of one set of embeddings (one architecture,
 or ALL = the union of the training architectures) and tested on the *test* split of each
 requested architecture; the val split is not used. Embeddings are standardised per
-dimension with the classifier's training-set statistics (:func:`nfws.eval.embeddings.standardiser`). The network and schedule are those of
+dimension, with the classifier's training-set statistics (the paper's protocol) or with each
+architecture's own (:func:`nfws.eval.embeddings.scalers`). The network and schedule are those of
 nf2vec: 3 x (Linear -> BatchNorm -> ReLU -> Dropout) then a linear head, cross-entropy,
 AdamW with a one-cycle schedule.
 """
@@ -18,7 +19,7 @@ from torch import nn
 from tqdm import tqdm
 
 from nfws.device import pick_device
-from nfws.eval.embeddings import embedding_matrix, load_embeddings, select, standardiser
+from nfws.eval.embeddings import STATISTICS, embedding_matrix, load_embeddings, scalers, select
 from nfws.fit.batches import shuffled_batches
 from nfws.store import write_parquet
 
@@ -46,6 +47,10 @@ def _check_config(cfg: Mapping) -> None:
         raise KeyError(f"classifier config lacks keys {missing}")
     if int(cfg["epochs"]) < 1 or int(cfg["batch_size"]) < 2 or not list(cfg["seeds"]):
         raise ValueError("classifier config: epochs must be >= 1, batch_size >= 2, seeds non-empty")
+    unknown = [s for s in cfg.get("statistics", []) if s not in STATISTICS]
+    if unknown or ("statistics" in cfg and not list(cfg["statistics"])):
+        raise ValueError(f"classifier config: statistics must be a non-empty subset of {STATISTICS}, "
+                         f"got {cfg['statistics']}")
 
 
 def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, cfg: Mapping, seed: int,
@@ -86,28 +91,32 @@ def predict(model: Classifier, x: np.ndarray) -> np.ndarray:
 def classify(embedding_paths: Mapping[str, object], train_sets: Mapping[str, Sequence[str]],
              test_archs: Sequence[str], cfg: Mapping, n_classes: int, out_path=None,
              context: Mapping[str, str] | None = None, device=None) -> pd.DataFrame:
-    """Train one classifier per (train set, seed) and test it on every test architecture.
+    """Train one classifier per (statistics, train set, seed) and test it on every test
+    architecture.
 
     embedding_paths: {arch: parquet}; train_sets: {name: archs}, e.g. {"ALL": [MLP, TRI,
-    HASH], "MLP": [MLP]}; test_archs: architectures whose test split is scored. Returns (and
-    writes to ``out_path``) rows: context columns, classifier_train, test_arch, seed,
-    accuracy (%), n_test.
+    HASH], "MLP": [MLP]}; test_archs: architectures whose test split is scored;
+    ``cfg["statistics"]`` (default ``["train_set"]``): the standardisations to run (see
+    :func:`nfws.eval.embeddings.scalers`). Returns (and writes to ``out_path``) rows:
+    context columns, statistics, classifier_train, test_arch, seed, accuracy (%), n_test.
     """
     _check_config(cfg)
     tables = load_embeddings(embedding_paths)
     rows = []
-    jobs = [(name, seed) for name in train_sets for seed in cfg["seeds"]]
-    for name, seed in tqdm(jobs, desc="classify"):
-        train = select(tables, train_sets[name], "train")
-        scale = standardiser(embedding_matrix(train))
-        model = train_classifier(scale(embedding_matrix(train)), train["class_index"].to_numpy(),
-                                 n_classes, cfg, int(seed), device)
+    jobs = [(stats, name, seed) for stats in cfg.get("statistics", ["train_set"])
+            for name in train_sets for seed in cfg["seeds"]]
+    for stats, name, seed in tqdm(jobs, desc="classify"):
+        scale = scalers(tables, train_sets[name], stats)
+        train = [select(tables, [arch], "train") for arch in train_sets[name]]
+        x = np.concatenate([scale[arch](embedding_matrix(df)) for arch, df in zip(train_sets[name], train)])
+        y = np.concatenate([df["class_index"].to_numpy() for df in train])
+        model = train_classifier(x, y, n_classes, cfg, int(seed), device)
         for arch in test_archs:
             test = select(tables, [arch], "test")
-            pred = predict(model, scale(embedding_matrix(test)))
+            pred = predict(model, scale[arch](embedding_matrix(test)))
             acc = 100.0 * float((pred == test["class_index"].to_numpy()).mean())
-            rows.append({**(context or {}), "classifier_train": name, "test_arch": arch,
-                         "seed": int(seed), "accuracy": acc, "n_test": len(test)})
+            rows.append({**(context or {}), "statistics": stats, "classifier_train": name,
+                         "test_arch": arch, "seed": int(seed), "accuracy": acc, "n_test": len(test)})
     result = pd.DataFrame(rows)
     if out_path is not None:
         write_parquet(result, out_path)

@@ -51,6 +51,33 @@ def standardiser(train: np.ndarray, eps: float = 1e-12):
     return lambda x: ((np.asarray(x, np.float64) - mean) / (std + eps)).astype(np.float32)
 
 
+#: How embeddings are standardised before a classifier sees them (see :func:`scalers`).
+STATISTICS = ("train_set", "per_arch")
+
+
+def scalers(tables: Mapping[str, pd.DataFrame], train_archs: Sequence[str], statistics: str) -> dict:
+    """{arch: standardiser} for every architecture of ``tables``.
+
+    ``train_set``: one standardiser for all, from the train split of ``train_archs`` (the
+    paper's protocol: nothing about a test architecture is used).
+    ``per_arch``: each architecture standardised with its own statistics, as test-time
+    BatchNorm adaptation does (AdaBN, Li et al. 2016): its train split when it has one,
+    else all its NeRFs (an unseen architecture has test NeRFs only; their embeddings are
+    used unlabelled, so this protocol is transductive for it). A pooled readout carries a
+    per-architecture offset that no training architecture shows; this removes it.
+    """
+    if statistics == "train_set":
+        scale = standardiser(embedding_matrix(select(tables, train_archs, "train")))
+        return {arch: scale for arch in tables}
+    if statistics == "per_arch":
+        out = {}
+        for arch, df in tables.items():
+            own = df[df["split"] == "train"] if (df["split"] == "train").any() else df
+            out[arch] = standardiser(embedding_matrix(own, f"{arch} embeddings"))
+        return out
+    raise ValueError(f"embedding statistics {statistics!r} unknown; choose one of {STATISTICS}")
+
+
 def embedding_matrix(df: pd.DataFrame, what: str = "embeddings") -> np.ndarray:
     """Stack the ``emb`` column of an embeddings table into [n, d]."""
     if "emb" not in df.columns:

@@ -68,6 +68,24 @@ def test_hashed_index_of_hand_picked_corners():
     assert int(idx11[1, 0]) == 152 and int(idx11[1, 7]) == 2005
 
 
+def test_hashed_indices_match_python_uint32_arithmetic_at_fine_levels():
+    """Coordinates in the thousands (paper-size grids) overflow 32 bits in every product:
+    the indices equal the hash computed with Python integers taken mod 2^32."""
+    spec = ArchSpec(name="HASH-paper", family="HASH", hash_levels=16, hash_log2_T=19,
+                    hash_features=2, hash_base_res=16, hash_per_level_scale=1.5)
+    level = 15
+    assert not spec.level_is_dense(level) and spec.level_resolution(level) > 4000
+    x = torch.rand(300, 3, generator=torch.Generator().manual_seed(1))
+    idx, _ = hash_corners(x, spec)
+    scale = float(torch.tensor(spec.level_scale(level), dtype=torch.float32))
+    cells = torch.floor((x.double() * scale + 0.5).float()).long().tolist()
+    for p, cell in enumerate(cells):
+        for k in range(8):
+            c = [cell[d] + ((k >> d) & 1) for d in range(3)]
+            h = (c[0] ^ ((c[1] * 2654435761) % 2**32) ^ ((c[2] * 805459861) % 2**32)) % 2**19
+            assert int(idx[p, level, k]) == h
+
+
 def test_indices_stay_inside_each_level():
     spec = hash_spec(log2_t=11)
     x = torch.rand(1000, 3, generator=torch.Generator().manual_seed(0))

@@ -28,29 +28,54 @@ def _check_spec(spec: ArchSpec) -> None:
         raise ValueError(f"architecture {spec.name!r}: hash grid needs family HASH, got {spec.family}")
 
 
-def _level_corners(points: torch.Tensor, level: int, spec: ArchSpec, wdtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """Entries ``[8, P]`` and trilinear weights ``[8, P]`` of one level for ``points [3, P]``
-    (float64). Points are the innermost axis so every op runs on contiguous vectors."""
+def _as_int32(value: int) -> int:
+    """The int32 with the same 32 bits as the uint32 ``value``."""
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+#: PRIMES as int32 bit patterns: int32 products and xors wrap to the same low 32 bits as
+#: uint32 ones, so a hashed level (a power-of-two table) indexes in int32 at half the
+#: memory traffic of int64.
+PRIMES_INT32 = tuple(_as_int32(p) for p in PRIMES)
+
+
+def _level_corners(points: torch.Tensor, level: int, spec: ArchSpec,
+                   index: torch.Tensor, weight: torch.Tensor) -> None:
+    """Write the entries ``index [8, P]`` (int64) and trilinear weights ``weight [8, P]`` of
+    one level for ``points [3, P]`` (float64). Points are the innermost axis so every op
+    runs on contiguous vectors."""
     scale = float(torch.tensor(spec.level_scale(level), dtype=torch.float32))
     # float32 fma(x, scale, 0.5): the float64 product of two float32 values is exact
     pos = (points * scale + 0.5).float()
     cell = torch.floor(pos)
-    frac = (pos - cell).to(wdtype)
-    dense = spec.level_is_dense(level)
-    res = spec.level_resolution(level)
-    mults = torch.tensor((1, res, res * res) if dense else PRIMES, device=points.device).view(3, 1, 1)
-    # low and high corner per dimension, [3, 2, P]: dense terms c_d * res^d (summed),
-    # hashed terms c_d * P_d (xor-ed); both taken in uint32 arithmetic
-    c = (cell.to(torch.int64).unsqueeze(1) + torch.tensor([0, 1], device=points.device).view(2, 1)) & UINT32
-    terms = (c * mults) & UINT32
-    # corner k = 4 z + 2 y + x: bit d of k picks the high corner along dimension d
-    t0, t1, t2 = terms[0][None, None], terms[1][None, :, None], terms[2][:, None, None]
-    index = ((t0 + t1 + t2) & UINT32) if dense else (t0 ^ t1 ^ t2)
+    frac = (pos - cell).to(weight.dtype)
     size = spec.level_sizes()[level]
-    index = index & (size - 1) if size & (size - 1) == 0 else index % size
+    device = points.device
+    # low and high corner per dimension, [3, 2, P]; corner k = 4 z + 2 y + x: bit d of k
+    # picks the high corner along dimension d
+    if spec.level_is_dense(level):
+        # dense terms c_d * res^d summed in uint32 arithmetic (int64 keeps the wrap exact
+        # for any modulus, also for points outside [0, 1])
+        res = spec.level_resolution(level)
+        mults = torch.tensor((1, res, res * res), device=device).view(3, 1, 1)
+        c = (cell.to(torch.int64).unsqueeze(1) + torch.tensor([0, 1], device=device).view(2, 1)) & UINT32
+        terms = (c * mults) & UINT32
+        t0, t1, t2 = terms[0][None, None], terms[1][None, :, None], terms[2][:, None, None]
+        entry = (t0 + t1 + t2) & UINT32
+        entry = entry & (size - 1) if size & (size - 1) == 0 else entry % size
+    else:
+        if size & (size - 1):
+            raise ValueError(f"architecture {spec.name!r}: hashed level {level} has {size} "
+                             "entries; hashed levels need a power of two")
+        mults = torch.tensor(PRIMES_INT32, dtype=torch.int32, device=device).view(3, 1, 1)
+        c = cell.to(torch.int32).unsqueeze(1) + torch.tensor([0, 1], dtype=torch.int32, device=device).view(2, 1)
+        terms = c * mults
+        t0, t1, t2 = terms[0][None, None], terms[1][None, :, None], terms[2][:, None, None]
+        entry = torch.bitwise_xor(t2, t1).bitwise_xor(t0).bitwise_and_(size - 1)
+    index.view(2, 2, 2, -1).copy_(entry)
     w = torch.stack([1.0 - frac, frac], dim=1)                              # [3, 2, P]
-    weight = w[2][:, None, None] * w[1][None, :, None] * w[0][None, None]
-    return index.reshape(8, -1), weight.reshape(8, -1)
+    torch.mul(w[2][:, None, None] * w[1][None, :, None], w[0][None, None],
+              out=weight.view(2, 2, 2, -1))
 
 
 def _corners_level_major(x01: torch.Tensor, spec: ArchSpec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,8 +85,12 @@ def _corners_level_major(x01: torch.Tensor, spec: ArchSpec) -> tuple[torch.Tenso
         raise ValueError(f"hash_corners: points must have 3 coordinates, got shape {tuple(x01.shape)}")
     points = x01.detach().reshape(-1, 3).to(torch.float64).t().contiguous()    # [3, P]
     wdtype = torch.promote_types(x01.dtype, torch.float32)
-    levels = [_level_corners(points, level, spec, wdtype) for level in range(spec.hash_levels)]
-    return torch.stack([i for i, _ in levels]), torch.stack([w for _, w in levels])
+    shape = (spec.hash_levels, 8, points.shape[1])
+    index = torch.empty(shape, dtype=torch.int64, device=x01.device)
+    weight = torch.empty(shape, dtype=wdtype, device=x01.device)
+    for level in range(spec.hash_levels):
+        _level_corners(points, level, spec, index[level], weight[level])
+    return index, weight
 
 
 def hash_corners(x01: torch.Tensor, spec: ArchSpec) -> tuple[torch.Tensor, torch.Tensor]:

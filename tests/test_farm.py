@@ -15,7 +15,9 @@ from nfws.store import read_zarr, write_zarr
 SPEC = ArchSpec.from_dict("MLP", {"family": "MLP", "hidden_layers": 1, "width": 16, "n_freqs": 2})
 TINY = {"steps": 12, "rays_per_step": 32, "samples_per_ray": 8, "eval_samples_per_ray": 8,
         "log_every": 3, "checkpoint_every": 4, "heldout_views": [0], "psnr_floor": -1e9,
-        "carve_resolution": 8, "precision": "fp32"}
+        "carve_resolution": 8, "precision": "fp32",
+        # empty cells refreshed at steps 3, 7, 11: the resume test crosses a refresh
+        "skip_resolution": 4, "skip_after": 0.25, "skip_every": 4}
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +69,10 @@ def test_lr_schedule_decays_at_fractions():
 
 
 def test_tiny_shard_trains_and_writes_formats(tmp_path, store, views):
+    # the learning check trains every sample: 4^3 cells over a 16-pixel object are too
+    # coarse to skip with (skipping's effect on quality is measured by the nerf-farm bench)
     cfg = {**TINY, "steps": 40, "rays_per_step": 128, "log_every": 10, "checkpoint_every": 100,
-           "lr": 3e-2}
+           "lr": 3e-2, "skip_resolution": 0}
     out = tmp_path / "nerfs" / "shard0.zarr"
     ids = views.object_ids[:2]
     summary = train_shard(store, ids, SPEC, cfg, out, "cpu", seed=1, checkpoint_dir=tmp_path / "ck")
@@ -161,6 +165,8 @@ def test_missing_views_and_bad_config_are_named(tmp_path, store, views):
                     "cpu", 0, tmp_path / "ck")
     with pytest.raises(ValueError, match="unknown keys \\['stepz'\\]"):
         FarmConfig.from_dict({"stepz": 3})
+    with pytest.raises(ValueError, match="nerf.fit.skip_after: must lie in \\[0, 1\\)"):
+        FarmConfig.from_dict({"skip_after": 1.0})
     with pytest.raises(ValueError, match="heldout_views"):
         train_shard(store, views.object_ids[:1], SPEC, {**TINY, "heldout_views": [9]},
                     tmp_path / "s.zarr", "cpu", 0, tmp_path / "ck")
@@ -199,3 +205,26 @@ def test_fused_adam_follows_the_reference_adam_update():
         ref = ref - lr * (m / (1 - b1**t)) / ((v / (1 - b2**t)).sqrt() + eps)
     assert torch.allclose(p.detach().double(), ref, atol=1e-6, rtol=0)
     assert (p.detach() - start).abs().mean() > 5e-3     # the steps (lr 1e-2 each) moved it
+
+
+def test_checkpoint_round_trips_the_empty_space_cells(tmp_path):
+    from nfws.fields.stacks import make_stack
+    from nfws.render.skipping import OccupancyCells
+
+    gen = torch.Generator().manual_seed(5)
+    stack = make_stack(SPEC, 2, gen, "cpu")
+    optimiser = torch.optim.Adam(stack.parameters(), lr=1e-2)
+    boxes = torch.tensor([[-0.5] * 3, [0.5] * 3]).expand(2, 2, 3)
+    cells = OccupancyCells(boxes, resolution=4)
+    cells.opacity = torch.rand(2, 64, generator=gen)
+    cells.occupied = cells.opacity > 0.5
+    cells.schedule = {"next": 12, "interval": 32}
+    state = {"step": 7, "loss_acc": torch.zeros(2, dtype=torch.float64),
+             "loss_curve": torch.zeros(2, 4), "failed_step": torch.full((2,), -1)}
+    farm._save(tmp_path / "ck.pt", {"arch": "MLP"}, state, stack, optimiser, gen, None, cells)
+    fresh = OccupancyCells(boxes, resolution=4)
+    restored = farm._restore(tmp_path / "ck.pt", {"arch": "MLP"}, stack, optimiser,
+                             torch.Generator(), None, fresh)
+    assert restored["step"] == 7
+    assert torch.equal(fresh.opacity, cells.opacity) and torch.equal(fresh.occupied, cells.occupied)
+    assert fresh.schedule == {"next": 12, "interval": 32}

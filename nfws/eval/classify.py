@@ -103,20 +103,26 @@ def classify(embedding_paths: Mapping[str, object], train_sets: Mapping[str, Seq
     _check_config(cfg)
     tables = load_embeddings(embedding_paths)
     rows = []
-    jobs = [(stats, name, seed) for stats in cfg.get("statistics", ["train_set"])
-            for name in train_sets for seed in cfg["seeds"]]
-    for stats, name, seed in tqdm(jobs, desc="classify"):
-        scale = scalers(tables, train_sets[name], stats)
-        train = [select(tables, [arch], "train") for arch in train_sets[name]]
-        x = np.concatenate([scale[arch](embedding_matrix(df)) for arch, df in zip(train_sets[name], train)])
-        y = np.concatenate([df["class_index"].to_numpy() for df in train])
-        model = train_classifier(x, y, n_classes, cfg, int(seed), device)
-        for arch in test_archs:
-            test = select(tables, [arch], "test")
-            pred = predict(model, scale[arch](embedding_matrix(test)))
-            acc = 100.0 * float((pred == test["class_index"].to_numpy()).mean())
-            rows.append({**(context or {}), "statistics": stats, "classifier_train": name,
-                         "test_arch": arch, "seed": int(seed), "accuracy": acc, "n_test": len(test)})
+    statistics = cfg.get("statistics", ["train_set"])
+    bar = tqdm(total=len(statistics) * len(train_sets) * len(cfg["seeds"]), desc="classify")
+    for stats in statistics:
+        for name, archs in train_sets.items():
+            scale = scalers(tables, archs, stats)
+            train = [select(tables, [arch], "train") for arch in archs]
+            x = np.concatenate([scale[arch](embedding_matrix(df)) for arch, df in zip(archs, train)])
+            y = np.concatenate([df["class_index"].to_numpy() for df in train])
+            tests = {arch: select(tables, [arch], "test") for arch in test_archs}
+            features = {arch: scale[arch](embedding_matrix(df)) for arch, df in tests.items()}
+            for seed in cfg["seeds"]:
+                model = train_classifier(x, y, n_classes, cfg, int(seed), device)
+                for arch, test in tests.items():
+                    pred = predict(model, features[arch])
+                    acc = 100.0 * float((pred == test["class_index"].to_numpy()).mean())
+                    rows.append({**(context or {}), "statistics": stats, "classifier_train": name,
+                                 "test_arch": arch, "seed": int(seed), "accuracy": acc,
+                                 "n_test": len(test)})
+                bar.update()
+    bar.close()
     result = pd.DataFrame(rows)
     if out_path is not None:
         write_parquet(result, out_path)

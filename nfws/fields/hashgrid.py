@@ -39,6 +39,16 @@ def _as_int32(value: int) -> int:
 PRIMES_INT32 = tuple(_as_int32(p) for p in PRIMES)
 
 
+def _corner_terms(cell: torch.Tensor, mults, dtype) -> tuple[torch.Tensor, ...]:
+    """``c_d * m_d`` for the low and high corner along each dimension, shaped to broadcast
+    over the 8 corners ``k = 4 z + 2 y + x`` (bit d of k picks the high corner along d):
+    x ``[1, 1, 2, P]``, y ``[1, 2, 1, P]``, z ``[2, 1, 1, P]``."""
+    device = cell.device
+    c = cell.to(dtype).unsqueeze(1) + torch.tensor([0, 1], dtype=dtype, device=device).view(2, 1)
+    terms = c * torch.tensor(mults, dtype=dtype, device=device).view(3, 1, 1)      # [3, 2, P]
+    return terms[0][None, None], terms[1][None, :, None], terms[2][:, None, None]
+
+
 def _level_corners(points: torch.Tensor, level: int, spec: ArchSpec,
                    index: torch.Tensor, weight: torch.Tensor) -> None:
     """Write the entries ``index [8, P]`` (int64) and trilinear weights ``weight [8, P]`` of
@@ -50,27 +60,19 @@ def _level_corners(points: torch.Tensor, level: int, spec: ArchSpec,
     cell = torch.floor(pos)
     frac = (pos - cell).to(weight.dtype)
     size = spec.level_sizes()[level]
-    device = points.device
-    # low and high corner per dimension, [3, 2, P]; corner k = 4 z + 2 y + x: bit d of k
-    # picks the high corner along dimension d
     if spec.level_is_dense(level):
-        # dense terms c_d * res^d summed in uint32 arithmetic (int64 keeps the wrap exact
-        # for any modulus, also for points outside [0, 1])
+        # dense terms c_d * res^d summed, taken mod 2^32 as tiny-cuda-nn's uint32 sum: int64
+        # holds them without overflow, so the wrap is exact for any modulus, also for
+        # points outside [0, 1]
         res = spec.level_resolution(level)
-        mults = torch.tensor((1, res, res * res), device=device).view(3, 1, 1)
-        c = (cell.to(torch.int64).unsqueeze(1) + torch.tensor([0, 1], device=device).view(2, 1)) & UINT32
-        terms = (c * mults) & UINT32
-        t0, t1, t2 = terms[0][None, None], terms[1][None, :, None], terms[2][:, None, None]
+        t0, t1, t2 = _corner_terms(cell, (1, res, res * res), torch.int64)
         entry = (t0 + t1 + t2) & UINT32
         entry = entry & (size - 1) if size & (size - 1) == 0 else entry % size
     else:
         if size & (size - 1):
             raise ValueError(f"architecture {spec.name!r}: hashed level {level} has {size} "
                              "entries; hashed levels need a power of two")
-        mults = torch.tensor(PRIMES_INT32, dtype=torch.int32, device=device).view(3, 1, 1)
-        c = cell.to(torch.int32).unsqueeze(1) + torch.tensor([0, 1], dtype=torch.int32, device=device).view(2, 1)
-        terms = c * mults
-        t0, t1, t2 = terms[0][None, None], terms[1][None, :, None], terms[2][:, None, None]
+        t0, t1, t2 = _corner_terms(cell, PRIMES_INT32, torch.int32)
         entry = torch.bitwise_xor(t2, t1).bitwise_xor(t0).bitwise_and_(size - 1)
     index.view(2, 2, 2, -1).copy_(entry)
     w = torch.stack([1.0 - frac, frac], dim=1)                              # [3, 2, P]

@@ -337,6 +337,7 @@ def _train_step(stack, bank, boxes, cfg, generator, device, chunk, estimators, c
             cells.update(stack, (boxes[:, 1] - boxes[:, 0]).norm(dim=-1) / cfg.samples_per_ray,
                          generator)
         cells.reschedule(step)
+    keep = cells.keep if skipping and cells.pays() else None
     stack.zero_grad(set_to_none=True)
     losses = torch.zeros(B, dtype=torch.float64)
     for i in range(0, R, chunk):
@@ -344,8 +345,7 @@ def _train_step(stack, bank, boxes, cfg, generator, device, chunk, estimators, c
         with autocast(device, cfg.precision):
             if estimators is None:
                 out = render_rays(stack, origins[:, s], dirs[:, s], boxes, cfg.samples_per_ray,
-                                  background[:, s], generator,
-                                  cells.keep if skipping and cells.pays() else None)
+                                  background[:, s], generator, keep)
             else:
                 out = render_rays_occupancy(stack, estimators, origins[:, s], dirs[:, s],
                                             background[:, s], cfg.render_step_size, True)

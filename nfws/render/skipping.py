@@ -59,6 +59,8 @@ class OccupancyCells:
         self.occupied = torch.ones_like(self.opacity, dtype=torch.bool)
         self.every = int(every)
         self.schedule = {"next": int(start), "interval": int(every)}
+        ijk = torch.stack(torch.meshgrid(*[torch.arange(self.resolution)] * 3, indexing="ij"), -1)
+        self._cell_corner = ijk.flip(-1).reshape(-1, 3).float()   # x fastest, as in cell_of
 
     def due(self, step: int) -> bool:
         return step == self.schedule["next"]
@@ -94,11 +96,9 @@ class OccupancyCells:
         nerfacc thresholds.
         """
         g, B = self.resolution, len(self.boxes)
-        ijk = torch.stack(torch.meshgrid(*[torch.arange(g)] * 3, indexing="ij"), -1)
-        ijk = ijk.flip(-1).reshape(-1, 3).float()              # x fastest, as in cell_of
-        u = (ijk[None] + torch.rand(B, g**3, 3, generator=generator)) / g
+        u = (self._cell_corner[None] + torch.rand(B, g**3, 3, generator=generator)) / g
         lo, hi = self.boxes[:, None, 0], self.boxes[:, None, 1]
-        _, sigma = field((lo.cpu() + u * (hi - lo).cpu()).to(self.boxes.device))
+        _, sigma = field(lo + u.to(lo.device) * (hi - lo))
         self.opacity = torch.maximum(self.opacity * self.decay, sigma.float() * delta[:, None])
         level = self.opacity.mean(1, keepdim=True).clamp(max=self.threshold)
         self.occupied = self.opacity > level

@@ -6,7 +6,7 @@ from PIL import Image
 from nfws.bench.nerf_farm import synthetic_views
 from nfws.eval.nerf_previews import nerf_previews
 from nfws.fields.spec import ArchSpec
-from nfws.fields.stacks import make_stack, select
+from nfws.fields.stacks import initial_stack, make_stack, select
 from nfws.fit import farm
 from nfws.fit.farm import FarmConfig, train_shard
 from nfws.render.volrend import Rendered
@@ -71,7 +71,7 @@ def test_lr_schedule_decays_at_fractions():
 def test_tiny_shard_trains_and_writes_formats(tmp_path, store, views):
     # the learning check trains every sample: 4^3 cells over a 16-pixel object are too
     # coarse to skip with (skipping's effect on quality is measured by the nerf-farm bench)
-    cfg = {**TINY, "steps": 40, "rays_per_step": 128, "log_every": 10, "checkpoint_every": 100,
+    cfg = {**TINY, "steps": 80, "rays_per_step": 128, "log_every": 20, "checkpoint_every": 100,
            "lr": 3e-2, "skip_resolution": 0}
     out = tmp_path / "nerfs" / "shard0.zarr"
     ids = views.object_ids[:2]
@@ -83,9 +83,15 @@ def test_tiny_shard_trains_and_writes_formats(tmp_path, store, views):
     assert arrays["psnr"].shape == (2,) and np.isfinite(arrays["psnr"]).all()
     curve = arrays["loss_curve"]
     assert curve.shape == (2, 4)
-    assert (curve[:, -1] < 0.7 * curve[:, 0]).all()
+    assert (curve[:, -1] < curve[:, 0]).all()
     box = arrays["sample_box"]
     assert box.shape == (2, 2, 3) and (box[:, 0] < box[:, 1]).all() and (np.abs(box) <= 0.7).all()
+    # learning: the held-out views are rendered better than by the NeRFs' starting fields
+    start = initial_stack(SPEC, ids, "shared", 1)
+    sub = farm.ShardViews(ids, views.images[:2], views.c2w[:2], views.intrinsics[:2])
+    start_psnr = farm.heldout_psnr(start, sub, [0], torch.from_numpy(box),
+                                   FarmConfig.from_dict(cfg), "cpu")
+    assert (arrays["psnr"] > start_psnr + 2.0).all()
     assert attrs["arch"] == SPEC.to_dict() and attrs["dropped"] == [] and attrs["config_hash"]
     assert summary["n_trained"] == 2
     assert not (tmp_path / "ck" / "shard0.ckpt.pt").exists()
@@ -167,6 +173,8 @@ def test_missing_views_and_bad_config_are_named(tmp_path, store, views):
         FarmConfig.from_dict({"stepz": 3})
     with pytest.raises(ValueError, match="nerf.fit.skip_after: must lie in \\[0, 1\\)"):
         FarmConfig.from_dict({"skip_after": 1.0})
+    with pytest.raises(ValueError, match="nerf.fit.init: must be one of"):
+        FarmConfig.from_dict({"init": "random"})
     with pytest.raises(ValueError, match="heldout_views"):
         train_shard(store, views.object_ids[:1], SPEC, {**TINY, "heldout_views": [9]},
                     tmp_path / "s.zarr", "cpu", 0, tmp_path / "ck")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nfws.fields.spec import ArchSpec
-from nfws.fields.stacks import FieldStack, make_stack, select, trunc_exp
+from nfws.fields.stacks import FieldStack, initial_stack, make_stack, select, trunc_exp
 
 MLP = ArchSpec(name="MLP", family="MLP")
 TRI = ArchSpec(name="TRI", family="TRI", activation="sine", triplane_res=32, triplane_channels=16)
@@ -204,3 +204,32 @@ def test_mlp_accepts_whole_encoding_or_blocks():
     blocks = stack.encode(x01)
     assert [b.shape[-1] for b in blocks] == [144, 16]
     assert torch.allclose(stack.mlp(blocks), stack.mlp(torch.cat(blocks, -1)), atol=1e-5)
+
+
+def _starts(spec, ids, init, seed=0):
+    arrays = initial_stack(spec, ids, init, seed).state_arrays()
+    return {oid: {k: v[i] for k, v in arrays.items()} for i, oid in enumerate(ids)}
+
+
+def _same(a, b):
+    return all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("spec", [MLP, TRI, HASH])
+def test_initial_stack_does_not_depend_on_shard_or_slot(spec):
+    # the same object gets the same start in any shard at any slot; under "shared" every
+    # object of the architecture gets one start, under "per_nerf" each its own
+    for init in ("shared", "per_nerf"):
+        one, two = _starts(spec, ["a", "b", "c"], init), _starts(spec, ["c", "d", "a"], init)
+        assert _same(one["a"], two["a"]) and _same(one["c"], two["c"])
+        assert _same(one["a"], one["b"]) == (init == "shared")
+    other = ArchSpec.from_dict("OTHER", {k: v for k, v in spec.to_dict().items() if k != "name"})
+    assert not _same(_starts(spec, ["a"], "shared")["a"], _starts(other, ["a"], "shared")["a"])
+    assert not _same(_starts(spec, ["a"], "shared", 0)["a"], _starts(spec, ["a"], "shared", 1)["a"])
+
+
+def test_initial_stack_rejects_unknown_mode_and_empty_shard():
+    with pytest.raises(ValueError, match="nerf.fit.init"):
+        initial_stack(MLP, ["a"], "random", 0)
+    with pytest.raises(ValueError, match="at least one object"):
+        initial_stack(MLP, [], "shared", 0)

@@ -22,6 +22,7 @@ Field (per point, as in the reference code built on tiny-cuda-nn):
 from __future__ import annotations
 
 import math
+import zlib
 
 import numpy as np
 import torch
@@ -200,6 +201,42 @@ def make_stack(spec: ArchSpec, n: int, generator: torch.Generator,
         raise ValueError(f"architecture {spec.name!r}: a stack needs n >= 1 fields, got {n}")
     tensors = {k: v.to(device) for k, v in init_params(spec, n, generator).items()}
     return FieldStack(spec, tensors)
+
+
+#: How the NeRFs of a shard start (``nerf.fit.init``).
+INIT_MODES = ("shared", "per_nerf")
+
+
+def keyed_generator(seed: int, *names: str) -> torch.Generator:
+    """A CPU generator keyed on ``seed`` and names (architecture, object ids), so a draw
+    depends on what it is for, never on list order or shard layout."""
+    words = np.random.SeedSequence([seed, *(zlib.crc32(n.encode()) for n in names)])
+    return torch.Generator().manual_seed(int(words.generate_state(1, np.uint64)[0]))
+
+
+def initial_stack(spec: ArchSpec, object_ids, init: str, seed: int,
+                  device: str | torch.device = "cpu") -> FieldStack:
+    """The starting fields of a shard of NeRFs, one per object id.
+
+    ``shared``: every NeRF of the architecture starts from one draw keyed on (seed,
+    architecture). This is what the reference code gets from tiny-cuda-nn, whose modules
+    draw their parameters from a fixed default seed (1337), and it keeps the trained
+    weights of different objects in one frame. ``per_nerf``: each NeRF from its own draw
+    keyed on (seed, architecture, object id). Either way a NeRF's start does not depend on
+    the shard or the slot it was trained in, so slot position cannot leak into weights.
+    """
+    if init not in INIT_MODES:
+        raise ValueError(f"nerf.fit.init: must be one of {list(INIT_MODES)}, got {init!r}")
+    n = len(object_ids)
+    if n < 1:
+        raise ValueError(f"architecture {spec.name!r}: a shard needs at least one object id")
+    if init == "shared":
+        one = init_params(spec, 1, keyed_generator(seed, spec.name))
+        tensors = {k: v.expand(n, *v.shape[1:]).clone() for k, v in one.items()}
+    else:
+        draws = [init_params(spec, 1, keyed_generator(seed, spec.name, oid)) for oid in object_ids]
+        tensors = {k: torch.cat([d[k] for d in draws]) for k in draws[0]}
+    return FieldStack(spec, {k: v.to(device) for k, v in tensors.items()})
 
 
 def select(stack: FieldStack, idx) -> FieldStack:

@@ -8,6 +8,9 @@ B small matmuls into one big ``bmm``.
 Recipe (SPEC, reference fork): Adam LR 1e-2, eps 1e-15, LR ×0.33 at 50/75/90 % of the
 steps, smooth-L1 on colour, a random background colour per training ray (the target is
 composited on the same colour with its alpha), black background for the held-out PSNR.
+Every NeRF of an architecture starts from one shared draw by default (``init``, see
+:func:`nfws.fields.stacks.initial_stack`); the shard's ray and colour draws are keyed on
+its object ids, so no two shards replay the same stream slot for slot.
 
 Rays per step are drawn per NeRF from its own training pixels whose ray hits the NeRF's
 carved box (:func:`nfws.render.sampling.carve_box`). Pixels outside it are background in
@@ -38,7 +41,7 @@ from tqdm import tqdm
 
 from nfws.data.cameras import pixel_rays
 from nfws.fields.spec import ArchSpec
-from nfws.fields.stacks import FieldStack, make_stack
+from nfws.fields.stacks import INIT_MODES, FieldStack, initial_stack, keyed_generator
 from nfws.render.sampling import carve_box, ray_box_intersect
 from nfws.render.skipping import OccupancyCells
 from nfws.render.volrend import (make_occupancy_estimators, render_pixels, render_rays,
@@ -71,6 +74,7 @@ class FarmConfig:
     skip_resolution: int = 16
     skip_after: float = 0.25
     skip_every: int = 16
+    init: str = "shared"
 
     @classmethod
     def from_dict(cls, cfg: dict | None) -> "FarmConfig":
@@ -113,6 +117,8 @@ class FarmConfig:
             bad("skip_resolution", "must be >= 0 (0 = no empty-space skipping)")
         if not 0 <= self.skip_after < 1:
             bad("skip_after", "must lie in [0, 1)")
+        if self.init not in INIT_MODES:
+            bad("init", f"must be one of {list(INIT_MODES)}")
 
     @property
     def skip_start(self) -> int:
@@ -269,8 +275,8 @@ def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: 
     boxes = object_boxes(views, train_idx, spec, cfg).to(device)
     bank = RayBank(views, train_idx, boxes, device)
 
-    generator = torch.Generator().manual_seed(seed)
-    stack = make_stack(spec, B, generator, device)
+    stack = initial_stack(spec, views.object_ids, cfg.init, seed, device)
+    generator = keyed_generator(seed, spec.name, *views.object_ids)
     # fused: one kernel per stacked tensor; on the CPU 4-7x faster than the default
     # per-op loop (measured on 6 and 32 stacked TRI fields), same elementwise update
     optimiser = torch.optim.Adam(stack.parameters(), lr=cfg.lr, eps=cfg.adam_eps, fused=True)

@@ -280,7 +280,7 @@ def fit_rotated_nerfs(views_store, rot_manifest, spec: ArchSpec, farm_cfg: dict,
     """Fit one hash-grid NeRF per instance with the farm, ``shard_size`` per shard.
 
     Writes ``<out_dir>/shard_<i>.zarr`` (NeRF shard format) and returns the shard paths;
-    shard i is seeded seed + i. Farm checkpoints go to ``checkpoint_dir`` (default
+    every shard gets ``seed`` (the farm keys its draws on the object ids). Farm checkpoints go to ``checkpoint_dir`` (default
     ``<out_dir>/.checkpoints``, removed when empty at the end).
     """
     from nfws.fit.farm import train_shard
@@ -296,7 +296,7 @@ def fit_rotated_nerfs(views_store, rot_manifest, spec: ArchSpec, farm_cfg: dict,
     for i in range(math.ceil(len(ids) / shard_size)):
         path = out_dir / f"shard_{i:03d}.zarr"
         train_shard(views_store, ids[i * shard_size:(i + 1) * shard_size], spec, farm_cfg, path,
-                    device, seed + i, checkpoints)
+                    device, seed, checkpoints)
         paths.append(str(path))
     if checkpoints.is_dir() and not any(checkpoints.iterdir()):
         checkpoints.rmdir()

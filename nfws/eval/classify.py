@@ -109,7 +109,8 @@ def classify(embedding_paths: Mapping[str, object], train_sets: Mapping[str, Seq
         for name, archs in train_sets.items():
             scale = scalers(tables, archs, stats)
             train = [select(tables, [arch], "train") for arch in archs]
-            x = np.concatenate([scale[arch](embedding_matrix(df)) for arch, df in zip(archs, train)])
+            x = np.concatenate([scale[arch](embedding_matrix(df))
+                                for arch, df in zip(archs, train)])
             y = np.concatenate([df["class_index"].to_numpy() for df in train])
             tests = {arch: select(tables, [arch], "test") for arch in test_archs}
             features = {arch: scale[arch](embedding_matrix(df)) for arch, df in tests.items()}

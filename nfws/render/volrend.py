@@ -43,7 +43,8 @@ def render_rays(field, origins, dirs, box, n_samples: int, background,
     B, R, _ = origins.shape
     t_near, t_far, _ = ray_box_intersect(origins, dirs, box[:, None, 0], box[:, None, 1])
     t_starts, t_ends, t_points = stratified_intervals(t_near, t_far, n_samples, generator)
-    points = (origins[:, :, None, :] + dirs[:, :, None, :] * t_points[..., None]).reshape(B, R * n_samples, 3)
+    points = origins[:, :, None, :] + dirs[:, :, None, :] * t_points[..., None]
+    points = points.reshape(B, R * n_samples, 3)
     rgb, sigma = field(points) if keep is None else field_where(field, points, keep(points))
 
     def rgb_sigma_fn(*_):

@@ -280,8 +280,9 @@ def fit_rotated_nerfs(views_store, rot_manifest, spec: ArchSpec, farm_cfg: dict,
     """Fit one hash-grid NeRF per instance with the farm, ``shard_size`` per shard.
 
     Writes ``<out_dir>/shard_<i>.zarr`` (NeRF shard format) and returns the shard paths;
-    every shard gets ``seed`` (the farm keys its draws on the object ids). Farm checkpoints go to ``checkpoint_dir`` (default
-    ``<out_dir>/.checkpoints``, removed when empty at the end).
+    every shard gets ``seed`` (the farm keys its draws on the object ids). Farm
+    checkpoints go to ``checkpoint_dir`` (default ``<out_dir>/.checkpoints``, removed when
+    empty at the end).
     """
     from nfws.fit.farm import train_shard
 

@@ -47,7 +47,7 @@ def random_mlp(gen, sizes):
 
 def encoder():
     torch.manual_seed(0)
-    return GMNEncoder(hidden=16, layers=3, d_embed=8).double().eval()
+    return GMNEncoder(hidden=16, layers=3, d_embed=8, pool_width=24).double().eval()
 
 
 def embed_one(enc, graph):
@@ -96,12 +96,33 @@ def test_batched_embeddings_match_single_graphs():
     with torch.no_grad():                          # non-trivial whitening statistics
         enc.train()(Batch.from_data_list(graphs + graphs[::-1]))
     enc.eval()
-    assert not torch.allclose(enc.whiten.cov, torch.eye(16, dtype=torch.float64))
+    assert not torch.allclose(enc.whiten.cov, torch.eye(24, dtype=torch.float64))
     batched = enc(Batch.from_data_list(graphs))
     assert batched.shape == (3, 8)
     for i, g in enumerate(graphs):
         assert torch.allclose(batched[i], enc(Batch.from_data_list([g]))[0], atol=1e-10)
     assert (batched[0] - batched[1]).abs().max() > 1e-4
+
+
+def test_segment_mean_relu_linear_is_the_mean_of_relu_linear_per_segment():
+    from nfws.models.gmn import segment_mean_relu_linear
+
+    gen = torch.Generator().manual_seed(6)
+    w = torch.randn(5, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, generator=gen, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(11, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    segment = torch.tensor([0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2])      # segment 1 is empty
+    # chunk 2 splits both segments into several pieces
+    out = segment_mean_relu_linear(h, w, b, segment, 4, chunk=2)
+    z = torch.relu(h @ w.T + b)
+    expected = torch.stack([z[:5].mean(0), torch.zeros(5, dtype=torch.float64), z[5:].mean(0),
+                            torch.zeros(5, dtype=torch.float64)])
+    assert torch.allclose(out, expected, atol=1e-12)
+    # gradients against finite differences, for the rows and the Linear's parameters
+    assert torch.autograd.gradcheck(
+        lambda x, w_, b_: segment_mean_relu_linear(x, w_, b_, segment, 4, chunk=2), (h, w, b))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        segment_mean_relu_linear(h, w, b, segment.flip(0), 4)
 
 
 def test_values_are_standardised_within_graph_layer_and_type_groups():

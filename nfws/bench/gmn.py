@@ -29,8 +29,10 @@ FAMILIES = (
     ArchSpec("TRI", "TRI", activation="sine", triplane_res=32, triplane_channels=16),
     ArchSpec("HASH", "HASH", hash_levels=4, hash_log2_T=12, hash_features=2),
 )
-DEFAULT = {"hidden": 16, "layers": 1, "d_embed": 128, "width": 128, "rays": 128, "samples": 16, "batch": 8}
-PAPER = {"hidden": 128, "layers": 4, "d_embed": 1024, "width": 1024, "rays": 128, "samples": 16, "batch": 2}
+DEFAULT = {"hidden": 16, "layers": 1, "d_embed": 128, "pool_width": 128, "width": 128, "rays": 128,
+           "samples": 16, "batch": 8}
+PAPER = {"hidden": 128, "layers": 4, "d_embed": 1024, "pool_width": 128, "width": 1024, "rays": 128,
+         "samples": 16, "batch": 2}
 
 
 def step_times(sizes: dict, repeats: int, seed: int = 0) -> dict[str, dict[str, float]]:
@@ -40,7 +42,7 @@ def step_times(sizes: dict, repeats: int, seed: int = 0) -> dict[str, dict[str, 
     gen = torch.Generator().manual_seed(seed)
     topos = {spec.name: topology(spec) for spec in FAMILIES}
     batcher = GraphBatcher(topos.values(), "cpu")
-    encoder = GMNEncoder(sizes["hidden"], sizes["layers"], sizes["d_embed"])
+    encoder = GMNEncoder(sizes["hidden"], sizes["layers"], sizes["d_embed"], pool_width=sizes["pool_width"])
     decoder = NF2VecDecoder(sizes["d_embed"], sizes["width"])
     opt = torch.optim.AdamW([*encoder.parameters(), *decoder.parameters()], lr=1e-4)
     B, R = sizes["batch"], sizes["rays"]

@@ -165,16 +165,17 @@ def test_running_whitening_gives_zero_mean_identity_covariance_on_its_data():
 def test_running_whitening_centres_a_training_batch_on_its_own_mean():
     from nfws.models.gmn import RunningWhitening
 
-    white = RunningWhitening(2).double()
+    white = RunningWhitening(2, eps=0.01).double()
     white.train()
     white(torch.tensor([[0.0, 0.0], [2.0, 2.0], [0.0, 2.0], [2.0, 0.0]], dtype=torch.float64))
     # first batch: running mean (1, 1), covariance I. The second batch has mean (11, 0) and
     # covariance [[1, 1], [1, 1]]; as the second batch of a cumulative average it moves the
-    # statistics halfway: mean (6, 0.5), covariance [[1, .5], [.5, 1]] = V diag(1.5, .5) V^T
+    # statistics halfway: mean (6, 0.5), covariance [[1, .5], [.5, 1]] = V diag(1.5, .5) V^T;
+    # the floor adds eps x the mean eigenvalue (1) to both eigenvalues
     batch = torch.tensor([[10.0, -1.0], [12.0, 1.0]], dtype=torch.float64)
     z = white(batch)
     v = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=torch.float64) / 2 ** 0.5
-    w = v @ torch.diag(torch.tensor([1.5, 0.5], dtype=torch.float64).rsqrt()) @ v.T
+    w = v @ torch.diag(torch.tensor([1.5, 0.5], dtype=torch.float64).add(white.eps).rsqrt()) @ v.T
     # training: centred on the batch's own mean
     assert torch.allclose(z, (batch - torch.tensor([11.0, 0.0], dtype=torch.float64)) @ w, atol=1e-5)
     white.eval()

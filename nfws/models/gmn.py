@@ -113,18 +113,18 @@ class RunningWhitening(nn.Module):
         self.register_buffer("batches", torch.zeros((), dtype=torch.long))
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
+        centre = p.mean(0) if self.training else self.mean
         if self.training:
             with torch.no_grad():
                 rate = max(1.0 / float(self.batches + 1), self.momentum)
-                d = p - p.mean(0)
-                self.mean.lerp_(p.mean(0), rate)
+                d = p - centre
+                self.mean.lerp_(centre, rate)
                 self.cov.lerp_(d.T @ d / p.shape[0], rate)
                 self.batches += 1
         cov = self.cov.double()
         evals, evecs = torch.linalg.eigh(cov)
         floor = self.eps * evals.clamp_min(0).mean()
         w = (evecs * (evals.clamp_min(0) + floor).rsqrt()) @ evecs.T
-        centre = p.mean(0) if self.training else self.mean
         return (p - centre) @ w.to(p.dtype)
 
 

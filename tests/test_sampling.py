@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from nfws.render.sampling import carve_box, ray_box_intersect, stratified_intervals
+from nfws.render.sampling import carve_box, guided_intervals, ray_box_intersect, stratified_intervals
 
 
 def test_ray_box_intersect_by_hand():
@@ -37,6 +37,39 @@ def test_stratified_samples_inside_sorted_and_midpoints():
     assert torch.allclose((ends - starts).sum(-1), t_far - t_near)
     _, _, mid = stratified_intervals(t_near, t_far, 4)
     assert torch.allclose(mid[0], torch.tensor([0.625, 0.875, 1.125, 1.375]))
+
+
+def test_guided_intervals_by_hand():
+    # chord [0, 4] in two bins of weight 3 and 1: cdf 0, 0.75, 1. Four intervals take a
+    # quarter of the weight each: the first bin ([0, 2], 3/4 of it) holds three of them
+    t_near, t_far = torch.tensor([0.0]), torch.tensor([4.0])
+    starts, ends, mid = guided_intervals(t_near, t_far, 4, torch.tensor([[3.0, 1.0]]))
+    torch.testing.assert_close(starts[0], torch.tensor([0.0, 2 / 3, 4 / 3, 2.0]))
+    torch.testing.assert_close(ends[0], torch.tensor([2 / 3, 4 / 3, 2.0, 4.0]))
+    # midpoints in weight: u = 1/8, 3/8, 5/8 -> t = u * 2 / 0.75; u = 7/8 -> 2 + 2 * (1/8) / (1/4)
+    torch.testing.assert_close(mid[0], torch.tensor([1 / 3, 1.0, 5 / 3, 3.0]))
+
+
+def test_guided_intervals_tile_the_chord_and_equal_weights_are_stratified():
+    gen = torch.Generator().manual_seed(1)
+    t_near = torch.rand(5, 7, generator=gen)
+    t_far = t_near + torch.rand(5, 7, generator=gen) * 3
+    weights = torch.rand(5, 7, 6, generator=gen) + 0.01
+    starts, ends, points = guided_intervals(t_near, t_far, 9, weights, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(starts[..., 0], t_near)
+    torch.testing.assert_close(ends[..., -1], t_far)
+    torch.testing.assert_close(starts[..., 1:], ends[..., :-1])
+    assert (points >= starts).all() and (points <= ends).all() and (ends > starts).all()
+    # equal weights: the same intervals and the same jittered points as stratified sampling
+    ones = torch.ones_like(weights)
+    for got, want in zip(guided_intervals(t_near, t_far, 9, ones, torch.Generator().manual_seed(3)),
+                         stratified_intervals(t_near, t_far, 9, torch.Generator().manual_seed(3))):
+        torch.testing.assert_close(got, want)
+
+
+def test_guided_intervals_refuse_a_bin_without_weight():
+    with pytest.raises(ValueError, match="bin weights must be positive"):
+        guided_intervals(torch.zeros(1), torch.ones(1), 4, torch.tensor([[1.0, 0.0]]))
 
 
 def _sphere_views(radius, centre, n_views=6, res=32):

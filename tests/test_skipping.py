@@ -1,53 +1,11 @@
-"""Empty-space skipping: packed evaluation, cell lookup and nerfacc's occupancy rule."""
+"""Occupancy cells: cell lookup, nerfacc's occupancy rule, and the weights that place samples."""
+import math
+
 import pytest
 import torch
 
-from nfws.render.skipping import OccupancyCells, field_where
+from nfws.render.skipping import OccupancyCells
 from nfws.render.volrend import render_rays
-
-
-def analytic_field(calls=None):
-    """rgb = sigmoid(x), sigma = 1 + x.y.z squared: known values at any point."""
-    def field(x):
-        if calls is not None:
-            calls.append(tuple(x.shape))
-        return torch.sigmoid(x), 1.0 + (x[..., 0] * x[..., 1] * x[..., 2]) ** 2
-    return field
-
-
-def test_field_where_evaluates_kept_points_only_and_zeroes_the_rest():
-    gen = torch.Generator().manual_seed(0)
-    points = torch.randn(3, 300, 3, generator=gen)
-    keep = torch.rand(3, 300, generator=gen) < torch.tensor([[0.2], [0.5], [0.0]])
-    calls = []
-    rgb, sigma = field_where(analytic_field(calls), points, keep)
-    # one call on the largest per-NeRF count of kept points rounded up to a multiple of
-    # ceil(300 / 8) = 38 (at most 8 shapes per N)
-    most = int(keep.sum(1).max())
-    assert calls == [(3, -(-most // 38) * 38, 3)] and calls[0][1] < 300
-    want_rgb, want_sigma = analytic_field()(points)
-    torch.testing.assert_close(sigma, want_sigma * keep)
-    torch.testing.assert_close(rgb, want_rgb * keep[..., None])
-    # keeping everything is the plain field (300 points: the rounding stops at N)
-    calls.clear()
-    rgb_all, sigma_all = field_where(analytic_field(calls), points, torch.ones_like(keep))
-    assert calls == [(3, 300, 3)]
-    torch.testing.assert_close(sigma_all, want_sigma)
-    torch.testing.assert_close(rgb_all, want_rgb)
-
-
-def test_field_where_passes_gradients_to_kept_points_only():
-    points = torch.randn(2, 10, 3, generator=torch.Generator().manual_seed(1))
-    weight = torch.ones(3, requires_grad=True)
-    keep = torch.zeros(2, 10, dtype=torch.bool)
-    keep[0, 3] = keep[1, 7] = True
-
-    def field(x):
-        return torch.sigmoid(x), (x * weight).sum(-1)
-    _, sigma = field_where(field, points, keep)
-    sigma.sum().backward()
-    # d/dw of the kept points' sigma sum is the sum of those two points
-    torch.testing.assert_close(weight.grad, points[0, 3] + points[1, 7])
 
 
 def test_cell_index_by_hand():
@@ -56,7 +14,7 @@ def test_cell_index_by_hand():
     # outside the box clamps to the border cells: (-1, 5, 1.0) -> (0, 3, 2) -> 0 + 4 * (3 + 8) = 44
     points = torch.tensor([[[0.6, 1.1, 1.9], [-1.0, 5.0, 1.0]]])
     assert cells.cell_of(points).tolist() == [[57, 44]]
-    assert cells.keep(points).all()              # before any update every cell is kept
+    assert cells.occupied_at(points).all()        # before any update every cell is occupied
 
 
 def test_update_follows_nerfacc_moving_maximum_and_threshold():
@@ -81,29 +39,38 @@ def test_update_follows_nerfacc_moving_maximum_and_threshold():
     assert torch.equal(cells.occupied, 0.5 * first > level)
 
 
-def test_skipping_empty_cells_leaves_the_rendering_unchanged():
-    """A field whose density is zero outside a ball renders the same whether or not the
-    samples in cells outside the ball are evaluated."""
-    gen = torch.Generator().manual_seed(4)
-    box = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]).expand(2, 2, 3)
+def test_update_in_chunks_sees_every_cell_once():
+    box = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]).expand(3, 2, 3)
+    calls = []
 
-    def ball(x):
-        return torch.sigmoid(3 * x), 20.0 * (x.norm(dim=-1) < 0.6)
-    cells = OccupancyCells(box, resolution=8)
-    cells.update(ball, torch.tensor([0.05, 0.05]), gen)
-    # make the kept set a superset of the ball: occupy every cell that touches it
-    centres = (torch.stack(torch.meshgrid(*[torch.arange(8)] * 3, indexing="ij"), -1)
-               .flip(-1).reshape(-1, 3) + 0.5) / 8 * 2 - 1
-    cells.occupied = (centres.norm(dim=-1) < 0.6 + 0.25).expand(2, -1).clone()
-    assert 0 < cells.occupied.float().mean() < 0.5
-    origins = torch.tensor([0.0, 0.0, -3.0]).expand(2, 64, 3)
-    dirs = torch.nn.functional.normalize(torch.randn(2, 64, 3, generator=gen) * 0.15
-                                         + torch.tensor([0.0, 0.0, 1.0]), dim=-1)
-    full = render_rays(ball, origins, dirs, box, 48, torch.zeros(3))
-    skipped = render_rays(ball, origins, dirs, box, 48, torch.zeros(3), keep=cells.keep)
-    torch.testing.assert_close(skipped.rgb, full.rgb)
-    torch.testing.assert_close(skipped.opacity, full.opacity)
-    assert full.opacity.max() > 0.5                 # the ball is actually hit
+    def field(x):
+        calls.append(x.shape[1])
+        return torch.zeros_like(x), x.norm(dim=-1)
+    whole, chunked = OccupancyCells(box, resolution=4), OccupancyCells(box, resolution=4)
+    whole.update(field, torch.ones(3), torch.Generator().manual_seed(5))
+    calls.clear()
+    chunked.update(field, torch.ones(3), torch.Generator().manual_seed(5), points_per_call=3 * 10)
+    assert calls == [10] * 6 + [4]                # 64 cells, 10 per NeRF per call
+    torch.testing.assert_close(chunked.opacity, whole.opacity)
+
+
+def test_bin_weights_by_hand():
+    # cells of size 1 over [0, 2]^3; only cell (1, 0, 0) (flat index 1) is occupied
+    cells = OccupancyCells(torch.tensor([[[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]]]), resolution=2)
+    cells.occupied[:] = False
+    cells.occupied[0, 1] = True
+    origins = torch.tensor([[[-1.0, 0.5, 0.5], [0.5, -1.0, 0.5]]])
+    dirs = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    t_near, t_far = torch.tensor([[1.0, 1.0]]), torch.tensor([[3.0, 3.0]])
+    # ray 0 runs along x: bin midpoints x = 0.25, 0.75, 1.25, 1.75 -> cells x 0, 0, 1, 1;
+    # ray 1 runs along y at x = 0.5: never in the occupied cell
+    weights = cells.bin_weights(origins, dirs, t_near, t_far, n_bins=4, floor=0.1)
+    torch.testing.assert_close(weights, torch.tensor([[[0.1, 0.1, 1.0, 1.0], [0.1, 0.1, 0.1, 0.1]]]))
+
+
+def test_refreshes_at_start_then_every_interval():
+    cells = OccupancyCells(torch.zeros(1, 2, 3), resolution=2, start=40, every=16)
+    assert [s for s in range(100) if cells.due(s)] == [40, 56, 72, 88]
 
 
 def test_cells_refuse_a_bad_resolution():
@@ -111,20 +78,37 @@ def test_cells_refuse_a_bad_resolution():
         OccupancyCells(torch.zeros(1, 2, 3), resolution=0)
 
 
-def test_skipping_pays_only_while_every_nerf_is_mostly_empty():
-    cells = OccupancyCells(torch.zeros(2, 2, 3), resolution=2)        # 8 cells per NeRF
-    cells.occupied = torch.tensor([[1, 1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 0, 0]], dtype=torch.bool)
-    assert cells.pays(0.75) and not cells.pays(0.7)                     # fullest NeRF: 6/8
+def test_guided_samples_keep_the_integral_of_a_constant_density():
+    """Samples placed by the cells still tile each ray's chord, so a constant density
+    renders the closed form: opacity 1 - exp(-sigma * chord), colour that times the
+    field's colour, whatever the placement."""
+    gen = torch.Generator().manual_seed(4)
+    box = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]).expand(2, 2, 3)
+    sigma, colour = 0.7, torch.tensor([0.2, 0.5, 0.9])
+    seen = []
 
+    def fog(x):
+        seen.append(x)
+        return colour.expand(*x.shape[:-1], 3), torch.full(x.shape[:-1], sigma)
+    cells = OccupancyCells(box, resolution=8)
+    cells.occupied = torch.rand(2, 512, generator=gen) < 0.3
+    origins = torch.tensor([0.0, 0.0, -3.0]).expand(2, 64, 3)
+    dirs = torch.nn.functional.normalize(torch.randn(2, 64, 3, generator=gen) * 0.03
+                                         + torch.tensor([0.0, 0.0, 1.0]), dim=-1)
 
-def test_refreshes_back_off_while_skipping_does_not_pay():
-    cells = OccupancyCells(torch.zeros(1, 2, 3), resolution=2, start=40, every=16)
-    assert cells.due(40) and not cells.due(41)
-    cells.occupied[:] = True                   # density everywhere: nothing to skip
-    cells.reschedule(40)
-    assert cells.schedule == {"next": 72, "interval": 32}
-    cells.reschedule(72)
-    assert cells.schedule == {"next": 136, "interval": 64}
-    cells.occupied[0, 4:] = False              # half empty: back to every 16 steps
-    cells.reschedule(136)
-    assert cells.schedule == {"next": 152, "interval": 16}
+    def weights(o, d, t_near, t_far):
+        return cells.bin_weights(o, d, t_near, t_far, n_bins=8, floor=0.05)
+    out = render_rays(fog, origins, dirs, box, 12, torch.zeros(3), gen, bin_weights=weights)
+    # chord through the cube [-1, 1]^3 of a ray from z = -3 towards +z: enters at the face
+    # z = -1 and leaves at z = 1 when it stays inside |x|, |y| <= 1 (true for these rays)
+    chord = 2.0 / dirs[..., 2]
+    exit_xy = origins[..., :2] + dirs[..., :2] * (4.0 / dirs[..., 2:])
+    assert exit_xy.abs().max() < 1
+    want = 1 - torch.exp(-sigma * chord)
+    torch.testing.assert_close(out.opacity, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.rgb, want[..., None] * colour, rtol=1e-5, atol=1e-6)
+    assert math.isclose(float(want.min()), 1 - math.exp(-1.4), rel_tol=0.01)
+    # and the samples did move: far more of them sit in occupied cells than even ones do
+    render_rays(fog, origins, dirs, box, 12, torch.zeros(3), gen)
+    guided, even = (cells.occupied_at(x).float().mean() for x in seen)
+    assert guided > even + 0.3

@@ -21,16 +21,17 @@ the trained NeRF: render it inside that box, as the reference renders inside its
 occupancy grid.
 
 Empty space: on CUDA each NeRF marches its own nerfacc occupancy grid. On the CPU, from
-``skip_after`` of the steps on, samples in cells of the box that the NeRF's own density
-marks empty are not evaluated (:mod:`nfws.render.skipping`, nerfacc's update rule on a
-``skip_resolution``^3 grid): about half the samples of the bench's MLP and tri-plane
-NeRFs; hash-grid NeRFs, with density everywhere early on, skip little and refresh ever
-less often. Held-out PSNR, previews and every later stage render all samples, so a NeRF
-is judged without the grid.
+``skip_after`` of the steps on, each ray's S samples are placed by the cells of the box
+that the NeRF's own density marks occupied (:mod:`nfws.render.skipping`, nerfacc's
+update rule on a ``skip_resolution``^3 grid; ``skip_bins`` bins per ray, empty ones at
+``skip_floor`` of the weight): the same S samples a ray, spaced finer on the object.
+Held-out PSNR, previews and every later stage sample evenly, so a NeRF is judged without
+the grid.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -54,7 +55,7 @@ class FarmConfig:
 
     steps: int = 270
     rays_per_step: int = 128
-    samples_per_ray: int = 16
+    samples_per_ray: int = 12
     eval_samples_per_ray: int = 24
     lr: float = 1e-2
     adam_eps: float = 1e-15
@@ -74,6 +75,8 @@ class FarmConfig:
     skip_resolution: int = 16
     skip_after: float = 0.25
     skip_every: int = 16
+    skip_bins: int = 16
+    skip_floor: float = 0.1
     init: str = "shared"
 
     @classmethod
@@ -96,7 +99,7 @@ class FarmConfig:
 
         for key in ("steps", "rays_per_step", "samples_per_ray", "eval_samples_per_ray",
                     "log_every", "checkpoint_every", "points_per_call", "occupancy_resolution",
-                    "occupancy_every", "skip_every"):
+                    "occupancy_every", "skip_every", "skip_bins"):
             if int(getattr(self, key)) < 1:
                 bad(key, "must be >= 1")
         if self.steps % self.log_every:
@@ -114,15 +117,17 @@ class FarmConfig:
         if self.carve_resolution < 0:
             bad("carve_resolution", "must be >= 0 (0 = no carving, sample the whole bbox)")
         if self.skip_resolution < 0:
-            bad("skip_resolution", "must be >= 0 (0 = no empty-space skipping)")
+            bad("skip_resolution", "must be >= 0 (0 = even samples throughout)")
         if not 0 <= self.skip_after < 1:
             bad("skip_after", "must lie in [0, 1)")
+        if not 0 < self.skip_floor <= 1:
+            bad("skip_floor", "must lie in (0, 1]")
         if self.init not in INIT_MODES:
             bad("init", f"must be one of {list(INIT_MODES)}")
 
     @property
     def skip_start(self) -> int:
-        """First training step that skips empty cells (the CPU path)."""
+        """First training step whose samples follow the occupied cells (the CPU path)."""
         return int(self.skip_after * self.steps)
 
     def lr_at(self, step: int) -> float:
@@ -328,22 +333,21 @@ def _train_step(stack, bank, boxes, cfg, generator, device, chunk, estimators, c
     """One optimiser step's gradients; returns the per-NeRF loss [B] (float64, CPU).
 
     CPU path with ``cells``: from ``cfg.skip_start`` on, the cells are refreshed from the
-    NeRFs' own density (spacing: box diagonal / samples per ray) on their schedule
-    (:meth:`OccupancyCells.reschedule`) and samples in empty cells are skipped while that
-    pays (:meth:`OccupancyCells.pays`)."""
+    NeRFs' own density (spacing: box diagonal / samples per ray) every ``cfg.skip_every``
+    steps and place each ray's samples (:meth:`OccupancyCells.bin_weights`)."""
     B, R = len(boxes), cfg.rays_per_step
     origins, dirs, rgba = bank.draw(R, generator)
     background = torch.rand(B, R, 3, generator=generator).to(device)
     target = rgba[..., :3] * rgba[..., 3:] + background * (1.0 - rgba[..., 3:])
     if estimators is not None:
         update_occupancy(estimators, stack, step, cfg.render_step_size, every=cfg.occupancy_every)
-    skipping = cells is not None and step >= cfg.skip_start
-    if skipping and cells.due(step):
+    guided = cells is not None and step >= cfg.skip_start
+    if guided and cells.due(step):
         with autocast(device, cfg.precision):
             cells.update(stack, (boxes[:, 1] - boxes[:, 0]).norm(dim=-1) / cfg.samples_per_ray,
-                         generator)
-        cells.reschedule(step)
-    keep = cells.keep if skipping and cells.pays() else None
+                         generator, cfg.points_per_call)
+    bin_weights = (functools.partial(cells.bin_weights, n_bins=cfg.skip_bins, floor=cfg.skip_floor)
+                   if guided else None)
     stack.zero_grad(set_to_none=True)
     losses = torch.zeros(B, dtype=torch.float64)
     for i in range(0, R, chunk):
@@ -351,7 +355,7 @@ def _train_step(stack, bank, boxes, cfg, generator, device, chunk, estimators, c
         with autocast(device, cfg.precision):
             if estimators is None:
                 out = render_rays(stack, origins[:, s], dirs[:, s], boxes, cfg.samples_per_ray,
-                                  background[:, s], generator, keep)
+                                  background[:, s], generator, bin_weights)
             else:
                 out = render_rays_occupancy(stack, estimators, origins[:, s], dirs[:, s],
                                             background[:, s], cfg.render_step_size, True)

@@ -1,11 +1,12 @@
 """Where along each ray the field is evaluated.
 
-CPU path: a fixed number of stratified samples per ray between the ray's entry into and
-exit from an axis-aligned box, in nerfacc's batched layout ([n_rays, S]) so that one
-batched field call covers every NeRF of a shard. Empty-space skipping on CPU comes from
-the box itself: :func:`carve_box` shrinks each object's box to the region its training
-views' alpha masks allow (a visual hull), so the same S samples land on the object
-instead of on empty space.
+CPU path: a fixed number of samples per ray between the ray's entry into and exit from an
+axis-aligned box, in nerfacc's batched layout ([n_rays, S]) so that one batched field call
+covers every NeRF of a shard: evenly (:func:`stratified_intervals`) or by weights along
+the ray (:func:`guided_intervals`). Empty space is skipped twice over: :func:`carve_box`
+shrinks each object's box to the region its training views' alpha masks allow (a visual
+hull), and inside the box the farm weighs the ray by the cells its NeRF has filled
+(:mod:`nfws.render.skipping`), so the same S samples land on the object.
 """
 from __future__ import annotations
 
@@ -53,6 +54,44 @@ def stratified_intervals(t_near, t_far, n_samples: int, generator: torch.Generat
         offset = torch.rand(t_starts.shape, generator=generator, device=generator.device,
                             dtype=t_starts.dtype).to(t_starts.device)
     return t_starts, t_ends, t_starts + offset * (t_ends - t_starts)
+
+
+def guided_intervals(t_near, t_far, n_samples: int, bin_weights: torch.Tensor,
+                     generator: torch.Generator | None = None):
+    """S intervals per ray that take equal shares of a piecewise-constant sampling density.
+
+    ``bin_weights [..., K]`` (positive) weigh K equal bins of [t_near, t_far]. Interval k
+    spans the chord where the cumulative weight runs from k/S to (k+1)/S, so a bin gets
+    samples in proportion to its weight while the intervals still tile the whole chord:
+    the rendering integral keeps every stretch of the ray, finely where the weight is high
+    and coarsely elsewhere (the placement of NeRF's hierarchical sampling). The point is
+    jittered in weight, as :func:`stratified_intervals` jitters in t (midpoint in weight
+    without a generator). Equal weights give exactly :func:`stratified_intervals`.
+    """
+    if n_samples < 1:
+        raise ValueError(f"samples per ray must be >= 1, got {n_samples}")
+    if not bool((bin_weights > 0).all()):
+        raise ValueError("guided_intervals: bin weights must be positive (a bin of weight 0 "
+                         "would get no interval)")
+    n_bins, dtype = bin_weights.shape[-1], t_near.dtype
+    edges = t_near.unsqueeze(-1) + (t_far - t_near).unsqueeze(-1) * (
+        torch.arange(n_bins + 1, device=t_near.device, dtype=dtype) / n_bins)
+    cdf = torch.cumsum(bin_weights.to(dtype), -1)
+    cdf = torch.cat([torch.zeros_like(cdf[..., :1]), cdf / cdf[..., -1:]], -1)       # [..., K+1]
+    steps = torch.arange(n_samples + 1, device=t_near.device, dtype=dtype) / n_samples
+    if generator is None:
+        offset = torch.full((*t_near.shape, n_samples), 0.5, dtype=dtype, device=t_near.device)
+    else:
+        offset = torch.rand((*t_near.shape, n_samples), generator=generator,
+                            device=generator.device, dtype=dtype).to(t_near.device)
+    u = torch.cat([steps.expand(*t_near.shape, -1), steps[:-1] + offset / n_samples], -1)
+    # the bin holding each u, then linear inside it (cdf is strictly increasing)
+    j = (torch.searchsorted(cdf.contiguous(), u.contiguous(), right=True) - 1).clamp_(0, n_bins - 1)
+    c0, c1 = cdf.gather(-1, j), cdf.gather(-1, j + 1)
+    e0, e1 = edges.gather(-1, j), edges.gather(-1, j + 1)
+    t = torch.addcmul(e0, ((u - c0) / (c1 - c0)).clamp_(0, 1), e1 - e0)
+    t_edges, t_points = t[..., :n_samples + 1], t[..., n_samples + 1:]
+    return t_edges[..., :-1], t_edges[..., 1:], t_points
 
 
 def carve_box(alpha, c2w, intrinsics, bbox: float, resolution: int = 32,

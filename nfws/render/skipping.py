@@ -1,48 +1,20 @@
 """Empty-space skipping in the batched layout (the farm's CPU path).
 
-On CUDA the farm marches nerfacc's occupancy grids; on the CPU every NeRF keeps the dense
-[B, R, S] sample layout, and skipping means not evaluating the field at samples that lie
-in cells of the NeRF's box known to be empty. :class:`OccupancyCells` keeps that
-knowledge per NeRF with nerfacc's rule (an exponential moving maximum of the opacity
-``sigma * delta`` sampled once per cell, a cell is occupied above ``min(threshold, mean)``);
-:func:`field_where` evaluates a field at the kept samples only, packed to the largest
-per-NeRF count, and gives every skipped sample zero density.
+On CUDA the farm marches nerfacc's occupancy grids: a fine step, with the samples in
+empty cells dropped. On the CPU every NeRF keeps the dense [B, R, S] layout, so instead
+of dropping samples the S samples of a ray move to where its NeRF holds matter:
+:class:`OccupancyCells` keeps a grid of cells per NeRF with nerfacc's rule (an
+exponential moving maximum of the opacity ``sigma * delta`` sampled once per cell, a cell
+is occupied above ``min(threshold, mean)``), and :meth:`OccupancyCells.bin_weights` weighs
+bins along each ray by it for :func:`nfws.render.sampling.guided_intervals`. The cost per
+step stays S samples a ray; the spacing inside the object shrinks by the share of the
+chord that is empty. Empty bins keep a small weight (``floor``), so every stretch of the
+ray is still sampled now and then and a cell the grid has wrongly emptied still gets
+gradient to fill it again.
 """
 from __future__ import annotations
 
 import torch
-
-#: Packed point counts are rounded up to a multiple of N / PACK_LEVELS (N: points per
-#: NeRF), so a run sees at most PACK_LEVELS matmul shapes: bf16 kernels are generated per
-#: shape (a new M cost more than the rows it saved) and ragged counts ran ~2x slower per row.
-PACK_LEVELS = 8
-
-
-def _pack_step(n: int) -> int:
-    return max(1, -(-n // PACK_LEVELS))
-
-
-def field_where(field, points: torch.Tensor, keep: torch.Tensor):
-    """(rgb [B, N, 3], sigma [B, N]) of ``field`` at ``points [B, N, 3]`` where ``keep``
-    ([B, N] bool) holds; sigma is 0 (and rgb 0) elsewhere.
-
-    The kept points of each NeRF are packed to the front of a [B, M, 3] batch, M the
-    largest count over the NeRFs rounded up to a multiple of N / :data:`PACK_LEVELS`, so the
-    field runs one batched call on M <= N points; padding entries are evaluated and
-    discarded (their sigma and rgb are zeroed).
-    """
-    B, N, _ = points.shape
-    counts = keep.sum(1)
-    m = min(N, -(-max(int(counts.max()), 1) // _pack_step(N)) * _pack_step(N))
-    # kept points first, each NeRF's own order preserved (stable sort of a 0/1 key)
-    order = torch.sort((~keep).to(torch.uint8), dim=1, stable=True).indices[:, :m]
-    rgb_kept, sigma_kept = field(points.gather(1, order[..., None].expand(B, m, 3)))
-    valid = torch.arange(m, device=points.device)[None] < counts[:, None]
-    sigma_kept = sigma_kept * valid
-    rgb = rgb_kept.new_zeros(B, N, rgb_kept.shape[-1]).scatter(
-        1, order[..., None].expand(B, m, rgb_kept.shape[-1]), rgb_kept * valid[..., None])
-    sigma = sigma_kept.new_zeros(B, N).scatter(1, order, sigma_kept)
-    return rgb, sigma
 
 
 class OccupancyCells:
@@ -57,56 +29,67 @@ class OccupancyCells:
         self.decay, self.threshold = float(decay), float(threshold)
         self.opacity = torch.zeros(len(boxes), self.resolution**3, device=boxes.device)
         self.occupied = torch.ones_like(self.opacity, dtype=torch.bool)
-        self.every = int(every)
-        self.schedule = {"next": int(start), "interval": int(every)}
+        self.start, self.every = int(start), int(every)
         ijk = torch.stack(torch.meshgrid(*[torch.arange(self.resolution)] * 3, indexing="ij"), -1)
         self._cell_corner = ijk.flip(-1).reshape(-1, 3).float()   # x fastest, as in cell_of
 
     def due(self, step: int) -> bool:
-        return step == self.schedule["next"]
+        """Whether the cells are refreshed at ``step``: at ``start``, then every ``every``."""
+        return step >= self.start and (step - self.start) % self.every == 0
 
-    def reschedule(self, step: int) -> None:
-        """Next refresh ``every`` steps on while skipping pays, else after twice the last
-        interval (a NeRF with density everywhere, as hash grids early on, stops paying
-        for refreshes that skip nothing)."""
-        interval = self.every if self.pays() else 2 * self.schedule["interval"]
-        self.schedule = {"next": step + interval, "interval": interval}
+    def _cell(self, coords: torch.Tensor) -> torch.Tensor:
+        """Flat cell index of cell coordinates ``[..., 3]`` (units of cells; clamped)."""
+        g = self.resolution
+        cell = coords.floor().long().clamp_(0, g - 1)
+        return cell[..., 0] + g * (cell[..., 1] + g * cell[..., 2])
 
     def cell_of(self, points: torch.Tensor) -> torch.Tensor:
         """Flat cell index [B, N] of ``points [B, N, 3]`` (x fastest; outside -> clamped)."""
         lo, hi = self.boxes[:, None, 0], self.boxes[:, None, 1]
-        g = self.resolution
-        cell = ((points - lo) / (hi - lo) * g).floor().long().clamp_(0, g - 1)
-        return cell[..., 0] + g * (cell[..., 1] + g * cell[..., 2])
+        return self._cell((points - lo) / (hi - lo) * self.resolution)
 
-    def pays(self, limit: float = 0.75) -> bool:
-        """Whether skipping can pay: every NeRF has at most ``limit`` of its cells occupied
-        (the packed batch is as long as its fullest NeRF, and packing costs a little)."""
-        return bool(self.occupied.float().mean(1).max() <= limit)
-
-    def keep(self, points: torch.Tensor) -> torch.Tensor:
-        """[B, N] bool: the sample lies in an occupied cell of its NeRF."""
+    def occupied_at(self, points: torch.Tensor) -> torch.Tensor:
+        """[B, N] bool: the point lies in an occupied cell of its NeRF."""
         return self.occupied.gather(1, self.cell_of(points))
 
+    def bin_weights(self, origins, dirs, t_near, t_far, n_bins: int, floor: float) -> torch.Tensor:
+        """[B, R, K] sampling weights of K equal bins of each ray's chord: 1 where the bin's
+        midpoint lies in an occupied cell, ``floor`` elsewhere.
+
+        A ray's cell coordinates are linear in t, so each midpoint costs one multiply-add."""
+        B, R, _ = origins.shape
+        lo, hi = self.boxes[:, None, 0], self.boxes[:, None, 1]
+        scale = self.resolution / (hi - lo)                                             # [B, 1, 3]
+        start = (origins + dirs * t_near.unsqueeze(-1) - lo) * scale                   # [B, R, 3]
+        mid = (torch.arange(n_bins, device=t_near.device, dtype=t_near.dtype) + 0.5) / n_bins
+        step = (dirs * scale * (t_far - t_near).unsqueeze(-1)).unsqueeze(2)             # [B, R, 1, 3]
+        coords = torch.addcmul(start.unsqueeze(2), step, mid.view(1, 1, n_bins, 1))     # [B, R, K, 3]
+        occupied = self.occupied.gather(1, self._cell(coords).view(B, R * n_bins))
+        return torch.where(occupied, 1.0, floor).view(B, R, n_bins).to(t_near.dtype)
+
     @torch.no_grad()
-    def update(self, field, delta: torch.Tensor, generator: torch.Generator | None = None) -> None:
+    def update(self, field, delta: torch.Tensor, generator: torch.Generator | None = None,
+               points_per_call: int = 32768) -> None:
         """Sample every cell once (uniformly inside it) and refresh the occupancy.
 
         ``delta`` [B]: the sample spacing, so that ``sigma * delta`` is the opacity scale
-        nerfacc thresholds.
+        nerfacc thresholds. The field runs on at most ``points_per_call`` points at once
+        (over all NeRFs), as in training: one call over every cell of a 32-NeRF shard cost
+        the steps ~10 % more than the same points in training-sized calls.
         """
         g, B = self.resolution, len(self.boxes)
         u = (self._cell_corner[None] + torch.rand(B, g**3, 3, generator=generator)) / g
         lo, hi = self.boxes[:, None, 0], self.boxes[:, None, 1]
-        _, sigma = field(lo + u.to(lo.device) * (hi - lo))
+        points = lo + u.to(lo.device) * (hi - lo)
+        chunk = max(1, points_per_call // B)
+        sigma = torch.cat([field(points[:, i:i + chunk])[1] for i in range(0, g**3, chunk)], 1)
         self.opacity = torch.maximum(self.opacity * self.decay, sigma.float() * delta[:, None])
         level = self.opacity.mean(1, keepdim=True).clamp(max=self.threshold)
         self.occupied = self.opacity > level
 
     def state_dict(self) -> dict:
-        return {"opacity": self.opacity, "occupied": self.occupied, **self.schedule}
+        return {"opacity": self.opacity, "occupied": self.occupied}
 
     def load_state_dict(self, state: dict) -> None:
         self.opacity = state["opacity"].to(self.opacity.device)
         self.occupied = state["occupied"].to(self.occupied.device)
-        self.schedule = {"next": int(state["next"]), "interval": int(state["interval"])}

@@ -5,8 +5,8 @@ Both paths hand nerfacc's ``rendering`` the intervals and let it integrate
 the samples come from:
 
 - :func:`render_rays` — stratified samples inside each NeRF's box in the batched layout
-  ([B·R, S]); runs anywhere and is the CPU path (optionally skipping samples in empty
-  cells, :mod:`nfws.render.skipping`) and the evaluation path.
+  ([B·R, S]); runs anywhere and is the CPU path (optionally concentrated in the cells
+  that hold matter, :mod:`nfws.render.skipping`) and the evaluation path.
 - :func:`render_rays_occupancy` — per-NeRF ``nerfacc.OccGridEstimator`` marching, packed
   samples (CUDA only; nerfacc's marching kernels have no CPU build).
 
@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import nerfacc
 import torch
 
-from nfws.render.sampling import ray_box_intersect, stratified_intervals
-from nfws.render.skipping import field_where
+from nfws.render.sampling import guided_intervals, ray_box_intersect, stratified_intervals
 
 
 @dataclass
@@ -32,20 +31,24 @@ class Rendered:
 
 
 def render_rays(field, origins, dirs, box, n_samples: int, background,
-                generator: torch.Generator | None = None, keep=None) -> Rendered:
+                generator: torch.Generator | None = None, bin_weights=None) -> Rendered:
     """Render R rays per NeRF with S stratified samples inside each NeRF's box.
 
     origins, dirs: [B, R, 3]; box: [B, 2, 3] (min, max corner); background: broadcastable
     to [B, R, 3]. Jittered samples when ``generator`` is given, bin midpoints otherwise.
-    ``keep`` (points [B, N, 3] -> bool [B, N]): evaluate the field only there, zero
-    density elsewhere (:func:`nfws.render.skipping.field_where`).
+    ``bin_weights`` ((origins, dirs, t_near, t_far) -> [B, R, K] positive): place the S
+    samples by these weights over K equal bins of each ray's chord instead of evenly
+    (:func:`nfws.render.sampling.guided_intervals`).
     """
     B, R, _ = origins.shape
     t_near, t_far, _ = ray_box_intersect(origins, dirs, box[:, None, 0], box[:, None, 1])
-    t_starts, t_ends, t_points = stratified_intervals(t_near, t_far, n_samples, generator)
+    if bin_weights is None:
+        t_starts, t_ends, t_points = stratified_intervals(t_near, t_far, n_samples, generator)
+    else:
+        t_starts, t_ends, t_points = guided_intervals(
+            t_near, t_far, n_samples, bin_weights(origins, dirs, t_near, t_far), generator)
     points = origins[:, :, None, :] + dirs[:, :, None, :] * t_points[..., None]
-    points = points.reshape(B, R * n_samples, 3)
-    rgb, sigma = field(points) if keep is None else field_where(field, points, keep(points))
+    rgb, sigma = field(points.reshape(B, R * n_samples, 3))
 
     def rgb_sigma_fn(*_):
         return (rgb.float().reshape(B * R, n_samples, 3),

@@ -68,8 +68,6 @@ def guided_intervals(t_near, t_far, n_samples: int, bin_weights: torch.Tensor,
     jittered in weight, as :func:`stratified_intervals` jitters in t (midpoint in weight
     without a generator). Equal weights give exactly :func:`stratified_intervals`.
     """
-    if n_samples < 1:
-        raise ValueError(f"samples per ray must be >= 1, got {n_samples}")
     if not bool((bin_weights > 0).all()):
         raise ValueError("guided_intervals: bin weights must be positive (a bin of weight 0 "
                          "would get no interval)")
@@ -78,13 +76,10 @@ def guided_intervals(t_near, t_far, n_samples: int, bin_weights: torch.Tensor,
         torch.arange(n_bins + 1, device=t_near.device, dtype=dtype) / n_bins)
     cdf = torch.cumsum(bin_weights.to(dtype), -1)
     cdf = torch.cat([torch.zeros_like(cdf[..., :1]), cdf / cdf[..., -1:]], -1)       # [..., K+1]
-    steps = torch.arange(n_samples + 1, device=t_near.device, dtype=dtype) / n_samples
-    if generator is None:
-        offset = torch.full((*t_near.shape, n_samples), 0.5, dtype=dtype, device=t_near.device)
-    else:
-        offset = torch.rand((*t_near.shape, n_samples), generator=generator,
-                            device=generator.device, dtype=dtype).to(t_near.device)
-    u = torch.cat([steps.expand(*t_near.shape, -1), steps[:-1] + offset / n_samples], -1)
+    # stratified in weight, then mapped to t through the inverse of the cdf
+    u_starts, u_ends, u_points = stratified_intervals(torch.zeros_like(t_near),
+                                                      torch.ones_like(t_near), n_samples, generator)
+    u = torch.cat([u_starts, u_ends[..., -1:], u_points], -1)
     # the bin holding each u, then linear inside it (cdf is strictly increasing)
     j = (torch.searchsorted(cdf.contiguous(), u.contiguous(), right=True) - 1).clamp_(0, n_bins - 1)
     c0, c1 = cdf.gather(-1, j), cdf.gather(-1, j + 1)

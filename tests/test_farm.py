@@ -9,6 +9,7 @@ from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import initial_stack, make_stack, select
 from nfws.fit import farm
 from nfws.fit.farm import FarmConfig, train_shard
+from nfws.fit.streams import NerfStreams
 from nfws.render.volrend import Rendered
 from nfws.store import read_zarr, write_zarr
 
@@ -228,9 +229,50 @@ def test_checkpoint_round_trips_the_empty_space_cells(tmp_path):
     cells.occupied = cells.opacity > 0.5
     state = {"step": 7, "loss_acc": torch.zeros(2, dtype=torch.float64),
              "loss_curve": torch.zeros(2, 4), "failed_step": torch.full((2,), -1)}
-    farm._save(tmp_path / "ck.pt", {"arch": "MLP"}, state, stack, optimiser, gen, None, cells)
+    streams = NerfStreams(5, "MLP", ["a", "b"])
+    streams.uniform("rays", 10)
+    farm._save(tmp_path / "ck.pt", {"arch": "MLP"}, state, stack, optimiser, streams, None, cells)
     fresh = OccupancyCells(boxes, resolution=4)
+    fresh_streams = NerfStreams(5, "MLP", ["a", "b"])
     restored = farm._restore(tmp_path / "ck.pt", {"arch": "MLP"}, stack, optimiser,
-                             torch.Generator(), None, fresh)
+                             fresh_streams, None, fresh)
     assert restored["step"] == 7
     assert torch.equal(fresh.opacity, cells.opacity) and torch.equal(fresh.occupied, cells.occupied)
+    assert torch.equal(fresh_streams.uniform("rays", 4), streams.uniform("rays", 4))
+
+
+def _subset(views, idx):
+    return farm.ShardViews([views.object_ids[i] for i in idx], views.images[idx], views.c2w[idx],
+                           views.intrinsics[idx])
+
+
+def test_a_nerf_trained_in_a_shard_is_the_nerf_trained_alone(views):
+    # each NeRF draws from streams of its own, so neither the other NeRFs of its shard, nor
+    # its slot, nor how its rays are split into calls (points_per_call: 8 rays a call for
+    # the 3-NeRF shard, all 24 alone) change it beyond rounding; the cells are refreshed
+    # at steps 3, 7 and 11 and place the samples from step 3 on
+    cfg = FarmConfig.from_dict({**TINY, "rays_per_step": 24, "points_per_call": 192})
+    shard = farm.fit_stack(views, SPEC, cfg, "cpu", seed=2, progress=False)
+    alone = farm.fit_stack(_subset(views, [2]), SPEC, cfg, "cpu", seed=2, progress=False)
+    swapped = farm.fit_stack(_subset(views, [2, 0]), SPEC, cfg, "cpu", seed=2, progress=False)
+    for name, value in shard.stack.state_arrays().items():
+        np.testing.assert_allclose(alone.stack.state_arrays()[name][0], value[2], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(swapped.stack.state_arrays()[name][0], value[2], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(swapped.stack.state_arrays()[name][1], value[0], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(alone.psnr[0], shard.psnr[2], rtol=1e-5)
+    assert not np.allclose(shard.stack.state_arrays()["mlp.0"][0], shard.stack.state_arrays()["mlp.0"][2])
+
+
+def test_streams_are_keyed_per_nerf_and_purpose():
+    one = NerfStreams(0, "TRI", ["a", "b"])
+    two = NerfStreams(0, "TRI", ["b"])
+    rays = one.uniform("rays", 5, dtype=torch.float64)
+    assert rays.shape == (2, 5) and rays.dtype == torch.float64
+    assert torch.equal(rays[1], two.uniform("rays", 5, dtype=torch.float64)[0])
+    assert not torch.equal(rays[0], rays[1])
+    assert not torch.equal(NerfStreams(0, "TRI", ["a"]).uniform("jitter", 5)[0], rays[0].float())
+    assert not torch.equal(NerfStreams(1, "TRI", ["a"]).uniform("rays", 5, dtype=torch.float64)[0], rays[0])
+    with pytest.raises(ValueError, match="no 'cells' streams"):
+        two.load_state_dict({p: v for p, v in two.state_dict().items() if p != "cells"})
+    with pytest.raises(ValueError, match="holds 2 'rays' streams for 1 NeRFs"):
+        two.load_state_dict(one.state_dict())

@@ -28,8 +28,8 @@ def test_ray_box_intersect_by_hand():
 def test_stratified_samples_inside_sorted_and_midpoints():
     t_near = torch.tensor([0.5, 1.0, 2.0])
     t_far = torch.tensor([1.5, 4.0, 2.0])
-    gen = torch.Generator().manual_seed(0)
-    starts, ends, points = stratified_intervals(t_near, t_far, 8, gen)
+    jitter = torch.rand(3, 8, generator=torch.Generator().manual_seed(0))
+    starts, ends, points = stratified_intervals(t_near, t_far, 8, jitter)
     assert points.shape == (3, 8)
     assert (points >= t_near[:, None]).all() and (points <= t_far[:, None]).all()
     assert (points >= starts).all() and (points <= ends).all()
@@ -37,6 +37,15 @@ def test_stratified_samples_inside_sorted_and_midpoints():
     assert torch.allclose((ends - starts).sum(-1), t_far - t_near)
     _, _, mid = stratified_intervals(t_near, t_far, 4)
     assert torch.allclose(mid[0], torch.tensor([0.625, 0.875, 1.125, 1.375]))
+
+
+def test_stratified_jitter_places_points_inside_their_bins():
+    # chord [0, 4] in two bins of 2: jitter 0.25 and 0.5 -> t = 0.5 and 2 + 1 = 3
+    _, _, points = stratified_intervals(torch.tensor([0.0]), torch.tensor([4.0]), 2,
+                                        torch.tensor([[0.25, 0.5]]))
+    torch.testing.assert_close(points, torch.tensor([[0.5, 3.0]]))
+    with pytest.raises(ValueError, match="jitter: shape"):
+        stratified_intervals(torch.zeros(3), torch.ones(3), 2, torch.rand(3, 4))
 
 
 def test_guided_intervals_by_hand():
@@ -55,15 +64,16 @@ def test_guided_intervals_tile_the_chord_and_equal_weights_are_stratified():
     t_near = torch.rand(5, 7, generator=gen)
     t_far = t_near + torch.rand(5, 7, generator=gen) * 3
     weights = torch.rand(5, 7, 6, generator=gen) + 0.01
-    starts, ends, points = guided_intervals(t_near, t_far, 9, weights, torch.Generator().manual_seed(2))
+    starts, ends, points = guided_intervals(t_near, t_far, 9, weights, torch.rand(5, 7, 9, generator=gen))
     torch.testing.assert_close(starts[..., 0], t_near)
     torch.testing.assert_close(ends[..., -1], t_far)
     torch.testing.assert_close(starts[..., 1:], ends[..., :-1])
     assert (points >= starts).all() and (points <= ends).all() and (ends > starts).all()
     # equal weights: the same intervals and the same jittered points as stratified sampling
     ones = torch.ones_like(weights)
-    for got, want in zip(guided_intervals(t_near, t_far, 9, ones, torch.Generator().manual_seed(3)),
-                         stratified_intervals(t_near, t_far, 9, torch.Generator().manual_seed(3))):
+    jitter = torch.rand(5, 7, 9, generator=gen)
+    for got, want in zip(guided_intervals(t_near, t_far, 9, ones, jitter),
+                         stratified_intervals(t_near, t_far, 9, jitter)):
         torch.testing.assert_close(got, want)
 
 

@@ -23,7 +23,7 @@ def test_update_follows_nerfacc_moving_maximum_and_threshold():
 
     def ball(x):                                  # density 100 inside radius 0.5, 0 outside
         return torch.zeros_like(x), 100.0 * (x.norm(dim=-1) < 0.5)
-    cells.update(ball, torch.tensor([0.1]), torch.Generator().manual_seed(2))
+    cells.update(ball, torch.tensor([0.1]), torch.rand(1, 512, 3, generator=torch.Generator().manual_seed(2)))
     first = cells.opacity.clone()
     assert set(first.unique().tolist()) <= {0.0, 10.0}
     # cells wholly inside the ball ([0, 0.25]^3 around the centre: corner distance 0.43)
@@ -33,7 +33,7 @@ def test_update_follows_nerfacc_moving_maximum_and_threshold():
     assert cells.occupied.gather(1, centre).all() and not cells.occupied.gather(1, corner).any()
     # an empty field afterwards: opacity = max(0.5 * previous, 0), threshold min(0.01, mean)
     cells.update(lambda x: (torch.zeros_like(x), torch.zeros(x.shape[:-1])), torch.tensor([0.1]),
-                 torch.Generator().manual_seed(3))
+                 torch.rand(1, 512, 3, generator=torch.Generator().manual_seed(3)))
     torch.testing.assert_close(cells.opacity, 0.5 * first)
     level = min(1e-2, float((0.5 * first).mean()))
     assert torch.equal(cells.occupied, 0.5 * first > level)
@@ -47,9 +47,10 @@ def test_update_in_chunks_sees_every_cell_once():
         calls.append(x.shape[1])
         return torch.zeros_like(x), x.norm(dim=-1)
     whole, chunked = OccupancyCells(box, resolution=4), OccupancyCells(box, resolution=4)
-    whole.update(field, torch.ones(3), torch.Generator().manual_seed(5))
+    offsets = torch.rand(3, 64, 3, generator=torch.Generator().manual_seed(5))
+    whole.update(field, torch.ones(3), offsets)
     calls.clear()
-    chunked.update(field, torch.ones(3), torch.Generator().manual_seed(5), points_per_call=3 * 10)
+    chunked.update(field, torch.ones(3), offsets, points_per_call=3 * 10)
     assert calls == [10] * 6 + [4]                # 64 cells, 10 per NeRF per call
     torch.testing.assert_close(chunked.opacity, whole.opacity)
 
@@ -98,7 +99,8 @@ def test_guided_samples_keep_the_integral_of_a_constant_density():
 
     def weights(o, d, t_near, t_far):
         return cells.bin_weights(o, d, t_near, t_far, n_bins=8, floor=0.05)
-    out = render_rays(fog, origins, dirs, box, 12, torch.zeros(3), gen, bin_weights=weights)
+    out = render_rays(fog, origins, dirs, box, 12, torch.zeros(3), torch.rand(2, 64, 12, generator=gen),
+                      bin_weights=weights)
     # chord through the cube [-1, 1]^3 of a ray from z = -3 towards +z: enters at the face
     # z = -1 and leaves at z = 1 when it stays inside |x|, |y| <= 1 (true for these rays)
     chord = 2.0 / dirs[..., 2]
@@ -109,6 +111,20 @@ def test_guided_samples_keep_the_integral_of_a_constant_density():
     torch.testing.assert_close(out.rgb, want[..., None] * colour, rtol=1e-5, atol=1e-6)
     assert math.isclose(float(want.min()), 1 - math.exp(-1.4), rel_tol=0.01)
     # and the samples did move: far more of them sit in occupied cells than even ones do
-    render_rays(fog, origins, dirs, box, 12, torch.zeros(3), gen)
+    render_rays(fog, origins, dirs, box, 12, torch.zeros(3), torch.rand(2, 64, 12, generator=gen))
     guided, even = (cells.occupied_at(x).float().mean() for x in seen)
     assert guided > even + 0.3
+
+
+def test_update_places_each_probe_at_its_offset_in_its_cell():
+    # box [0, 2]^3, 2^3 cells of side 1: offset (0.5, 0.25, 1) of cell 5 (x=1, y=0, z=1)
+    # is the point (1.5, 0.25, 2.0); probes outside their cell or a wrong shape are refused
+    cells = OccupancyCells(torch.tensor([[[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]]]), resolution=2)
+    seen = []
+    cells.update(lambda x: (seen.append(x), (torch.zeros_like(x), torch.zeros(x.shape[:-1])))[1],
+                 torch.ones(1), torch.full((1, 8, 3), 0.5).index_put_(
+                     (torch.tensor([0]), torch.tensor([5])), torch.tensor([0.5, 0.25, 1.0])))
+    torch.testing.assert_close(seen[0][0, 5], torch.tensor([1.5, 0.25, 2.0]))
+    torch.testing.assert_close(seen[0][0, 0], torch.tensor([0.5, 0.5, 0.5]))
+    with pytest.raises(ValueError, match="offsets of shape"):
+        cells.update(lambda x: None, torch.ones(1), torch.rand(1, 7, 3))

@@ -37,8 +37,8 @@ def test_jittered_render_matches_closed_form_for_constant_density():
     box = torch.tensor([[[-0.5, -0.5, -0.5], [0.5, 0.5, 0.5]]])
     origins = torch.tensor([[[0.0, 0.0, -3.0]]]).expand(1, 10, 3)
     dirs = torch.tensor([[[0.0, 0.0, 1.0]]]).expand(1, 10, 3)
-    gen = torch.Generator().manual_seed(1)
-    out = render_rays(field, origins, dirs, box, 16, torch.zeros(3), gen)
+    jitter = torch.rand(1, 10, 16, generator=torch.Generator().manual_seed(1))
+    out = render_rays(field, origins, dirs, box, 16, torch.zeros(3), jitter)
     assert torch.allclose(out.opacity, torch.full((1, 10), 1 - math.exp(-2.0)), atol=1e-5)
 
 

@@ -1,18 +1,19 @@
 """Benchmark: the NeRF farm against one-NeRF-at-a-time float32 training.
 
 Same objects (rendered in memory like the default dataset), same steps and rays per NeRF,
-and the same starting fields (the farm's shared initialisation, one seed for both paths).
+the same starting fields (the farm's shared initialisation, one seed for both paths), and
+the same training rays and background colours: each NeRF draws them from streams of its
+own (:mod:`nfws.fit.streams`), so alone and in the shard it sees the same ones.
 Baseline: each NeRF alone (B = 1), float32, stratified samples over the whole bbox.
 Ours: the farm's default path — a default-sized shard (32 NeRFs) as one stack, bf16
-matmuls, 12 samples a ray inside the mask-carved box (these objects' boxes span 70-100 %
-of the bbox diagonal, so the spacing is 1.9-2.7x the baseline's) placed on the occupied
+matmuls, 16 samples a ray inside the mask-carved box (these objects' boxes span 70-100 %
+of the bbox diagonal, so the spacing is 1.4-2.0x the baseline's) placed on the occupied
 cells once the NeRFs have a shape (:mod:`nfws.render.skipping`); the held-out PSNR
 samples evenly. Both paths are warmed up first, untimed.
 Reported per architecture: NeRF-steps/s (setup + training loop, evaluation excluded;
 ``ratio_cpu`` from process CPU time, which a busy shared host distorts less), median
 held-out PSNR of both and the mean over NeRFs of the paired difference (the same object
-in both paths; the median of 32 NeRFs moved by up to 0.9 dB between two runs that differ
-only in their random draws), and the MLP's achieved matmul FLOP/s (forward + backward at
+in both paths), and the MLP's achieved matmul FLOP/s (forward + backward at
 the farm's shapes) as a share of one large matmul's FLOP/s in the same precision,
 measured in this process. ``hidden_bmm_gflops`` is one bare hidden-layer matmul at the farm's
 shapes: the ceiling those 64-wide shapes allow.
@@ -64,11 +65,11 @@ WARM_UP_STEPS = 8
 #: the reference way: one NeRF at a time, float32, the whole bbox at ~0.045 spacing
 BASELINE = {"samples_per_ray": 32, "eval_samples_per_ray": 64, "precision": "fp32",
             "carve_resolution": 0, "skip_resolution": 0}
-#: the farm's default path: the shard at once, bf16 matmuls, 12 samples a ray inside the
+#: the farm's default path: the shard at once, bf16 matmuls, 16 samples a ray inside the
 #: carved box, placed on the occupied cells from a quarter of the steps on; held-out views
 #: rendered with 48 even samples in the box, 0.93-1.33x the baseline's 64-over-the-bbox
 #: spacing for these boxes (evaluation is not timed)
-OURS = {"samples_per_ray": 12, "eval_samples_per_ray": 48, "precision": "bf16",
+OURS = {"samples_per_ray": 16, "eval_samples_per_ray": 48, "precision": "bf16",
         "carve_resolution": 24, "skip_resolution": 16, "skip_after": 0.25}
 
 

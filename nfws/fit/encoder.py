@@ -149,7 +149,9 @@ def render_in_box(field, origins, dirs, n_samples: int, bbox: float,
     if boxes is None:
         box = torch.tensor([[-bbox] * 3, [bbox] * 3], dtype=origins.dtype, device=origins.device)
         boxes = box.expand(origins.shape[0], 2, 3)
-    out = render_rays(field, origins, dirs, boxes, n_samples, origins.new_zeros(3), generator)
+    jitter = None if generator is None else torch.rand(
+        *origins.shape[:2], n_samples, generator=generator, device=generator.device)
+    out = render_rays(field, origins, dirs, boxes, n_samples, origins.new_zeros(3), jitter)
     return out.rgb, out.opacity
 
 

@@ -9,8 +9,9 @@ Recipe (SPEC, reference fork): Adam LR 1e-2, eps 1e-15, LR ×0.33 at 50/75/90 % 
 steps, smooth-L1 on colour, a random background colour per training ray (the target is
 composited on the same colour with its alpha), black background for the held-out PSNR.
 Every NeRF of an architecture starts from one shared draw by default (``init``, see
-:func:`nfws.fields.stacks.initial_stack`); the shard's ray and colour draws are keyed on
-its object ids, so no two shards replay the same stream slot for slot.
+:func:`nfws.fields.stacks.initial_stack`). Each NeRF draws its rays, background colours
+and sample jitter from streams of its own (:mod:`nfws.fit.streams`), so on the CPU a NeRF
+trained in any shard is the NeRF trained alone, up to floating-point rounding.
 
 Rays per step are drawn per NeRF from its own training pixels whose ray hits the NeRF's
 carved box (:func:`nfws.render.sampling.carve_box`). Pixels outside it are background in
@@ -43,11 +44,16 @@ from tqdm import tqdm
 from nfws.data.cameras import pixel_rays
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import INIT_MODES, FieldStack, initial_stack, keyed_generator
+from nfws.fit.streams import NerfStreams
 from nfws.render.sampling import carve_box, ray_box_intersect
 from nfws.render.skipping import OccupancyCells
 from nfws.render.volrend import (make_occupancy_estimators, render_pixels, render_rays,
                                  render_rays_occupancy, update_occupancy)
 from nfws.store import config_hash, load_torch, open_zarr, save_torch, write_zarr
+
+#: checkpoint layout; a checkpoint of another layout is refused by name, not misread
+CHECKPOINT_FORMAT = 2
+
 
 @dataclass(frozen=True)
 class FarmConfig:
@@ -55,7 +61,7 @@ class FarmConfig:
 
     steps: int = 270
     rays_per_step: int = 128
-    samples_per_ray: int = 12
+    samples_per_ray: int = 16
     eval_samples_per_ray: int = 24
     lr: float = 1e-2
     adam_eps: float = 1e-15
@@ -224,10 +230,10 @@ class RayBank:
         self.counts = torch.tensor(counts, dtype=torch.float64)
         self.device = device
 
-    def draw(self, n_rays: int, generator: torch.Generator):
-        """n_rays uniform draws per NeRF: origins, dirs [B, R, 3] and rgba [B, R, 4] in [0, 1]."""
-        idx = (torch.rand(len(self.counts), n_rays, generator=generator, dtype=torch.float64)
-               * self.counts[:, None]).long().to(self.device)
+    def draw(self, u: torch.Tensor):
+        """The rays at uniform draws ``u [B, R]`` (float64, in [0, 1)) of each NeRF's bank:
+        origins, dirs [B, R, 3] and rgba [B, R, 4] in [0, 1]."""
+        idx = (u * self.counts[:, None]).long().to(self.device)
         take = lambda t: torch.gather(t, 1, idx.view(*idx.shape, *[1] * (t.dim() - 2))
                                       .expand(-1, -1, *t.shape[2:]))
         view = take(self.view_of)
@@ -281,21 +287,23 @@ def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: 
     bank = RayBank(views, train_idx, boxes, device)
 
     stack = initial_stack(spec, views.object_ids, cfg.init, seed, device)
-    generator = keyed_generator(seed, spec.name, *views.object_ids)
+    streams = NerfStreams(seed, spec.name, views.object_ids)
     # fused: one kernel per stacked tensor; on the CPU 4-7x faster than the default
     # per-op loop (measured on 6 and 32 stacked TRI fields), same elementwise update
     optimiser = torch.optim.Adam(stack.parameters(), lr=cfg.lr, eps=cfg.adam_eps, fused=True)
     estimators = (make_occupancy_estimators(boxes, cfg.occupancy_resolution, device)
                   if device.type == "cuda" else None)
+    if estimators is not None:  # nerfacc's grid updates and jitter draw from the global generator
+        torch.manual_seed(keyed_generator(seed, spec.name, *views.object_ids).initial_seed())
     cells = (OccupancyCells(boxes, cfg.skip_resolution, cfg.skip_start, cfg.skip_every)
              if estimators is None and cfg.skip_resolution else None)
     n_logged = cfg.steps // cfg.log_every
     state = {"step": 0, "loss_acc": torch.zeros(B, dtype=torch.float64),
              "loss_curve": torch.zeros(B, n_logged), "failed_step": torch.full((B,), -1)}
     ck_meta = {"object_ids": list(views.object_ids), "config_hash": config_hash(asdict(cfg)),
-               "arch": spec.name, "seed": seed}
+               "arch": spec.name, "seed": seed, "format": CHECKPOINT_FORMAT}
     if checkpoint_path is not None and Path(checkpoint_path).exists():
-        state = _restore(checkpoint_path, ck_meta, stack, optimiser, generator, estimators, cells)
+        state = _restore(checkpoint_path, ck_meta, stack, optimiser, streams, estimators, cells)
 
     chunk = max(1, min(cfg.rays_per_step, cfg.points_per_call // (B * cfg.samples_per_ray)))
     start = time.perf_counter()
@@ -305,7 +313,7 @@ def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: 
     for step in bar:
         for group in optimiser.param_groups:
             group["lr"] = cfg.lr_at(step)
-        losses = _train_step(stack, bank, boxes, cfg, generator, device, chunk, estimators,
+        losses = _train_step(stack, bank, boxes, cfg, streams, device, chunk, estimators,
                              cells, step)
         optimiser.step()
         bad = ~torch.isfinite(losses) & (state["failed_step"] < 0)
@@ -318,7 +326,7 @@ def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: 
         state["step"] = step + 1
         if checkpoint_path is not None and (step + 1) % cfg.checkpoint_every == 0 \
                 and step + 1 < cfg.steps:
-            _save(checkpoint_path, ck_meta, state, stack, optimiser, generator, estimators, cells)
+            _save(checkpoint_path, ck_meta, state, stack, optimiser, streams, estimators, cells)
     train_seconds = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu_start
 
@@ -329,23 +337,24 @@ def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: 
                      cpu_seconds)
 
 
-def _train_step(stack, bank, boxes, cfg, generator, device, chunk, estimators, cells, step):
+def _train_step(stack, bank, boxes, cfg, streams, device, chunk, estimators, cells, step):
     """One optimiser step's gradients; returns the per-NeRF loss [B] (float64, CPU).
 
     CPU path with ``cells``: from ``cfg.skip_start`` on, the cells are refreshed from the
     NeRFs' own density (spacing: box diagonal / samples per ray) every ``cfg.skip_every``
     steps and place each ray's samples (:meth:`OccupancyCells.bin_weights`)."""
-    B, R = len(boxes), cfg.rays_per_step
-    origins, dirs, rgba = bank.draw(R, generator)
-    background = torch.rand(B, R, 3, generator=generator).to(device)
+    B, R, S = len(boxes), cfg.rays_per_step, cfg.samples_per_ray
+    origins, dirs, rgba = bank.draw(streams.uniform("rays", R, dtype=torch.float64))
+    background = streams.uniform("background", R, 3).to(device)
+    jitter = streams.uniform("jitter", R, S) if estimators is None else None
     target = rgba[..., :3] * rgba[..., 3:] + background * (1.0 - rgba[..., 3:])
     if estimators is not None:
         update_occupancy(estimators, stack, step, cfg.render_step_size, every=cfg.occupancy_every)
     guided = cells is not None and step >= cfg.skip_start
     if guided and cells.due(step):
         with autocast(device, cfg.precision):
-            cells.update(stack, (boxes[:, 1] - boxes[:, 0]).norm(dim=-1) / cfg.samples_per_ray,
-                         generator, cfg.points_per_call)
+            cells.update(stack, (boxes[:, 1] - boxes[:, 0]).norm(dim=-1) / S,
+                         streams.uniform("cells", cells.resolution**3, 3), cfg.points_per_call)
     bin_weights = (functools.partial(cells.bin_weights, n_bins=cfg.skip_bins, floor=cfg.skip_floor)
                    if guided else None)
     stack.zero_grad(set_to_none=True)
@@ -354,8 +363,8 @@ def _train_step(stack, bank, boxes, cfg, generator, device, chunk, estimators, c
         s = slice(i, i + chunk)
         with autocast(device, cfg.precision):
             if estimators is None:
-                out = render_rays(stack, origins[:, s], dirs[:, s], boxes, cfg.samples_per_ray,
-                                  background[:, s], generator, bin_weights)
+                out = render_rays(stack, origins[:, s], dirs[:, s], boxes, S, background[:, s],
+                                  jitter[:, s], bin_weights)
             else:
                 out = render_rays_occupancy(stack, estimators, origins[:, s], dirs[:, s],
                                             background[:, s], cfg.render_step_size, True)
@@ -417,15 +426,15 @@ def _failures(object_ids, arch, failed_step, psnr, floor) -> list[dict]:
     return out
 
 
-def _save(path, meta, state, stack, optimiser, generator, estimators, cells) -> None:
+def _save(path, meta, state, stack, optimiser, streams, estimators, cells) -> None:
     save_torch({**meta, **state,
                 "params": {k: v.detach() for k, v in stack.params.items()},
-                "optimiser": optimiser.state_dict(), "generator": generator.get_state(),
+                "optimiser": optimiser.state_dict(), "streams": streams.state_dict(),
                 "occupancy": [e.state_dict() for e in estimators] if estimators else [],
                 "cells": cells.state_dict() if cells is not None else {}}, path)
 
 
-def _restore(path, meta, stack, optimiser, generator, estimators, cells) -> dict:
+def _restore(path, meta, stack, optimiser, streams, estimators, cells) -> dict:
     ck = load_torch(path, map_location=next(stack.parameters()).device)
     for key, value in meta.items():
         if ck.get(key) != value:
@@ -435,7 +444,7 @@ def _restore(path, meta, stack, optimiser, generator, estimators, cells) -> dict
         for k, v in ck["params"].items():
             stack.params[k].copy_(v)
     optimiser.load_state_dict(ck["optimiser"])
-    generator.set_state(ck["generator"].cpu())
+    streams.load_state_dict(ck["streams"])
     for est, sd in zip(estimators or [], ck["occupancy"]):
         est.load_state_dict(sd)
     if cells is not None:

@@ -34,13 +34,13 @@ def ray_box_intersect(origins, dirs, box_min, box_max, near: float = 0.0):
     return t_near, t_far, hit
 
 
-def stratified_intervals(t_near, t_far, n_samples: int, generator: torch.Generator | None = None):
+def stratified_intervals(t_near, t_far, n_samples: int, jitter: torch.Tensor | None = None):
     """S equal bins per ray between t_near and t_far.
 
     Returns (t_starts, t_ends, t_points), each [..., S]: bin edges for the density
-    integral and the position where the field is evaluated — uniformly jittered inside
-    the bin when a ``generator`` is given (training), the bin midpoint otherwise (eval).
-    Points are sorted and lie in [t_near, t_far].
+    integral and the position where the field is evaluated: at ``jitter [..., S]``
+    (uniform draws in [0, 1), training) of the way through its bin, or at the bin
+    midpoint without it (eval). Points are sorted and lie in [t_near, t_far].
     """
     if n_samples < 1:
         raise ValueError(f"samples per ray must be >= 1, got {n_samples}")
@@ -48,16 +48,18 @@ def stratified_intervals(t_near, t_far, n_samples: int, generator: torch.Generat
     span = (t_far - t_near).unsqueeze(-1)
     edges = t_near.unsqueeze(-1) + span * steps
     t_starts, t_ends = edges[..., :-1], edges[..., 1:]
-    if generator is None:
+    if jitter is None:
         offset = torch.full_like(t_starts, 0.5)
+    elif jitter.shape != t_starts.shape:
+        raise ValueError(f"sample jitter: shape {tuple(jitter.shape)}, expected "
+                         f"{tuple(t_starts.shape)} (rays x samples per ray)")
     else:
-        offset = torch.rand(t_starts.shape, generator=generator, device=generator.device,
-                            dtype=t_starts.dtype).to(t_starts.device)
+        offset = jitter.to(t_starts)
     return t_starts, t_ends, t_starts + offset * (t_ends - t_starts)
 
 
 def guided_intervals(t_near, t_far, n_samples: int, bin_weights: torch.Tensor,
-                     generator: torch.Generator | None = None):
+                     jitter: torch.Tensor | None = None):
     """S intervals per ray that take equal shares of a piecewise-constant sampling density.
 
     ``bin_weights [..., K]`` (positive) weigh K equal bins of [t_near, t_far]. Interval k
@@ -66,7 +68,7 @@ def guided_intervals(t_near, t_far, n_samples: int, bin_weights: torch.Tensor,
     the rendering integral keeps every stretch of the ray, finely where the weight is high
     and coarsely elsewhere (the placement of NeRF's hierarchical sampling). The point is
     jittered in weight, as :func:`stratified_intervals` jitters in t (midpoint in weight
-    without a generator). Equal weights give exactly :func:`stratified_intervals`.
+    without ``jitter``). Equal weights give exactly :func:`stratified_intervals`.
     """
     if not bool((bin_weights > 0).all()):
         raise ValueError("guided_intervals: bin weights must be positive (a bin of weight 0 "
@@ -78,7 +80,7 @@ def guided_intervals(t_near, t_far, n_samples: int, bin_weights: torch.Tensor,
     cdf = torch.cat([torch.zeros_like(cdf[..., :1]), cdf / cdf[..., -1:]], -1)       # [..., K+1]
     # stratified in weight, then mapped to t through the inverse of the cdf
     u_starts, u_ends, u_points = stratified_intervals(torch.zeros_like(t_near),
-                                                      torch.ones_like(t_near), n_samples, generator)
+                                                      torch.ones_like(t_near), n_samples, jitter)
     u = torch.cat([u_starts, u_ends[..., -1:], u_points], -1)
     # the bin holding each u, then linear inside it (cdf is strictly increasing)
     j = (torch.searchsorted(cdf.contiguous(), u.contiguous(), right=True) - 1).clamp_(0, n_bins - 1)

@@ -68,17 +68,22 @@ class OccupancyCells:
         return torch.where(occupied, 1.0, floor).view(B, R, n_bins).to(t_near.dtype)
 
     @torch.no_grad()
-    def update(self, field, delta: torch.Tensor, generator: torch.Generator | None = None,
+    def update(self, field, delta: torch.Tensor, offsets: torch.Tensor,
                points_per_call: int = 32768) -> None:
-        """Sample every cell once (uniformly inside it) and refresh the occupancy.
+        """Sample every cell once and refresh the occupancy.
 
         ``delta`` [B]: the sample spacing, so that ``sigma * delta`` is the opacity scale
-        nerfacc thresholds. The field runs on at most ``points_per_call`` points at once
-        (over all NeRFs), as in training: one call over every cell of a 32-NeRF shard cost
-        the steps ~10 % more than the same points in training-sized calls.
+        nerfacc thresholds. ``offsets`` [B, G^3, 3]: where in each cell its sample lies
+        (uniform draws in [0, 1), cells in flat-index order). The field runs on at most
+        ``points_per_call`` points at once (over all NeRFs), as in training: one call over
+        every cell of a 32-NeRF shard cost the steps ~10 % more than the same points in
+        training-sized calls.
         """
         g, B = self.resolution, len(self.boxes)
-        u = (self._cell_corner[None] + torch.rand(B, g**3, 3, generator=generator)) / g
+        if offsets.shape != (B, g**3, 3):
+            raise ValueError(f"occupancy cells: offsets of shape {tuple(offsets.shape)}, "
+                             f"expected {(B, g**3, 3)}")
+        u = (self._cell_corner[None] + offsets) / g
         lo, hi = self.boxes[:, None, 0], self.boxes[:, None, 1]
         points = lo + u.to(lo.device) * (hi - lo)
         chunk = max(1, points_per_call // B)

@@ -31,11 +31,12 @@ class Rendered:
 
 
 def render_rays(field, origins, dirs, box, n_samples: int, background,
-                generator: torch.Generator | None = None, bin_weights=None) -> Rendered:
+                jitter: torch.Tensor | None = None, bin_weights=None) -> Rendered:
     """Render R rays per NeRF with S stratified samples inside each NeRF's box.
 
     origins, dirs: [B, R, 3]; box: [B, 2, 3] (min, max corner); background: broadcastable
-    to [B, R, 3]. Jittered samples when ``generator`` is given, bin midpoints otherwise.
+    to [B, R, 3]. ``jitter [B, R, S]`` (uniform draws in [0, 1)) places each sample inside its
+    interval (training); without it samples sit at interval midpoints.
     ``bin_weights`` ((origins, dirs, t_near, t_far) -> [B, R, K] positive): place the S
     samples by these weights over K equal bins of each ray's chord instead of evenly
     (:func:`nfws.render.sampling.guided_intervals`).
@@ -43,10 +44,10 @@ def render_rays(field, origins, dirs, box, n_samples: int, background,
     B, R, _ = origins.shape
     t_near, t_far, _ = ray_box_intersect(origins, dirs, box[:, None, 0], box[:, None, 1])
     if bin_weights is None:
-        t_starts, t_ends, t_points = stratified_intervals(t_near, t_far, n_samples, generator)
+        t_starts, t_ends, t_points = stratified_intervals(t_near, t_far, n_samples, jitter)
     else:
         t_starts, t_ends, t_points = guided_intervals(
-            t_near, t_far, n_samples, bin_weights(origins, dirs, t_near, t_far), generator)
+            t_near, t_far, n_samples, bin_weights(origins, dirs, t_near, t_far), jitter)
     points = origins[:, :, None, :] + dirs[:, :, None, :] * t_points[..., None]
     rgb, sigma = field(points.reshape(B, R * n_samples, 3))
 

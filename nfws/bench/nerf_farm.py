@@ -12,9 +12,11 @@ cells once the NeRFs have a shape (:mod:`nfws.render.skipping`); the held-out PS
 samples evenly. Both paths are warmed up first, untimed.
 Reported per architecture: NeRF-steps/s (setup + training loop, evaluation excluded;
 ``ratio_cpu`` from process CPU time, which a busy shared host distorts less), median
-held-out PSNR of both, the mean over NeRFs of the paired difference (the same object in
-both paths) and its standard deviation over NeRFs (``psnr_delta_sd``: the mean's standard
-error is that over the square root of the 32 NeRFs), and the MLP's achieved matmul FLOP/s (forward + backward at
+held-out PSNR of both, the mean and median over NeRFs of the paired difference (the same
+object in both paths; unlike it, the difference of the two medians jumps when the PSNRs
+leave a gap near the middle) and its standard deviation
+over NeRFs (``psnr_delta_sd``: the mean's standard error is that over the square root of
+the 32 NeRFs), and the MLP's achieved matmul FLOP/s (forward + backward at
 the farm's shapes) as a share of one large matmul's FLOP/s in the same precision,
 measured in this process. ``hidden_bmm_gflops`` is one bare hidden-layer matmul at the farm's
 shapes: the ceiling those 64-wide shapes allow.
@@ -170,6 +172,7 @@ def _bench_arch(name: str, views: ShardViews) -> dict:
             "ratio_cpu": base_cpu / ours_cpu,
             "baseline_psnr": float(np.median(base_psnr)), "ours_psnr": float(np.median(ours.psnr)),
             "psnr_delta_mean": float(np.mean(ours.psnr - base_psnr)),
+            "psnr_delta_median": float(np.median(ours.psnr - base_psnr)),
             "psnr_delta_sd": float(np.std(ours.psnr - base_psnr, ddof=1)),
             "mlp_gflops": achieved / 1e9}
 

@@ -89,7 +89,7 @@ def test_tiny_shard_trains_and_writes_formats(tmp_path, store, views):
     assert box.shape == (2, 2, 3) and (box[:, 0] < box[:, 1]).all() and (np.abs(box) <= 0.7).all()
     # learning: the held-out views are rendered better than by the NeRFs' starting fields
     start = initial_stack(SPEC, ids, "shared", 1)
-    sub = farm.ShardViews(ids, views.images[:2], views.c2w[:2], views.intrinsics[:2])
+    sub = views.select([0, 1])
     start_psnr = farm.heldout_psnr(start, sub, [0], torch.from_numpy(box),
                                    FarmConfig.from_dict(cfg), "cpu")
     assert (arrays["psnr"] > start_psnr + 2.0).all()
@@ -241,11 +241,6 @@ def test_checkpoint_round_trips_the_empty_space_cells(tmp_path):
     assert torch.equal(fresh_streams.uniform("rays", 4), streams.uniform("rays", 4))
 
 
-def _subset(views, idx):
-    return farm.ShardViews([views.object_ids[i] for i in idx], views.images[idx], views.c2w[idx],
-                           views.intrinsics[idx])
-
-
 def test_a_nerf_trained_in_a_shard_is_the_nerf_trained_alone(views):
     # each NeRF draws from streams of its own, so neither the other NeRFs of its shard, nor
     # its slot, nor how its rays are split into calls (points_per_call: 8 rays a call for
@@ -253,8 +248,8 @@ def test_a_nerf_trained_in_a_shard_is_the_nerf_trained_alone(views):
     # at steps 3, 7 and 11 and place the samples from step 3 on
     cfg = FarmConfig.from_dict({**TINY, "rays_per_step": 24, "points_per_call": 192})
     shard = farm.fit_stack(views, SPEC, cfg, "cpu", seed=2, progress=False)
-    alone = farm.fit_stack(_subset(views, [2]), SPEC, cfg, "cpu", seed=2, progress=False)
-    swapped = farm.fit_stack(_subset(views, [2, 0]), SPEC, cfg, "cpu", seed=2, progress=False)
+    alone = farm.fit_stack(views.select([2]), SPEC, cfg, "cpu", seed=2, progress=False)
+    swapped = farm.fit_stack(views.select([2, 0]), SPEC, cfg, "cpu", seed=2, progress=False)
     for name, value in shard.stack.state_arrays().items():
         np.testing.assert_allclose(alone.stack.state_arrays()[name][0], value[2], rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(swapped.stack.state_arrays()[name][0], value[2], rtol=1e-4, atol=1e-6)

@@ -14,12 +14,12 @@ Reported per architecture: NeRF-steps/s (setup + training loop, evaluation exclu
 ``ratio_cpu`` from process CPU time, which a busy shared host distorts less), median
 held-out PSNR of both, the mean and median over NeRFs of the paired difference (the same
 object in both paths; unlike it, the difference of the two medians jumps when the PSNRs
-leave a gap near the middle) and its standard deviation
-over NeRFs (``psnr_delta_sd``: the mean's standard error is that over the square root of
-the 32 NeRFs), and the MLP's achieved matmul FLOP/s (forward + backward at
-the farm's shapes) as a share of one large matmul's FLOP/s in the same precision,
-measured in this process. ``hidden_bmm_gflops`` is one bare hidden-layer matmul at the farm's
-shapes: the ceiling those 64-wide shapes allow.
+leave a gap near the middle) and its standard deviation over NeRFs (``psnr_delta_sd``:
+the mean's standard error is that over the square root of the number of NeRFs), and the
+MLP's achieved matmul FLOP/s (forward + backward at the farm's shapes) as a share of one
+large matmul's FLOP/s in the same precision, measured in this process.
+``hidden_bmm_gflops`` is one bare hidden-layer matmul at the farm's shapes: the ceiling
+those 64-wide shapes allow.
 """
 from __future__ import annotations
 
@@ -80,11 +80,6 @@ def _cfg(overrides: dict) -> FarmConfig:
     return FarmConfig.from_dict({"steps": STEPS, "rays_per_step": RAYS, "log_every": STEPS,
                                  "checkpoint_every": STEPS, "heldout_views": [0, N_VIEWS // 2],
                                  "psnr_floor": -1e9, **overrides})
-
-
-def _subset(views: ShardViews, b: int) -> ShardViews:
-    return ShardViews(views.object_ids[b:b + 1], views.images[b:b + 1], views.c2w[b:b + 1],
-                      views.intrinsics[b:b + 1])
 
 
 def _points_per_call(cfg: FarmConfig) -> int:
@@ -157,9 +152,9 @@ def _warm_up(views: ShardViews, spec: ArchSpec, overrides: dict) -> None:
 def _bench_arch(name: str, views: ShardViews) -> dict:
     spec = ArchSpec.from_dict(name, ARCHS[name])
     base_cfg, ours_cfg = _cfg(BASELINE), _cfg(OURS)
-    _warm_up(_subset(views, 0), spec, BASELINE)
+    _warm_up(views.select([0]), spec, BASELINE)
     _warm_up(views, spec, OURS)
-    base = [fit_stack(_subset(views, b), spec, base_cfg, "cpu", SEED, progress=False)
+    base = [fit_stack(views.select([b]), spec, base_cfg, "cpu", SEED, progress=False)
             for b in range(N_OBJECTS)]
     ours = fit_stack(views, spec, ours_cfg, "cpu", SEED, progress=False)
     base_seconds = sum(r.setup_seconds + r.train_seconds for r in base)

@@ -151,6 +151,11 @@ class ShardViews:
     intrinsics: np.ndarray
     source: str = "<memory>"
 
+    def select(self, idx: list[int]) -> ShardViews:
+        """The views of the objects at positions ``idx``, in that order."""
+        return ShardViews([self.object_ids[i] for i in idx], self.images[idx], self.c2w[idx],
+                          self.intrinsics[idx], self.source)
+
 
 @dataclass
 class FitResult:

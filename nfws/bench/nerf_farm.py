@@ -15,7 +15,8 @@ Reported per architecture: NeRF-steps/s (setup + training loop, evaluation exclu
 held-out PSNR of both, the mean and median over NeRFs of the paired difference (the same
 object in both paths; unlike it, the difference of the two medians jumps when the PSNRs
 leave a gap near the middle) and its standard deviation over NeRFs (``psnr_delta_sd``:
-the mean's standard error is that over the square root of the number of NeRFs), and the
+the mean's standard error is that over the square root of the number of NeRFs), a paired
+bootstrap 95 % interval of the difference of medians (``psnr_delta_ci95``), and the
 MLP's achieved matmul FLOP/s (forward + backward at the farm's shapes) as a share of one
 large matmul's FLOP/s in the same precision, measured in this process.
 ``hidden_bmm_gflops`` is one bare hidden-layer matmul at the farm's shapes: the ceiling
@@ -98,6 +99,21 @@ def _mlp_flops(spec: ArchSpec, n_points: int, input_grad: bool) -> float:
     return per_point * n_points
 
 
+def median_difference_interval(base: np.ndarray, ours: np.ndarray, seed: int,
+                               resamples: int = 2000, level: float = 0.95) -> tuple[float, float]:
+    """Paired bootstrap interval of ``median(ours) - median(base)``: NeRFs are resampled
+    with replacement, each keeping both its PSNRs. The difference of medians is what the
+    quality goal compares, and it jumps when either path's PSNRs leave a gap near the
+    middle; the interval says how far the NeRFs at hand pin it down."""
+    if base.shape != ours.shape or base.ndim != 1 or len(base) < 2:
+        raise ValueError(f"median_difference_interval: need two equal 1-D arrays of >= 2 "
+                         f"paired PSNRs, got shapes {base.shape} and {ours.shape}")
+    idx = np.random.default_rng(seed).integers(0, len(base), (resamples, len(base)))
+    diffs = np.median(ours[idx], axis=1) - np.median(base[idx], axis=1)
+    tail = (1 - level) / 2
+    return float(np.quantile(diffs, tail)), float(np.quantile(diffs, 1 - tail))
+
+
 def _best_seconds(fn, repeats: int = 3) -> float:
     fn()
     best = float("inf")
@@ -173,6 +189,7 @@ def _bench_arch(name: str, views: ShardViews) -> dict:
             "psnr_delta_mean": float(np.mean(ours_psnr - base_psnr)),
             "psnr_delta_median": float(np.median(ours_psnr - base_psnr)),
             "psnr_delta_sd": float(np.std(ours_psnr - base_psnr, ddof=1)),
+            "psnr_delta_ci95": median_difference_interval(base_psnr, ours_psnr, SEED),
             "mlp_gflops": achieved / 1e9}
 
 

@@ -1,8 +1,12 @@
-"""The nerf-farm benchmark's statistics, against cases whose answer follows from the definition."""
+"""The nerf-farm benchmark: its statistics, against cases whose answer follows from the
+definition, and its worker processes, against the same shards trained in this process."""
 import numpy as np
 import pytest
+import torch
 
-from nfws.bench.nerf_farm import median_difference_interval
+from nfws.bench.nerf_farm import SEED, fit_in_workers, median_difference_interval, synthetic_views
+from nfws.fields.spec import ArchSpec
+from nfws.fit.farm import FarmConfig, fit_stack
 
 
 def test_constant_shift_gives_a_point_interval():
@@ -37,3 +41,26 @@ def test_bad_input_is_refused():
         median_difference_interval(np.zeros(4), np.zeros(5), seed=0)
     with pytest.raises(ValueError, match=">= 2"):
         median_difference_interval(np.zeros(1), np.zeros(1), seed=0)
+
+
+def test_workers_train_each_shard_as_this_process_does():
+    # every NeRF draws from streams of its own, so where a shard is trained (which worker,
+    # which process) must not change its NeRFs; PSNRs come back in shard order
+    views = synthetic_views(4, resolution=16, n_views=5, seed=0)
+    spec = ArchSpec.from_dict("MLP", {"family": "MLP", "hidden_layers": 1, "width": 16, "n_freqs": 2})
+    cfg = FarmConfig.from_dict({"steps": 6, "rays_per_step": 32, "samples_per_ray": 8,
+                                "eval_samples_per_ray": 8, "log_every": 3, "checkpoint_every": 6,
+                                "heldout_views": [0], "psnr_floor": -1e9, "carve_resolution": 8,
+                                "precision": "fp32"})
+    shards = [[2, 3], [0], [1]]
+    psnr, seconds, cpu_seconds = fit_in_workers(views, spec, cfg, shards, workers=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = np.concatenate([fit_stack(views.select(s), spec, cfg, "cpu", SEED, progress=False).psnr
+                               for s in shards])
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(psnr, here, atol=1e-5)
+    assert len(set(np.round(psnr, 3))) == 4        # four different NeRFs, not one repeated
+    assert 0 < seconds and 0 < cpu_seconds

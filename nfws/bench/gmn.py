@@ -17,6 +17,7 @@ import time
 import numpy as np
 import torch
 
+from nfws.bench._threads import torch_threads
 from nfws.fields.spec import ArchSpec
 from nfws.fit.encoder import render_in_box
 from nfws.graphs.dataset import GraphBatcher
@@ -71,13 +72,9 @@ def step_times(sizes: dict, repeats: int, seed: int = 0) -> dict[str, dict[str, 
 
 
 def run() -> dict:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         ours = step_times(DEFAULT, repeats=3)
         base = step_times(PAPER, repeats=1)
-    finally:
-        torch.set_num_threads(threads)
     # an ALL epoch visits the three families equally often: harmonic mean of the rates
     rate = lambda res: len(res) / sum(1.0 / r["graphs_per_s_cpu"] for r in res.values())
     return {"name": "gmn", "unit": "graphs/s (encoder training step, CPU time, 1 thread)",

@@ -5,30 +5,38 @@ the same starting fields (the farm's shared initialisation, one seed for both pa
 the same training rays and background colours: each NeRF draws them from streams of its
 own (:mod:`nfws.fit.streams`), so alone and in the shard it sees the same ones.
 Baseline: each NeRF alone (B = 1), float32, stratified samples over the whole bbox.
-Ours: the farm's default path — default-sized shards (32 NeRFs) each as one stack, bf16
+Ours: the farm's default path — default-sized shards (32 NeRFs) each as one stack, trained
+the way ``snakemake --cores N`` runs the NeRF stage (one single-thread job per core: here one
+single-thread worker process per thread of the bench process, the shards spread over them;
+on these small batched calls two 1-thread processes beat one 2-thread process), bf16
 matmuls, 16 samples a ray inside the mask-carved box (these objects' boxes span 70-100 %
 of the bbox diagonal, so the spacing is 1.4-2.0x the baseline's) placed on the occupied
 cells once the NeRFs have a shape (:mod:`nfws.render.skipping`); the held-out PSNR
 samples evenly. Both paths are warmed up first, untimed.
-Reported per architecture: NeRF-steps/s (setup + training loop, evaluation excluded;
-``ratio_cpu`` from process CPU time, which a busy shared host distorts less), median
-held-out PSNR of both, the mean and median over NeRFs of the paired difference (the same
-object in both paths; unlike it, the difference of the two medians jumps when the PSNRs
-leave a gap near the middle) and its standard deviation over NeRFs (``psnr_delta_sd``:
-the mean's standard error is that over the square root of the number of NeRFs), a paired
-bootstrap 95 % interval of the difference of medians (``psnr_delta_ci95``), and the
-MLP's achieved matmul FLOP/s (forward + backward at the farm's shapes) as a share of one
-large matmul's FLOP/s in the same precision, measured in this process.
-``hidden_bmm_gflops`` is one bare hidden-layer matmul at the farm's shapes: the ceiling
-those 64-wide shapes allow.
+Reported per architecture: NeRF-steps/s (setup + training loop, evaluation excluded; ours'
+time is its busiest worker's; ``ratio_cpu`` from process CPU time, which a busy shared host
+distorts less), median held-out PSNR of both, the mean and median over NeRFs of the paired
+difference (the same object in both paths; unlike it, the difference of the two medians
+jumps when the PSNRs leave a gap near the middle) and its standard deviation over NeRFs
+(``psnr_delta_sd``: the mean's standard error is that over the square root of the number of
+NeRFs), a paired bootstrap 95 % interval of the difference of medians (``psnr_delta_ci95``),
+and the MLP's achieved matmul FLOP/s (forward + backward at the farm's shapes) as a share of
+one large matmul's FLOP/s in the same precision, both measured in this process at one
+thread, a worker's thread count. ``hidden_bmm_gflops`` is one bare hidden-layer matmul at
+the farm's shapes and one thread: the ceiling those 64-wide shapes allow.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
+from nfws.bench._threads import torch_threads
 from nfws.data.cameras import intrinsics_from_fov, orbit_c2w
 from nfws.data.shapenet_render import DISN_FOV_X
 from nfws.data.sphere_trace import object_rng, render_object
@@ -68,6 +76,8 @@ ARCHS = {
 #: about the 0.3 dB it is compared against)
 SHARD, N_OBJECTS, RESOLUTION, N_VIEWS, STEPS, RAYS, SEED = 32, 64, 64, 12, 160, 128, 0
 WARM_UP_STEPS = 8
+#: how long the worker processes may take to start and warm up
+WORKER_READY_SECONDS = 600
 #: the reference way: one NeRF at a time, float32, the whole bbox at ~0.045 spacing
 BASELINE = {"samples_per_ray": 32, "eval_samples_per_ray": 64, "precision": "fp32",
             "carve_resolution": 0, "skip_resolution": 0}
@@ -158,30 +168,70 @@ def matmul_peak(precision: str, size: int = 2048) -> float:
     return 2 * size**3 / _best_seconds(lambda: a @ b)
 
 
-def _warm_up(views: ShardViews, spec: ArchSpec, overrides: dict) -> None:
+def _warm_up(views: ShardViews, spec: ArchSpec, cfg: FarmConfig) -> None:
     """A few steps of one path on the views it is timed on, untimed: the process's first
     calls (lazy initialisation, kernels built for new shapes) would otherwise land in
     whichever path runs first."""
-    cfg = _cfg({**overrides, "steps": WARM_UP_STEPS, "log_every": WARM_UP_STEPS,
-                "checkpoint_every": WARM_UP_STEPS})
-    fit_stack(views, spec, cfg, "cpu", SEED, progress=False)
+    fit_stack(views, spec, replace(cfg, steps=WARM_UP_STEPS, log_every=WARM_UP_STEPS,
+                                   checkpoint_every=WARM_UP_STEPS), "cpu", SEED, progress=False)
 
 
-def _bench_arch(name: str, views: ShardViews) -> dict:
+#: what a worker process keeps between its shards
+_WORKER: dict = {}
+
+
+def _init_worker(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, shard: list[int],
+                 barrier) -> None:
+    """One thread, the views and recipe kept, warmed up on one shard; then wait at
+    ``barrier`` until every worker is ready, so neither start-up nor warm-up is timed."""
+    torch.set_num_threads(1)
+    _WORKER.update(views=views, spec=spec, cfg=cfg)
+    _warm_up(views.select(shard), spec, cfg)
+    barrier.wait()
+
+
+def _fit_shard(shard: list[int]) -> tuple[int, np.ndarray, float, float]:
+    r = fit_stack(_WORKER["views"].select(shard), _WORKER["spec"], _WORKER["cfg"], "cpu", SEED,
+                  progress=False)
+    return os.getpid(), r.psnr, r.setup_seconds + r.train_seconds, r.cpu_seconds
+
+
+def fit_in_workers(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, shards: list[list[int]],
+                   workers: int) -> tuple[np.ndarray, float, float]:
+    """Train ``shards`` (lists of object positions) spread over ``workers`` single-thread
+    processes, as ``snakemake --cores N`` runs the NeRF stage. Returns the PSNRs in shard
+    order, the busiest worker's setup + training seconds, and the workers' CPU seconds."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(workers + 1)
+    with ctx.Pool(workers, _init_worker, (views, spec, cfg, shards[0], barrier)) as pool:
+        try:
+            barrier.wait(timeout=WORKER_READY_SECONDS)
+        except threading.BrokenBarrierError:
+            raise RuntimeError(f"nerf-farm bench: the {spec.name} worker processes were not "
+                               f"ready within {WORKER_READY_SECONDS} s (their errors are above)"
+                               ) from None
+        out = pool.map(_fit_shard, shards, chunksize=1)
+        pool.close()
+        pool.join()
+    busy: dict[int, float] = {}
+    for pid, _, seconds, _ in out:
+        busy[pid] = busy.get(pid, 0.0) + seconds
+    return np.concatenate([o[1] for o in out]), max(busy.values()), sum(o[3] for o in out)
+
+
+def _bench_arch(name: str, views: ShardViews, workers: int) -> dict:
     spec = ArchSpec.from_dict(name, ARCHS[name])
     base_cfg, ours_cfg = _cfg(BASELINE), _cfg(OURS)
-    _warm_up(views.select([0]), spec, BASELINE)
-    _warm_up(views.select(list(range(SHARD))), spec, OURS)
+    _warm_up(views.select([0]), spec, base_cfg)
     base = [fit_stack(views.select([b]), spec, base_cfg, "cpu", SEED, progress=False)
             for b in range(N_OBJECTS)]
-    ours = [fit_stack(views.select(list(range(s, s + SHARD))), spec, ours_cfg, "cpu", SEED, progress=False)
-            for s in range(0, N_OBJECTS, SHARD)]
     base_seconds = sum(r.setup_seconds + r.train_seconds for r in base)
-    ours_seconds = sum(r.setup_seconds + r.train_seconds for r in ours)
-    base_cpu, ours_cpu = sum(r.cpu_seconds for r in base), sum(r.cpu_seconds for r in ours)
-    achieved = mlp_flops_per_second(spec, SHARD, _points_per_call(ours_cfg), ours_cfg.precision)
+    base_cpu = sum(r.cpu_seconds for r in base)
+    shards = [list(range(s, s + SHARD)) for s in range(0, N_OBJECTS, SHARD)]
+    ours_psnr, ours_seconds, ours_cpu = fit_in_workers(views, spec, ours_cfg, shards, workers)
+    with torch_threads(1):
+        achieved = mlp_flops_per_second(spec, SHARD, _points_per_call(ours_cfg), ours_cfg.precision)
     base_psnr = np.concatenate([r.psnr for r in base])
-    ours_psnr = np.concatenate([r.psnr for r in ours])
     delta = ours_psnr - base_psnr      # paired: the same object in both paths
     return {"baseline": N_OBJECTS * STEPS / base_seconds, "ours": N_OBJECTS * STEPS / ours_seconds,
             "baseline_cpu_seconds": base_cpu, "ours_cpu_seconds": ours_cpu,
@@ -197,11 +247,15 @@ def _bench_arch(name: str, views: ShardViews) -> dict:
 def run() -> dict:
     """NeRF-steps/s of the farm's default path vs one-at-a-time float32 for MLP, TRI, HASH."""
     views = synthetic_views(N_OBJECTS, RESOLUTION, N_VIEWS, SEED)
-    per_arch = {name: _bench_arch(name, views) for name in ARCHS}
-    peak = matmul_peak(OURS["precision"])
-    shape_peak = hidden_bmm_flops_per_second(SHARD, _points_per_call(_cfg(OURS)),
-                                             ArchSpec.from_dict("MLP", ARCHS["MLP"]).width,
-                                             OURS["precision"])
+    # one single-thread worker per thread of this process, at most one per shard
+    workers = min(torch.get_num_threads(), N_OBJECTS // SHARD)
+    per_arch = {name: _bench_arch(name, views, workers) for name in ARCHS}
+    with torch_threads(1):
+        peak = matmul_peak(OURS["precision"])
+        shape_peak = hidden_bmm_flops_per_second(SHARD, _points_per_call(_cfg(OURS)),
+                                                 ArchSpec.from_dict("MLP", ARCHS["MLP"]).width,
+                                                 OURS["precision"])
+        fp32_peak = matmul_peak("fp32")
     for r in per_arch.values():
         r["ratio"] = r["ours"] / r["baseline"]
         r["psnr_delta"] = r["ours_psnr"] - r["baseline_psnr"]
@@ -217,10 +271,11 @@ def run() -> dict:
         "peak_fraction": float(np.mean([r["peak_fraction"] for r in per_arch.values()])),
         "peak_precision": OURS["precision"], "peak_gflops": peak / 1e9,
         "hidden_bmm_gflops": shape_peak / 1e9, "hidden_bmm_fraction": shape_peak / peak,
-        "fp32_peak_gflops": matmul_peak("fp32") / 1e9,
+        "fp32_peak_gflops": fp32_peak / 1e9,
         "min_psnr_delta": min(r["psnr_delta"] for r in per_arch.values()),
         "min_psnr_delta_mean": min(r["psnr_delta_mean"] for r in per_arch.values()),
         "per_arch": per_arch, "objects": N_OBJECTS, "shard_size": SHARD, "steps": STEPS, "rays_per_step": RAYS,
         "baseline_cfg": BASELINE, "ours_cfg": OURS, "threads": torch.get_num_threads(),
+        "ours_workers": workers, "threads_per_worker": 1,
         "malloc_env": malloc_env_active(),
     }

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import torch
 
+from nfws.bench._threads import torch_threads
 from nfws.data.cameras import intrinsics_from_fov, orbit_c2w
 from nfws.data.shapenet_render import DISN_FOV_X, sample_easy_views
 from nfws.data.sphere_trace import render_views
@@ -49,15 +50,11 @@ def _objects_per_second(render, scenes):
 
 
 def run() -> dict:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         scenes = _scenes()
         _batched(*scenes[0])  # warm-up
         base_wall, base_cpu, base_images = _objects_per_second(_one_at_a_time, scenes)
         ours_wall, ours_cpu, ours_images = _objects_per_second(_batched, scenes)
-    finally:
-        torch.set_num_threads(threads)
     identical = all(np.array_equal(a, b) for a, b in zip(base_images, ours_images))
     return {
         "name": "render",

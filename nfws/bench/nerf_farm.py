@@ -76,6 +76,9 @@ ARCHS = {
 #: about the 0.3 dB it is compared against)
 SHARD, N_OBJECTS, RESOLUTION, N_VIEWS, STEPS, RAYS, SEED = 32, 64, 64, 12, 160, 128, 0
 WARM_UP_STEPS = 8
+#: threads of one worker process (a pipeline NeRF job's ``resources.nerf.threads``), at
+#: which ours trains and its peak fraction is read
+WORKER_THREADS = 1
 #: how long the worker processes may take to start and warm up
 WORKER_READY_SECONDS = 600
 #: the reference way: one NeRF at a time, float32, the whole bbox at ~0.045 spacing
@@ -184,7 +187,7 @@ def _init_worker(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, shard: list
                  barrier) -> None:
     """One thread, the views and recipe kept, warmed up on one shard; then wait at
     ``barrier`` until every worker is ready, so neither start-up nor warm-up is timed."""
-    torch.set_num_threads(1)
+    torch.set_num_threads(WORKER_THREADS)
     _WORKER.update(views=views, spec=spec, cfg=cfg)
     _warm_up(views.select(shard), spec, cfg)
     barrier.wait()
@@ -229,7 +232,7 @@ def _bench_arch(name: str, views: ShardViews, workers: int) -> dict:
     base_cpu = sum(r.cpu_seconds for r in base)
     shards = [list(range(s, s + SHARD)) for s in range(0, N_OBJECTS, SHARD)]
     ours_psnr, ours_seconds, ours_cpu = fit_in_workers(views, spec, ours_cfg, shards, workers)
-    with torch_threads(1):
+    with torch_threads(WORKER_THREADS):
         achieved = mlp_flops_per_second(spec, SHARD, _points_per_call(ours_cfg), ours_cfg.precision)
     base_psnr = np.concatenate([r.psnr for r in base])
     delta = ours_psnr - base_psnr      # paired: the same object in both paths
@@ -247,10 +250,10 @@ def _bench_arch(name: str, views: ShardViews, workers: int) -> dict:
 def run() -> dict:
     """NeRF-steps/s of the farm's default path vs one-at-a-time float32 for MLP, TRI, HASH."""
     views = synthetic_views(N_OBJECTS, RESOLUTION, N_VIEWS, SEED)
-    # one single-thread worker per thread of this process, at most one per shard
-    workers = min(torch.get_num_threads(), N_OBJECTS // SHARD)
+    # workers share this process's threads, at most one worker per shard
+    workers = min(torch.get_num_threads() // WORKER_THREADS, N_OBJECTS // SHARD)
     per_arch = {name: _bench_arch(name, views, workers) for name in ARCHS}
-    with torch_threads(1):
+    with torch_threads(WORKER_THREADS):
         peak = matmul_peak(OURS["precision"])
         shape_peak = hidden_bmm_flops_per_second(SHARD, _points_per_call(_cfg(OURS)),
                                                  ArchSpec.from_dict("MLP", ARCHS["MLP"]).width,
@@ -276,6 +279,6 @@ def run() -> dict:
         "min_psnr_delta_mean": min(r["psnr_delta_mean"] for r in per_arch.values()),
         "per_arch": per_arch, "objects": N_OBJECTS, "shard_size": SHARD, "steps": STEPS, "rays_per_step": RAYS,
         "baseline_cfg": BASELINE, "ours_cfg": OURS, "threads": torch.get_num_threads(),
-        "ours_workers": workers, "threads_per_worker": 1,
+        "ours_workers": workers, "threads_per_worker": WORKER_THREADS,
         "malloc_env": malloc_env_active(),
     }

@@ -107,7 +107,7 @@ def test_checkpoint_resume_matches_uninterrupted_run(tmp_path, graphs, manifest,
         train_encoder(cfg, inputs, tmp_path / "b.pt", rays=rays, teacher=sphere_teacher(calls, fail_after=steps),
                       checkpoint_path=tmp_path / "b.ckpt", progress=False)
     assert (tmp_path / "b.ckpt").exists() and not (tmp_path / "b.pt").exists()
-    assert load_torch(tmp_path / "b.ckpt")["epoch"] == 1
+    assert load_torch(tmp_path / "b.ckpt")["state"]["epoch"] == 1
     out = train_encoder(cfg, inputs, tmp_path / "b.pt", rays=rays, teacher=sphere_teacher(),
                         checkpoint_path=tmp_path / "b.ckpt", log_path=tmp_path / "b.json", progress=False)
     assert [r["epoch"] for r in out["log"]] == [0, 1]

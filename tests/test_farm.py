@@ -4,6 +4,7 @@ import torch
 from PIL import Image
 
 from nfws.bench.nerf_farm import synthetic_views
+from nfws.checkpoint import Checkpoint
 from nfws.eval.nerf_previews import nerf_previews
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import initial_stack, make_stack, select
@@ -231,11 +232,11 @@ def test_checkpoint_round_trips_the_empty_space_cells(tmp_path):
              "loss_curve": torch.zeros(2, 4), "failed_step": torch.full((2,), -1)}
     streams = NerfStreams(5, "MLP", ["a", "b"])
     streams.uniform("rays", 10)
-    farm._save(tmp_path / "ck.pt", {"arch": "MLP"}, state, stack, optimiser, streams, None, cells)
+    checkpoint = Checkpoint(tmp_path / "ck.pt", {"arch": "MLP"})
+    checkpoint.save(farm._progress(state, stack, optimiser, streams, None, cells))
     fresh = OccupancyCells(boxes, resolution=4)
     fresh_streams = NerfStreams(5, "MLP", ["a", "b"])
-    restored = farm._restore(tmp_path / "ck.pt", {"arch": "MLP"}, stack, optimiser,
-                             fresh_streams, None, fresh)
+    restored = farm._restore(checkpoint.load(), stack, optimiser, fresh_streams, None, fresh)
     assert restored["step"] == 7
     assert torch.equal(fresh.opacity, cells.opacity) and torch.equal(fresh.occupied, cells.occupied)
     assert torch.equal(fresh_streams.uniform("rays", 4), streams.uniform("rays", 4))

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from nfws.checkpoint import Checkpoint
 from nfws.data.manifest import build_manifest
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import make_stack
@@ -81,18 +82,18 @@ def test_resumed_training_matches_uninterrupted(dataset, tmp_path, monkeypatch):
     assert log["train_step"] == [2, 4, 6] and log["test_step"] == [3, 6]
     assert all(np.isfinite(v) for k in ("train_total", "test_total") for v in log[k])
 
-    real_save = sane_train._save
+    real_save = Checkpoint.save
 
-    def save_then_die(path, meta, step, *args):
-        real_save(path, meta, step, *args)
-        if step == 4:
+    def save_then_die(self, state):
+        real_save(self, state)
+        if state["step"] == 4:
             raise KeyboardInterrupt("simulated preemption")
 
-    monkeypatch.setattr(sane_train, "_save", save_then_die)
+    monkeypatch.setattr(Checkpoint, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train_sane(shards, root / "rot.parquet", CFG, tmp_path / "b.pt", 0, "cpu")
     assert (tmp_path / "b.pt.ckpt").exists() and not (tmp_path / "b.pt").exists()
-    monkeypatch.setattr(sane_train, "_save", real_save)
+    monkeypatch.setattr(Checkpoint, "save", real_save)
     train_sane(shards, root / "rot.parquet", CFG, tmp_path / "b.pt", 0, "cpu")
     a, _, rec_a = load_model(tmp_path / "a.pt")
     b, _, rec_b = load_model(tmp_path / "b.pt")

@@ -65,6 +65,6 @@ def test_structure_resumes_from_its_progress_checkpoint(tmp_path, monkeypatch):
         weight_space_structure(*args, tmp_path / "part.csv", seed=0, device=torch.device("cpu"))
     monkeypatch.setattr(inst, "cosine_lr", real)
     progress = tmp_path / "part.csv.progress.pt"
-    assert torch.load(progress, weights_only=True)["step"] == 10 and not (tmp_path / "part.csv").exists()
+    assert torch.load(progress, weights_only=True)["state"]["step"] == 10 and not (tmp_path / "part.csv").exists()
     resumed = weight_space_structure(*args, tmp_path / "part.csv", seed=0, device=torch.device("cpu"))
     assert np.allclose(resumed.cosine, full.cosine, atol=1e-6) and not progress.exists()

@@ -12,7 +12,6 @@ barrier is the midpoint error itself (Chamfer distance for shapes; here MSE for 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,7 +20,7 @@ import torch
 from nfws.data.targets import load_targets
 from nfws.eval.reconstruction import reconstruction_scores
 from nfws.device import choose_device
-from nfws.fit.instances import fit_params, make_representation
+from nfws.fit.instances import fit_checkpoint, fit_params, make_representation
 from nfws.models.lora import DISPLAY_NAMES
 from nfws.eval.figures import save_figure
 from nfws.store import write_text
@@ -60,9 +59,10 @@ def weight_space_structure(kind: str, base_ckpt, targets, fit_cfg: dict, cfg: di
             codes[k].append(math.sqrt(1 - lam ** 2) * iota1[k] + lam * iota2[k])
     start = rep.init({k: torch.cat(v) for k, v in codes.items()})
     indices = list(range(n)) * (1 + len(lambdas))
-    progress = Path(str(out_csv) + ".progress.pt")   # a rerun after a kill resumes here
-    fitted, _ = fit_params(rep, start, data, indices, fit_cfg, seed, device,
-                           progress_path=progress, desc=f"structure {kind}")
+    checkpoint = fit_checkpoint(str(out_csv) + ".progress.pt", rep, start, indices, fit_cfg,
+                                seed, targets, base_ckpt)     # a rerun after a kill resumes
+    fitted, _ = fit_params(rep, start, data, indices, fit_cfg, seed, device, checkpoint,
+                           desc=f"structure {kind}")
     flat = rep.flatten(fitted).reshape(1 + len(lambdas), n, -1)
     ref = flat[0]
     err_ref = _errors(rep, ref, list(range(n)), data, fit_cfg, seed, device)
@@ -81,7 +81,7 @@ def weight_space_structure(kind: str, base_ckpt, targets, fit_cfg: dict, cfg: di
                          "error_metric": "mse" if data.kind == "image" else "chamfer"})
     df = pd.DataFrame(rows)
     write_text(df.to_csv(index=False), out_csv)
-    progress.unlink(missing_ok=True)
+    checkpoint.clear()
     return df
 
 

@@ -17,8 +17,9 @@ from tqdm import tqdm
 
 from nfws.data.targets import load_targets, sample_batch, training_indices
 from nfws.device import choose_device
+from nfws.checkpoint import Checkpoint, input_fingerprint
 from nfws.models.modulated import ModulatedField
-from nfws.store import load_torch, save_torch
+from nfws.store import config_hash, load_torch, save_torch
 
 TRAIN_KEYS = ("stages", "lambda_r", "ema_decay", "latent_init_std", "checkpoint_every")
 
@@ -54,10 +55,12 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
                * cfg["latent_init_std"]).to(device).requires_grad_(True)
     opt = torch.optim.Adam([{"params": model.parameters()}, {"params": [latents]}],
                            lr=cfg["stages"][0]["lr"])
-    ckpt_path = Path(str(out_path) + ".progress.pt")
+    checkpoint = Checkpoint(Path(str(out_path) + ".progress.pt"), {
+        "config_hash": config_hash(cfg), "seed": seed, "inputs": input_fingerprint([targets_path]),
+        "object_ids": [str(targets.object_ids[i]) for i in train.tolist()]})
     step0, curve = 0, []
-    if ckpt_path.exists():
-        ck = load_torch(ckpt_path, map_location=device)
+    ck = checkpoint.load(device)
+    if ck is not None:
         model.load_state_dict(ck["model"]), ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"]), gen.set_state(ck["gen"])
         with torch.no_grad():
@@ -89,15 +92,15 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
         bar.update(1)
         bar.set_postfix(recon=f"{curve[-1]:.4f}")
         if (step + 1) % cfg["checkpoint_every"] == 0 and step + 1 < len(schedule):
-            save_torch({"model": model.state_dict(), "ema": ema.state_dict(),
-                        "opt": opt.state_dict(), "gen": gen.get_state(),
-                        "latents": latents.detach(), "step": step + 1,
-                        "loss_curve": torch.tensor(curve)}, ckpt_path)
+            checkpoint.save({"model": model.state_dict(), "ema": ema.state_dict(),
+                             "opt": opt.state_dict(), "gen": gen.get_state(),
+                             "latents": latents.detach(), "step": step + 1,
+                             "loss_curve": torch.tensor(curve)})
     bar.close()
     save_torch({"cfg": model.cfg, "state": ema.state_dict(), "latents": latents.detach().cpu(),
                 "object_ids": [str(targets.object_ids[i]) for i in train.tolist()],
                 "loss_curve": torch.tensor(curve)}, out_path)
-    ckpt_path.unlink(missing_ok=True)
+    checkpoint.clear()
     return {"steps": len(schedule), "final_recon": curve[-1] if curve else None,
             "n_params": sum(p.numel() for p in model.parameters())}
 

@@ -23,6 +23,7 @@ from nfws.device import choose_device
 from nfws.models.diffusion import GaussianDiffusion, WeightNormaliser
 from nfws.models.dit import TensorTokenDiT, layout_size
 from nfws.models.lora_encoder import HierarchicalLoRADiT, lora_structure
+from nfws.checkpoint import Checkpoint, input_fingerprint
 from nfws.store import config_hash, load_torch, read_parquet, read_zarr, save_torch
 
 DENOISERS = ("auto", "dit", "lora_encoder")
@@ -134,21 +135,16 @@ def train_diffusion(weights_paths, cfg: dict, out_path, seed: int, manifest_path
     opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"],
                             fused=True)
     gen = torch.Generator().manual_seed(seed)
-    run_hash = config_hash({"cfg": cfg, "denoiser": denoiser, "seed": seed, "ids": ids.tolist()})
-    resume_path = out_path.with_name(out_path.name + ".resume.pt")
+    checkpoint = Checkpoint(out_path.with_name(out_path.name + ".resume.pt"), {
+        "config_hash": config_hash(cfg), "denoiser": denoiser, "seed": seed, "ids": ids.tolist(),
+        "inputs": input_fingerprint([weights_paths, manifest_path])})
     step, losses = 0, []
-    if resume_path.exists():
-        state = load_torch(resume_path)
-        if state["run_hash"] == run_hash:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            gen.set_state(state["generator"])
-            step, losses = int(state["step"]), state["losses"].tolist()
-
-    def checkpoint():
-        save_torch({"run_hash": run_hash, "model": model.state_dict(),
-                    "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                    "step": step, "losses": torch.tensor(losses)}, resume_path)
+    state = checkpoint.load()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        step, losses = int(state["step"]), state["losses"].tolist()
 
     batch = min(cfg["batch_size"], len(data))
     start = time.perf_counter()
@@ -167,13 +163,15 @@ def train_diffusion(weights_paths, cfg: dict, out_path, seed: int, manifest_path
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if step % cfg["checkpoint_every"] == 0 and step < cfg["steps"]:
-                checkpoint()
+                checkpoint.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                 "generator": gen.get_state(), "step": step,
+                                 "losses": torch.tensor(losses)})
     seconds = time.perf_counter() - start
     save_torch({"cfg": cfg, "denoiser": denoiser, "layout": layout,
                 "model": {k: v.cpu() for k, v in model.state_dict().items()},
                 "normaliser": normaliser.state_dict(), "losses": torch.tensor(losses),
                 "object_ids": ids.tolist(), "seed": seed}, out_path)
-    resume_path.unlink(missing_ok=True)
+    checkpoint.clear()
     return {"denoiser": denoiser, "n_train": int(len(data)), "n_params": layout_size(layout),
             "steps": step, "final_loss": float(np.mean(losses[-20:])), "seconds": seconds}
 

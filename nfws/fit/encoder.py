@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,7 +34,9 @@ from nfws.models.gmn import GMNEncoder
 from nfws.models.losses import SigLIP, check_variant, rendering_loss, uses_contrast, uses_rendering
 from nfws.models.nf2vec import NF2VecDecoder
 from nfws.render.volrend import render_rays
-from nfws.store import load_torch, read_zarr, open_zarr, save_torch, write_json, write_parquet
+from nfws.checkpoint import Checkpoint, input_fingerprint
+from nfws.store import (config_hash, load_torch, open_zarr, read_zarr, save_torch, write_json,
+                        write_parquet)
 
 META_COLUMNS = ("object_id", "arch", "split", "class_index")
 ENCODER_KINDS = ("gmn", "nf2vec_mlp", "triplane_transformer")
@@ -267,12 +268,13 @@ def _batch_loss(cfg, encoder, decoder, siglip, inputs, items, keys, rays, teache
 
 # ----- training -----------------------------------------------------------------------
 def train_encoder(cfg: dict, inputs: EncoderInputs, model_path, *, rays: ViewRays | None = None,
-                  teacher: Teacher | None = None, checkpoint_path=None, log_path=None,
-                  device=None, progress: bool = True) -> dict:
+                  teacher: Teacher | None = None, checkpoint_path=None, input_files=(),
+                  log_path=None, device=None, progress: bool = True) -> dict:
     """Train encoder (+ decoder for rendering variants) on the ``train`` split of ``inputs``.
 
     Writes ``model_path`` ({config, encoder, decoder, siglip, log}), an epoch checkpoint at
-    ``checkpoint_path`` (resumed from when present) and the per-epoch log as JSON at
+    ``checkpoint_path`` (resumed by a rerun of the same config, train items and
+    ``input_files``; removed once the model is written) and the per-epoch log as JSON at
     ``log_path``. Returns the log.
     """
     _check_config(cfg)
@@ -307,8 +309,11 @@ def train_encoder(cfg: dict, inputs: EncoderInputs, model_path, *, rays: ViewRay
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(cfg["lr"]),
                                                     total_steps=epochs * steps_per_epoch)
     start, log = 0, []
-    if checkpoint_path is not None and Path(checkpoint_path).exists():
-        state = load_torch(checkpoint_path, map_location=device)
+    checkpoint = None if checkpoint_path is None else Checkpoint(checkpoint_path, {
+        "config_hash": config_hash(cfg), "inputs": input_fingerprint(input_files),
+        "train": [list(keys[i]) for i in train]})
+    state = checkpoint.load(device) if checkpoint is not None else None
+    if state is not None:
         for name, module in (("encoder", encoder), ("decoder", decoder), ("siglip", siglip)):
             if module is not None:
                 module.load_state_dict(state[name])
@@ -339,17 +344,19 @@ def train_encoder(cfg: dict, inputs: EncoderInputs, model_path, *, rays: ViewRay
             sums["loss"] += loss.item()
         log.append({"epoch": epoch, **{k: v / len(batches) for k, v in sums.items()}})
         bar.set_postfix(loss=f"{log[-1]['loss']:.4f}")
-        if checkpoint_path is not None:
-            save_torch({"epoch": epoch + 1, "log": log, "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        **{n: m.state_dict() for n, m in (("encoder", encoder), ("decoder", decoder),
-                                                          ("siglip", siglip)) if m is not None}},
-                       checkpoint_path)
+        if checkpoint is not None and epoch + 1 < epochs:
+            checkpoint.save({"epoch": epoch + 1, "log": log, "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(),
+                             **{n: m.state_dict() for n, m in (("encoder", encoder),
+                                                               ("decoder", decoder),
+                                                               ("siglip", siglip)) if m is not None}})
     save_torch({"config": cfg, "log": log, "encoder": encoder.state_dict(),
                 "decoder": decoder.state_dict() if decoder is not None else {},
                 "siglip": siglip.state_dict() if siglip is not None else {}}, model_path)
     if log_path is not None:
         write_json(log, log_path)
+    if checkpoint is not None:
+        checkpoint.clear()
     return {"log": log, "steps_per_epoch": steps_per_epoch}
 
 

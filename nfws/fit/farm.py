@@ -49,10 +49,11 @@ from nfws.render.sampling import carve_box, ray_box_intersect
 from nfws.render.skipping import OccupancyCells
 from nfws.render.volrend import (make_occupancy_estimators, render_pixels, render_rays,
                                  render_rays_occupancy, update_occupancy)
-from nfws.store import config_hash, load_torch, open_zarr, save_torch, write_zarr
+from nfws.checkpoint import Checkpoint, input_fingerprint
+from nfws.store import config_hash, open_zarr, write_zarr
 
-#: checkpoint layout; a checkpoint of another layout is refused by name, not misread
-CHECKPOINT_FORMAT = 2
+#: checkpoint layout; a checkpoint of another layout is set aside, not misread
+CHECKPOINT_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,7 @@ def autocast(device: torch.device, precision: str):
 
 
 def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: int,
-              checkpoint_path=None, progress: bool = True) -> FitResult:
+              checkpoint: Checkpoint | None = None, progress: bool = True) -> FitResult:
     """Train B NeRFs on their views; evaluate held-out PSNR; collect failures."""
     t_setup, cpu_start = time.perf_counter(), time.process_time()
     device = torch.device(device)
@@ -305,10 +306,9 @@ def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: 
     n_logged = cfg.steps // cfg.log_every
     state = {"step": 0, "loss_acc": torch.zeros(B, dtype=torch.float64),
              "loss_curve": torch.zeros(B, n_logged), "failed_step": torch.full((B,), -1)}
-    ck_meta = {"object_ids": list(views.object_ids), "config_hash": config_hash(asdict(cfg)),
-               "arch": spec.name, "seed": seed, "format": CHECKPOINT_FORMAT}
-    if checkpoint_path is not None and Path(checkpoint_path).exists():
-        state = _restore(checkpoint_path, ck_meta, stack, optimiser, streams, estimators, cells)
+    saved = checkpoint.load(device) if checkpoint is not None else None
+    if saved is not None:
+        state = _restore(saved, stack, optimiser, streams, estimators, cells)
 
     chunk = max(1, min(cfg.rays_per_step, cfg.points_per_call // (B * cfg.samples_per_ray)))
     start = time.perf_counter()
@@ -329,9 +329,9 @@ def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: 
             state["loss_acc"].zero_()
             bar.set_postfix(loss=f"{float(losses.nan_to_num().median()):.4f}")
         state["step"] = step + 1
-        if checkpoint_path is not None and (step + 1) % cfg.checkpoint_every == 0 \
+        if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 \
                 and step + 1 < cfg.steps:
-            _save(checkpoint_path, ck_meta, state, stack, optimiser, streams, estimators, cells)
+            checkpoint.save(_progress(state, stack, optimiser, streams, estimators, cells))
     train_seconds = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu_start
 
@@ -431,20 +431,14 @@ def _failures(object_ids, arch, failed_step, psnr, floor) -> list[dict]:
     return out
 
 
-def _save(path, meta, state, stack, optimiser, streams, estimators, cells) -> None:
-    save_torch({**meta, **state,
-                "params": {k: v.detach() for k, v in stack.params.items()},
-                "optimiser": optimiser.state_dict(), "streams": streams.state_dict(),
-                "occupancy": [e.state_dict() for e in estimators] if estimators else [],
-                "cells": cells.state_dict() if cells is not None else {}}, path)
+def _progress(state, stack, optimiser, streams, estimators, cells) -> dict:
+    return {**state, "params": {k: v.detach() for k, v in stack.params.items()},
+            "optimiser": optimiser.state_dict(), "streams": streams.state_dict(),
+            "occupancy": [e.state_dict() for e in estimators] if estimators else [],
+            "cells": cells.state_dict() if cells is not None else {}}
 
 
-def _restore(path, meta, stack, optimiser, streams, estimators, cells) -> dict:
-    ck = load_torch(path, map_location=next(stack.parameters()).device)
-    for key, value in meta.items():
-        if ck.get(key) != value:
-            raise ValueError(f"{path}: checkpoint was written for a different {key} "
-                             f"({ck.get(key)!r}, this job has {value!r}); delete it to restart")
+def _restore(ck, stack, optimiser, streams, estimators, cells) -> dict:
     with torch.no_grad():
         for k, v in ck["params"].items():
             stack.params[k].copy_(v)
@@ -471,7 +465,10 @@ def train_shard(views_store, object_ids: list[str], spec: ArchSpec, cfg: dict, o
     if len(set(object_ids)) != len(object_ids) or not object_ids:
         raise ValueError(f"{out_path}: object_ids must be non-empty and unique")
     out_path = Path(out_path)
-    checkpoint = Path(checkpoint_dir) / f"{out_path.stem}.ckpt.pt"
+    checkpoint = Checkpoint(Path(checkpoint_dir) / f"{out_path.stem}.ckpt.pt", {
+        "format": CHECKPOINT_FORMAT, "arch": spec.to_dict(), "seed": seed,
+        "config_hash": config_hash(asdict(farm_cfg)), "object_ids": list(object_ids),
+        "inputs": input_fingerprint([views_store])})
     views = load_views(views_store, list(object_ids))
     result = fit_stack(views, spec, farm_cfg, device, seed, checkpoint)
     failed = {f["object_id"] for f in result.failures}
@@ -489,7 +486,7 @@ def train_shard(views_store, object_ids: list[str], spec: ArchSpec, cfg: dict, o
              "dropped": [{"object_id": f["object_id"], "reason": f["reason"]} for f in result.failures],
              "heldout_views": list(farm_cfg.heldout_views), "seed": seed}
     write_zarr(out_path, arrays, attrs)
-    checkpoint.unlink(missing_ok=True)
+    checkpoint.clear()
     return {"n_trained": len(keep), "n_dropped": len(failed),
             "median_psnr": float(np.median(result.psnr[keep])),
             "train_seconds": result.train_seconds}

@@ -26,7 +26,8 @@ from nfws.eval.reconstruction import reconstruction_scores
 from nfws.device import choose_device
 from nfws.fit.base_field import load_base
 from nfws.models.lora import DISPLAY_NAMES, Representation, build_representation
-from nfws.store import config_hash, load_torch, read_zarr, save_torch, write_zarr
+from nfws.checkpoint import Checkpoint, input_fingerprint, tensor_digest
+from nfws.store import config_hash, read_zarr, write_zarr
 
 FIT_KEYS = ("steps", "points", "lr_start", "lr_end", "log_every", "checkpoint_every",
             "base_latent", "mlp_template_init")
@@ -48,17 +49,29 @@ def shared_init(rep: Representation, n: int, seed: int) -> dict[str, torch.Tenso
     return {k: v.expand(n, *v.shape[1:]).clone() for k, v in rep.init(codes).items()}
 
 
+def fit_checkpoint(path, rep: Representation, params0: dict, indices, cfg: dict, seed: int,
+                   targets, base_ckpt) -> Checkpoint:
+    """The progress file of one :func:`fit_params` call, tagged with all that fit depends
+    on: kind, config, seed, instances, starting weights and the files read (the targets,
+    and the base field for LoRA kinds)."""
+    inputs = [targets] if rep.kind.startswith("mlp") else [targets, base_ckpt]
+    return Checkpoint(path, {"kind": rep.kind, "config_hash": config_hash(cfg), "seed": seed,
+                             "indices": [int(i) for i in indices],
+                             "start": tensor_digest(params0), "inputs": input_fingerprint(inputs)})
+
+
 def instance_generators(seed: int, indices) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(seed * 1_000_003 + int(i)) for i in indices]
 
 
 def fit_params(rep: Representation, params0: dict, targets, indices, cfg: dict, seed: int,
-               device, progress_path=None, desc: str = "fit") -> tuple[dict, np.ndarray]:
+               device, checkpoint: Checkpoint | None = None,
+               desc: str = "fit") -> tuple[dict, np.ndarray]:
     """Fit ``params0`` ([B, ...] per tensor) to the instances ``indices``.
 
     Returns the fitted (masked) parameters on CPU and the loss curve [B, n_logged].
-    With ``progress_path`` the state is checkpointed every ``checkpoint_every`` steps and a
-    rerun resumes from it.
+    With a ``checkpoint`` (:func:`fit_checkpoint`) the state is saved every
+    ``checkpoint_every`` steps and a rerun of the same fit resumes from it.
     """
     missing = [k for k in FIT_KEYS if k not in cfg]
     if missing:
@@ -69,11 +82,8 @@ def fit_params(rep: Representation, params0: dict, targets, indices, cfg: dict, 
     opt = torch.optim.Adam(list(params.values()), lr=cfg["lr_start"])
     gens = instance_generators(seed, indices)
     steps, step0, curve = int(cfg["steps"]), 0, []
-    progress_path = Path(progress_path) if progress_path else None
-    if progress_path is not None and progress_path.exists():
-        ck = load_torch(progress_path, map_location=device)
-        if ck["indices"].tolist() != indices or ck["kind"] != rep.kind:
-            raise ValueError(f"{progress_path}: checkpoint is for other instances or kind")
+    ck = checkpoint.load(device) if checkpoint is not None else None
+    if ck is not None:
         with torch.no_grad():
             for k in params:
                 params[k].copy_(ck["params"][k])
@@ -97,12 +107,11 @@ def fit_params(rep: Representation, params0: dict, targets, indices, cfg: dict, 
         if step % cfg["log_every"] == 0 or step == steps - 1:
             curve.append(losses.detach().cpu())
         bar.update(1)
-        if (progress_path is not None and (step + 1) % cfg["checkpoint_every"] == 0
+        if (checkpoint is not None and (step + 1) % cfg["checkpoint_every"] == 0
                 and step + 1 < steps):
-            save_torch({"kind": rep.kind, "indices": torch.tensor(indices), "step": step + 1,
-                        "params": {k: v.detach() for k, v in params.items()},
-                        "opt": opt.state_dict(), "gens": [g.get_state() for g in gens],
-                        "curve": torch.stack(curve, 1)}, progress_path)
+            checkpoint.save({"step": step + 1, "params": {k: v.detach() for k, v in params.items()},
+                             "opt": opt.state_dict(), "gens": [g.get_state() for g in gens],
+                             "curve": torch.stack(curve, 1)})
     bar.close()
     fitted = {k: v.detach().cpu() for k, v in rep.apply_mask(params).items()}
     rep.to("cpu")
@@ -149,8 +158,9 @@ def fit_instances(kind: str, base_ckpt, targets, cfg: dict, out_path, seed: int,
     if not indices:
         raise ValueError(f"{targets}: shard {shard}/{n_shards} has no instances")
     start, template_id = starting_params(rep, data, len(indices), cfg, seed, device)
-    progress = Path(str(out_path) + ".progress.pt")
-    fitted, curve = fit_params(rep, start, data, indices, cfg, seed, device, progress,
+    checkpoint = fit_checkpoint(str(out_path) + ".progress.pt", rep, start, indices, cfg, seed,
+                                targets, base_ckpt)
+    fitted, curve = fit_params(rep, start, data, indices, cfg, seed, device, checkpoint,
                                desc=f"fit {kind}")
     rep.to(device)
     on_device = {k: v.to(device) for k, v in fitted.items()}
@@ -171,7 +181,7 @@ def fit_instances(kind: str, base_ckpt, targets, cfg: dict, out_path, seed: int,
                "fit": cfg, "config_hash": config_hash(cfg), "seed": seed,
                "shard": shard, "n_shards": n_shards, "base_ckpt": str(base_ckpt),
                "template_object_id": template_id})
-    progress.unlink(missing_ok=True)
+    checkpoint.clear()
     return {"kind": kind, "n": len(indices), "n_params": rep.n_params,
             "n_trainable": rep.n_trainable, "score_mean": float(np.nanmean(scores))}
 

@@ -46,7 +46,8 @@ from nfws.sane.rotations import (QUAT_COLUMNS, geodesic_angle, jitter_quats,  # 
                                  mean_quat, read_rotated_manifest, relative_quat)
 from nfws.sane.tokens import (Normaliser, TokenLayout, hash_tokens, mlp_tokens,  # noqa: E402
                               multiplicative_noise, permute_hidden, sample_points)
-from nfws.eval.figures import save_figure
+from nfws.checkpoint import Checkpoint, input_fingerprint  # noqa: E402
+from nfws.eval.figures import save_figure  # noqa: E402
 from nfws.store import (config_hash, load_torch, read_zarr,  # noqa: E402
                         save_torch, write_json, write_parquet)
 
@@ -273,6 +274,8 @@ def train_sane(nerf_shards, rot_manifest, cfg: dict, out_model, seed: int, devic
                          f"{len(train_groups)}")
     meta = {"config_hash": config_hash({"model": cfg.get("model"), "train": asdict(tc)}),
             "seed": int(seed), "shards": [str(p) for p in nerf_shards]}
+    checkpoint = Checkpoint(f"{out_model}.ckpt",
+                            {**meta, "inputs": input_fingerprint([*nerf_shards, rot_manifest])})
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         model = build_model(nerfs.spec, cfg.get("model"), tc.n_points).to(device)
@@ -283,8 +286,7 @@ def train_sane(nerf_shards, rot_manifest, cfg: dict, out_model, seed: int, devic
         log = {"train_step": [], "test_step": [],
                **{f"train_{k}": [] for k in (*LOSS_NAMES, "total")},
                **{f"test_{k}": [] for k in (*LOSS_NAMES, "total")}}
-        ckpt = Path(f"{out_model}.ckpt")
-        start = _resume(ckpt, meta, model, optimiser, schedule, generator, log, device)
+        start = _resume(checkpoint, model, optimiser, schedule, generator, log, device)
         acc = {k: 0.0 for k in (*LOSS_NAMES, "total")}
         model.train()
         for step in tqdm(range(start, tc.steps), initial=start, total=tc.steps, desc="sane",
@@ -315,29 +317,22 @@ def train_sane(nerf_shards, rot_manifest, cfg: dict, out_model, seed: int, devic
                 for k, v in held.items():
                     log[f"test_{k}"].append(v)
             if (step + 1) % tc.checkpoint_every == 0 and step + 1 < tc.steps:
-                _save(ckpt, meta, step + 1, model, optimiser, schedule, generator, log)
+                checkpoint.save({"step": step + 1, "model": model.state_dict(),
+                                 "optimiser": optimiser.state_dict(),
+                                 "schedule": schedule.state_dict(),
+                                 "generator": generator.get_state(),
+                                 "torch_rng": torch.get_rng_state(), "log": log})
     save_torch({**meta, "model": model.state_dict(), "model_cfg": model.cfg.to_dict(),
                 "train_cfg": {**asdict(tc), "gamma": list(tc.gamma)}, "spec": nerfs.spec.to_dict(),
                 "normaliser": norm.state(), "log": log}, out_model)
-    ckpt.unlink(missing_ok=True)
+    checkpoint.clear()
     return log
 
 
-def _save(path, meta, step, model, optimiser, schedule, generator, log) -> None:
-    save_torch({**meta, "step": step, "model": model.state_dict(),
-                "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
-                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                "log": log}, path)
-
-
-def _resume(path, meta, model, optimiser, schedule, generator, log, device) -> int:
-    if not path.exists():
+def _resume(checkpoint, model, optimiser, schedule, generator, log, device) -> int:
+    ck = checkpoint.load(device)
+    if ck is None:
         return 0
-    ck = load_torch(path, map_location=device)
-    for key, value in meta.items():
-        if ck.get(key) != value:
-            raise ValueError(f"{path}: checkpoint was written for a different {key} "
-                             f"({ck.get(key)!r}, this job has {value!r}); delete it to restart")
     model.load_state_dict(ck["model"])
     optimiser.load_state_dict(ck["optimiser"])
     schedule.load_state_dict(ck["schedule"])

@@ -54,8 +54,9 @@ def train_gmn(loss: str, graph_shards: Sequence, nerf_shards: Sequence, views_st
     rays = ViewRays.from_zarr(views_store)
     teacher = shard_teacher(list(nerf_shards), int(gmn["teacher_samples_per_ray"]), device)
     return train_encoder(_encoder_cfg(gmn, loss, seed), inputs, model_path, rays=rays,
-                         teacher=teacher, checkpoint_path=checkpoint_path, log_path=log_path,
-                         device=device)
+                         teacher=teacher, checkpoint_path=checkpoint_path,
+                         input_files=[*graph_shards, *nerf_shards, views_store, manifest],
+                         log_path=log_path, device=device)
 
 
 def embed_gmn(model_path, graph_shards: Mapping[str, Sequence], manifest, out_dir,
@@ -127,6 +128,7 @@ def run_baseline(name: str, nerf_shards: Mapping[str, Sequence], views_store, ma
     model = out_dir / "model.pt"
     train_encoder(_encoder_cfg(gmn, "L_R", seed, encoder), param_inputs(nerf_shards[trainset], manifest_df),
                   model, rays=rays, teacher=teacher, checkpoint_path=out_dir / "checkpoint.pt",
+                  input_files=[*nerf_shards[trainset], views_store, manifest],
                   log_path=out_dir / "log.json", device=device)
     for arch, shards in readable.items():
         embed(model, param_inputs(shards, manifest_df), out_dir / "embeddings" / f"{arch}.parquet",

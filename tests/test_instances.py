@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nfws.data.targets import load_targets
-from nfws.fit.instances import (fit_instances, fit_params, load_fitted,
+from nfws.fit.instances import (fit_checkpoint, fit_instances, fit_params, load_fitted,
                                 make_representation, shared_init)
 from nfws.store import read_zarr, write_zarr
 
@@ -12,7 +12,7 @@ CPU = torch.device("cpu")
 FIT = dict(steps=12, points=24, lr_start=1e-2, lr_end=1e-5, log_every=4, checkpoint_every=5,
            base_latent="mean", mlp_template_init=False, rank=2, kappa=6.0, mask_seed=3,
            mlp_hidden=8, omega0=6.0, mlora_init_std=0.1, mc_resolution=12, mc_bound=0.6,
-           n_chamfer=200, eval_chunk=512)
+           n_chamfer=200, eval_chunk=512, max_weight_growth=20.0, on_failure="fail")
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,7 @@ def test_resume_gives_same_result_as_uninterrupted(image_targets, tmp_path):
     full, _ = fit_params(rep, start, data, [0, 1], FIT, seed=0, device=CPU)
     progress = tmp_path / "p.pt"
     short = dict(FIT, steps=12, checkpoint_every=5)
+    checkpoint = fit_checkpoint(progress, rep, start, [0, 1], short, 0, image_targets, None)
     # interrupt after the step-10 checkpoint by raising from the learning-rate schedule
     import nfws.fit.instances as inst
     real = inst.cosine_lr
@@ -83,12 +84,12 @@ def test_resume_gives_same_result_as_uninterrupted(image_targets, tmp_path):
     inst.cosine_lr = failing
     try:
         with pytest.raises(KeyboardInterrupt):
-            fit_params(rep, start, data, [0, 1], short, seed=0, device=CPU, progress_path=progress)
+            fit_params(rep, start, data, [0, 1], short, seed=0, device=CPU, checkpoint=checkpoint)
     finally:
         inst.cosine_lr = real
-    assert torch.load(progress, weights_only=True)["step"] == 10
+    assert torch.load(progress, weights_only=True)["state"]["step"] == 10
     resumed, _ = fit_params(rep, start, data, [0, 1], short, seed=0, device=CPU,
-                            progress_path=progress)
+                            checkpoint=checkpoint)
     for k in full:
         assert torch.allclose(full[k], resumed[k], atol=1e-6)
 

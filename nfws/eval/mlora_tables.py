@@ -28,14 +28,15 @@ def reconstruction_table(image_shards: dict, shape_shards: dict, csv_path, md_pa
         if kind in image_shards:
             s, a = _scores(image_shards[kind])
             row.update({"psnr": float(np.mean(s)), "psnr_params": a["n_trainable"],
-                        "n_images": len(s)})
+                        "n_images": len(s), "n_images_dropped": len(a["dropped"])})
         if kind in shape_shards:
             s, a = _scores(shape_shards[kind])
             ok = s[np.isfinite(s)]
             row.update({"cd_mean_x1e-2": float(ok.mean() * 100) if len(ok) else np.nan,
                         "cd_median_x1e-2": float(np.median(ok) * 100) if len(ok) else np.nan,
                         "cd_params": a["n_trainable"], "n_shapes": len(s),
-                        "n_empty_mesh": int((~np.isfinite(s)).sum())})
+                        "n_empty_mesh": int((~np.isfinite(s)).sum()),
+                        "n_shapes_dropped": len(a["dropped"])})
         p = pub.loc[name] if name in pub.index else None
         if p is not None:
             row.update({"paper_psnr": p["ffhq_psnr"], "paper_psnr_params": p["ffhq_params"],
@@ -50,7 +51,8 @@ def reconstruction_table(image_shards: dict, shape_shards: dict, csv_path, md_pa
                      "between marching-cubes vertices and ground-truth surface points. "
                      "params = trainable entries (masked ones excluded). Paper: FFHQ 128² "
                      "and ShapeNet; ours: the configured (default: synthetic, CPU-sized) data. "
-                     "n_empty_mesh counts fields without a surface (excluded from CD).")
+                     "n_empty_mesh counts fields without a surface (excluded from CD); "
+                     "n_*_dropped counts diverged fits dropped under on_failure: drop.")
     return df
 
 

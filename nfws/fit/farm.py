@@ -44,6 +44,7 @@ from tqdm import tqdm
 from nfws.data.cameras import pixel_rays
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import INIT_MODES, FieldStack, initial_stack, keyed_generator
+from nfws.fit.divergence import divergence_reasons
 from nfws.fit.streams import NerfStreams
 from nfws.render.sampling import carve_box, ray_box_intersect
 from nfws.render.skipping import OccupancyCells
@@ -72,6 +73,7 @@ class FarmConfig:
     log_every: int = 10
     checkpoint_every: int = 100
     psnr_floor: float = 15.0
+    max_weight_growth: float = 20.0
     on_failure: str = "fail"
     precision: str = "bf16"
     carve_resolution: int = 24
@@ -111,6 +113,8 @@ class FarmConfig:
                 bad(key, "must be >= 1")
         if self.steps % self.log_every:
             bad("log_every", f"must divide steps ({self.steps})")
+        if self.max_weight_growth <= 1:
+            bad("max_weight_growth", "must be > 1 (a multiple of the starting weight scale)")
         if self.lr <= 0 or self.adam_eps <= 0:
             bad("lr" if self.lr <= 0 else "adam_eps", "must be > 0")
         if not all(0 < f < 1 for f in self.decay_at):
@@ -293,6 +297,7 @@ def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: 
     bank = RayBank(views, train_idx, boxes, device)
 
     stack = initial_stack(spec, views.object_ids, cfg.init, seed, device)
+    start_params = {k: v.detach().clone() for k, v in stack.params.items()}
     streams = NerfStreams(seed, spec.name, views.object_ids)
     # fused: one kernel per stacked tensor; on the CPU 4-7x faster than the default
     # per-op loop (measured on 6 and 32 stacked TRI fields), same elementwise update
@@ -336,7 +341,10 @@ def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: 
     cpu_seconds = time.process_time() - cpu_start
 
     psnr = heldout_psnr(stack, views, held_idx, boxes, cfg, device)
-    failures = _failures(views.object_ids, spec.name, state["failed_step"], psnr, cfg.psnr_floor)
+    diverged = divergence_reasons(state["loss_curve"].numpy(), start_params, stack.params,
+                                  cfg.max_weight_growth)
+    failures = _failures(views.object_ids, spec.name, state["failed_step"], diverged, psnr,
+                         cfg.psnr_floor)
     return FitResult(stack, boxes.cpu(), psnr, state["loss_curve"].numpy(), failures,
                      setup_seconds, train_seconds, time.perf_counter() - start - train_seconds,
                      cpu_seconds)
@@ -416,11 +424,16 @@ def render_heldout(stack, views: ShardViews, held_idx: list[int], boxes, cfg: Fa
     return rgb.cpu().reshape(B, len(held_idx), H, W, 3), target
 
 
-def _failures(object_ids, arch, failed_step, psnr, floor) -> list[dict]:
+def _failures(object_ids, arch, failed_step, diverged, psnr, floor) -> list[dict]:
+    """Failed NeRFs with the first reason that holds: non-finite loss, divergence
+    (:func:`nfws.fit.divergence.divergence_reasons`), held-out PSNR non-finite or below
+    the floor."""
     out = []
     for b, oid in enumerate(object_ids):
         if failed_step[b] >= 0:
             reason = f"non-finite loss at step {int(failed_step[b])}"
+        elif diverged[b] is not None:
+            reason = f"diverged: {diverged[b]}"
         elif not np.isfinite(psnr[b]):
             reason = "non-finite held-out PSNR"
         elif psnr[b] < floor:

@@ -25,12 +25,14 @@ from nfws.data.targets import load_targets, sample_batch, training_indices
 from nfws.eval.reconstruction import reconstruction_scores
 from nfws.device import choose_device
 from nfws.fit.base_field import load_base
+from nfws.fit.divergence import divergence_reasons
 from nfws.models.lora import DISPLAY_NAMES, Representation, build_representation
 from nfws.checkpoint import Checkpoint, input_fingerprint, tensor_digest
 from nfws.store import config_hash, read_zarr, write_zarr
 
 FIT_KEYS = ("steps", "points", "lr_start", "lr_end", "log_every", "checkpoint_every",
             "base_latent", "mlp_template_init")
+FAILURE_KEYS = ("max_weight_growth", "on_failure")
 
 
 def cosine_lr(step: int, total: int, lr_start: float, lr_end: float) -> float:
@@ -65,13 +67,16 @@ def instance_generators(seed: int, indices) -> list[torch.Generator]:
 
 
 def fit_params(rep: Representation, params0: dict, targets, indices, cfg: dict, seed: int,
-               device, checkpoint: Checkpoint | None = None,
-               desc: str = "fit") -> tuple[dict, np.ndarray]:
+               device, checkpoint: Checkpoint | None = None, desc: str = "fit",
+               stop_on_nonfinite: bool = True) -> tuple[dict, np.ndarray]:
     """Fit ``params0`` ([B, ...] per tensor) to the instances ``indices``.
 
-    Returns the fitted (masked) parameters on CPU and the loss curve [B, n_logged].
-    With a ``checkpoint`` (:func:`fit_checkpoint`) the state is saved every
-    ``checkpoint_every`` steps and a rerun of the same fit resumes from it.
+    Returns the fitted (masked) parameters on CPU and the loss curve [B, n_logged] (the
+    first value is the starting loss). A non-finite loss raises, naming the instances,
+    unless ``stop_on_nonfinite`` is off: then the others go on (each instance's weights
+    only see its own loss) and the curve keeps the non-finite values. With a
+    ``checkpoint`` (:func:`fit_checkpoint`) the state is saved every ``checkpoint_every``
+    steps and a rerun of the same fit resumes from it.
     """
     missing = [k for k in FIT_KEYS if k not in cfg]
     if missing:
@@ -97,7 +102,7 @@ def fit_params(rep: Representation, params0: dict, targets, indices, cfg: dict, 
             group["lr"] = cosine_lr(step, steps, cfg["lr_start"], cfg["lr_end"])
         points, values = sample_batch(targets, indices, int(cfg["points"]), gens)
         losses = targets.loss(rep.forward(params, points.to(device)), values.to(device))
-        if not torch.isfinite(losses).all():
+        if stop_on_nonfinite and not torch.isfinite(losses).all():
             bad = [str(targets.object_ids[indices[b]])
                    for b in torch.nonzero(~torch.isfinite(losses)).flatten().tolist()]
             raise FloatingPointError(f"{rep.kind}: non-finite loss at step {step} for {bad}")
@@ -161,7 +166,11 @@ def fit_instances(kind: str, base_ckpt, targets, cfg: dict, out_path, seed: int,
     checkpoint = fit_checkpoint(str(out_path) + ".progress.pt", rep, start, indices, cfg, seed,
                                 targets, base_ckpt)
     fitted, curve = fit_params(rep, start, data, indices, cfg, seed, device, checkpoint,
-                               desc=f"fit {kind}")
+                               desc=f"fit {kind}", stop_on_nonfinite=cfg["on_failure"] != "drop")
+    dropped = diverged_instances(data.object_ids[indices], curve, start, fitted, cfg, out_path)
+    keep = [b for b, oid in enumerate(data.object_ids[indices]) if str(oid) not in dropped]
+    fitted, curve, indices = {k: v[keep] for k, v in fitted.items()}, curve[keep], \
+        [indices[b] for b in keep]
     rep.to(device)
     on_device = {k: v.to(device) for k, v in fitted.items()}
     scores = reconstruction_scores(lambda p: rep.forward(on_device, p), indices, data, cfg,
@@ -180,18 +189,37 @@ def fit_instances(kind: str, base_ckpt, targets, cfg: dict, out_path, seed: int,
                "out_dim": data.out_dim, "class_names": data.class_names,
                "fit": cfg, "config_hash": config_hash(cfg), "seed": seed,
                "shard": shard, "n_shards": n_shards, "base_ckpt": str(base_ckpt),
-               "template_object_id": template_id})
+               "template_object_id": template_id,
+               "dropped": [{"object_id": oid, "reason": why} for oid, why in dropped.items()]})
     checkpoint.clear()
-    return {"kind": kind, "n": len(indices), "n_params": rep.n_params,
+    return {"kind": kind, "n": len(indices), "n_dropped": len(dropped), "n_params": rep.n_params,
             "n_trainable": rep.n_trainable, "score_mean": float(np.nanmean(scores))}
 
 
+def diverged_instances(object_ids, curve, start: dict, fitted: dict, cfg: dict,
+                       out_path) -> dict[str, str]:
+    """{object_id: reason} of the diverged instances (:mod:`nfws.fit.divergence`); any
+    raises, naming them, unless ``on_failure`` is ``drop``."""
+    missing = [k for k in FAILURE_KEYS if k not in cfg]
+    if missing:
+        raise KeyError(f"fit config: missing keys {missing}")
+    reasons = divergence_reasons(curve, start, fitted, float(cfg["max_weight_growth"]))
+    dropped = {str(oid): why for oid, why in zip(object_ids, reasons) if why is not None}
+    if dropped and cfg["on_failure"] != "drop":
+        raise RuntimeError(f"{out_path}: {len(dropped)} instance fit(s) diverged: "
+                           + "; ".join(f"{oid}: {why}" for oid, why in dropped.items()))
+    if len(dropped) == len(object_ids):
+        raise RuntimeError(f"{out_path}: every instance fit diverged: {dropped}")
+    return dropped
+
+
 def load_fitted_weights(store_paths) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Weights [n, P], labels [n] and attrs (plus object_ids, score) of fitted shards."""
+    """Weights [n, P], labels [n] and attrs (plus object_ids, score and every shard's
+    dropped instances) of fitted shards."""
     paths = [store_paths] if isinstance(store_paths, (str, Path)) else list(store_paths)
     if not paths:
         raise ValueError("load_fitted_weights: no shard paths given")
-    weights, ids, labels, scores, attrs = [], [], [], [], None
+    weights, ids, labels, scores, dropped, attrs = [], [], [], [], [], None
     for path in paths:
         arrays, a = read_zarr(path, ["weights", "object_ids", "labels", "score"])
         if attrs is not None and (a["kind"], a["config_hash"]) != (attrs["kind"],
@@ -200,7 +228,9 @@ def load_fitted_weights(store_paths) -> tuple[np.ndarray, np.ndarray, dict]:
         attrs = attrs or a
         weights.append(arrays["weights"]), ids.append(arrays["object_ids"])
         labels.append(arrays["labels"]), scores.append(arrays["score"])
-    attrs = {**attrs, "object_ids": np.concatenate(ids), "score": np.concatenate(scores)}
+        dropped += a.get("dropped", [])
+    attrs = {**attrs, "object_ids": np.concatenate(ids), "score": np.concatenate(scores),
+             "dropped": dropped}
     return np.concatenate(weights), np.concatenate(labels), attrs
 
 

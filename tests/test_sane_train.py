@@ -11,7 +11,6 @@ from nfws.checkpoint import Checkpoint
 from nfws.data.manifest import build_manifest
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import make_stack
-from nfws.sane import train as sane_train
 from nfws.sane.rotations import build_rotated_dataset
 from nfws.sane.train import chance_recall, evaluate_sane, load_model, train_sane
 from nfws.store import read_zarr, write_zarr

@@ -9,8 +9,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
-
 from nfws.bench._threads import torch_threads
 from nfws.data.cameras import intrinsics_from_fov, orbit_c2w
 from nfws.data.shapenet_render import DISN_FOV_X, sample_easy_views

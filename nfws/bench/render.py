@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from nfws.bench._threads import torch_threads
 from nfws.data.cameras import intrinsics_from_fov, orbit_c2w
 from nfws.data.shapenet_render import DISN_FOV_X, sample_easy_views

@@ -272,3 +272,15 @@ def test_streams_are_keyed_per_nerf_and_purpose():
         two.load_state_dict({p: v for p, v in two.state_dict().items() if p != "cells"})
     with pytest.raises(ValueError, match="holds 2 'rays' streams for 1 NeRFs"):
         two.load_state_dict(one.state_dict())
+
+
+def test_cuda_out_of_memory_names_the_shard_and_its_size(tmp_path, store, views, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(farm, "fit_stack", out_of_memory)
+    with pytest.raises(RuntimeError, match=r"shard7\.zarr: CUDA out of memory training 3 MLP "
+                                           r"NeRFs at once; lower nerf\.shard_size \(this shard "
+                                           r"has 3\)"):
+        train_shard(store, list(views.object_ids), SPEC, TINY, tmp_path / "shard7.zarr", "cpu",
+                    0, tmp_path / "ck")

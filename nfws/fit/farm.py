@@ -483,7 +483,13 @@ def train_shard(views_store, object_ids: list[str], spec: ArchSpec, cfg: dict, o
         "config_hash": config_hash(asdict(farm_cfg)), "object_ids": list(object_ids),
         "inputs": input_fingerprint([views_store])})
     views = load_views(views_store, list(object_ids))
-    result = fit_stack(views, spec, farm_cfg, device, seed, checkpoint)
+    try:
+        result = fit_stack(views, spec, farm_cfg, device, seed, checkpoint)
+    except torch.cuda.OutOfMemoryError as err:
+        raise RuntimeError(
+            f"{out_path}: CUDA out of memory training {len(object_ids)} {spec.name} NeRFs at "
+            f"once; lower nerf.shard_size (this shard has {len(object_ids)}) or "
+            f"nerf.fit.points_per_call ({farm_cfg.points_per_call})") from err
     failed = {f["object_id"] for f in result.failures}
     if failed and farm_cfg.on_failure != "drop":
         lines = "; ".join(f"{f['object_id']} ({f['arch']}): {f['reason']}" for f in result.failures)

@@ -54,6 +54,7 @@ def all_targets(wildcards):
         R("plots/contact_sheet_faces.png"),
     ]
     targets += [R(f"plots/nerfs/{a}.png") for a in arch_names(config["nerf"])]
+    targets.append(R("tables/nerfs.csv"))
     targets += gmn_targets()
     targets += lora_targets()
     targets += diffusion_targets()

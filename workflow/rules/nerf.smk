@@ -46,6 +46,26 @@ rule nerf_previews:
         "../scripts/nerf_previews.py"
 
 
+rule nerf_table:
+    input:
+        lambda wildcards: [p for a in arch_names(config["nerf"]) for p in nerf_shard_paths(a)],
+    output:
+        csv=report(R("tables/nerfs.csv"), caption="../report/nerf_table.rst",
+                   category="NeRF farm"),
+        md=R("tables/nerfs.md"),
+    params:
+        shards=lambda wildcards: {a: nerf_shard_paths(a) for a in arch_names(config["nerf"])},
+    log:
+        R("logs/nerf_table.log"),
+    benchmark:
+        R("benchmarks/nerf_table.tsv")
+    threads: stage_threads("default")
+    resources:
+        **stage_resources("default"),
+    script:
+        "../scripts/nerf_table.py"
+
+
 rule graphs:
     input:
         R("nerfs/{arch}/{shard}.zarr"),

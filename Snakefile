@@ -7,6 +7,7 @@ min_version("9.0")
 
 # Every job inherits these: glibc keeps large activation buffers instead of returning them
 # to the OS each step (they must be set before a job's Python process starts).
+from nfws.device import check_config_devices
 from nfws.jobenv import MALLOC_ENV
 
 for _key, _value in MALLOC_ENV.items():
@@ -18,6 +19,7 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+check_config_devices(config)
 
 
 include: "workflow/rules/common.smk"

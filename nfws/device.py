@@ -46,6 +46,34 @@ def visible_gpu_count() -> int:
     return torch.cuda.device_count()
 
 
+def cuda_keys(config: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the config's ``device`` keys (any depth) set to ``cuda``."""
+    keys = []
+    for name, value in config.items():
+        if isinstance(value, dict):
+            keys += cuda_keys(value, f"{prefix}{name}.")
+        elif name == "device" and value == "cuda":
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def check_config_devices(config: dict) -> None:
+    """Fail when a ``device`` key asks for ``cuda`` and this machine has no CUDA device.
+
+    Runs when the workflow is parsed, so ``snakemake -n`` fails too, before any job.
+    ``check_device: false`` skips it where the jobs run on other machines than the one
+    parsing the workflow (a SLURM login node without GPUs); each job still checks its own.
+    """
+    if not config["check_device"]:
+        return
+    keys = cuda_keys(config)
+    if keys and visible_gpu_count() == 0:
+        raise RuntimeError(
+            f"config key {', '.join(keys)}: 'cuda' requested but this machine has no CUDA "
+            "device; use 'auto' or 'cpu', or set check_device: false if the jobs run on "
+            "other machines (e.g. GPU nodes of a SLURM cluster)")
+
+
 @contextlib.contextmanager
 def job_device(cfg_device: str, lock_dir):
     """The device of one pipeline job, held for the job's lifetime.

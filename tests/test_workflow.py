@@ -7,6 +7,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from nfws.device import visible_gpu_count
 from nfws.eval.tables import PUBLISHED
 from workflow_helpers import run_snakemake
 
@@ -147,3 +148,16 @@ def test_missing_data_root_is_named(tmp_path):
     text = proc.stdout + proc.stderr
     assert str(root) in text and "data.shapenet.root" in text, text[-3000:]
     assert not (workdir / "results" / "data" / "shapenet" / "manifest.parquet").exists()
+
+
+@pytest.mark.skipif(visible_gpu_count() > 0, reason="checks a machine without CUDA")
+def test_cuda_device_without_cuda_fails_the_dry_run(tmp_path):
+    proc = run_snakemake(tmp_path, "-n", "all", "--config", "device=cuda")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key device: 'cuda' requested but this machine has no CUDA" in text, \
+        text[-2000:]
+    opted_out = run_snakemake(tmp_path, "-n", "all", "--config", "device=cuda",
+                              "check_device=False")
+    assert opted_out.returncode == 0, opted_out.stderr[-2000:]
+    assert not (tmp_path / "results").exists()

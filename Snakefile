@@ -5,16 +5,22 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# Every job inherits these: glibc keeps large activation buffers instead of returning them
-# to the OS each step (they must be set before a job's Python process starts).
+from nfws.config_files import check_config_file
 from nfws.device import check_config_devices
 from nfws.jobenv import MALLOC_ENV
+
+# Every job inherits these: glibc keeps large activation buffers instead of returning them
+# to the OS each step (they must be set before a job's Python process starts).
 
 for _key, _value in MALLOC_ENV.items():
     os.environ.setdefault(_key, _value)
 
 
-# The embedded default; --configfile merges a run's own settings over it.
+# The embedded default; --configfile merges a run's own settings over it. Checked first:
+# Snakemake's own message for a syntax error names no file, line or column.
+check_config_file(os.path.join(workflow.basedir, "config.yaml"))
+
+
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -82,6 +84,21 @@ def test_labels_csv_checks(tmp_path):
     with pytest.raises(ValueError, match="listed twice"):
         I.read_labels_csv(p)
 
+
+
+@pytest.mark.parametrize("entry", ["../elsewhere/a.png", "sub/../../a.png", "LINK"])
+def test_labels_csv_entry_outside_its_folder_is_refused(tmp_path, entry):
+    folder = tmp_path / "ffhq"
+    folder.mkdir()
+    save(checkerboard(4, 1), tmp_path / "outside.png")
+    if entry == "LINK":
+        (folder / "link.png").symlink_to(tmp_path / "outside.png")
+        entry = "link.png"
+    p = folder / "labels.csv"
+    p.write_text(f"file,label\nok.png,x\n{entry},y\n")
+    with pytest.raises(ValueError, match=rf"labels\.csv: column 'file': '{re.escape(entry)}' "
+                                         rf"resolves to .*, outside .*ffhq"):
+        I.read_labels_csv(p)
 
 def make_folder(root, n=6):
     rows = []

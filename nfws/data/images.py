@@ -5,10 +5,11 @@ labels CSV, listed by the manifest and packed here into ``images.zarr`` (``image
 [N, H, W, 3], ``object_ids``, ``labels`` int64 [N], ``attributes`` int64 [N, A]; attrs
 attribute_names, label_name, class_names, resolution), in manifest order.
 
-Labels CSV: first a ``file`` column with image paths relative to the CSV's own directory,
-then the label column (its header names the label, e.g. ``hair_colour``; values are class
-names, ordered alphabetically into class indices), then any number of integer attribute
-columns (CelebA-style 0/1 flags).
+Labels CSV: first a ``file`` column with image paths relative to the CSV's own directory
+(and inside it, symlinks followed: ``nfws.data.paths.confined``), then the label column
+(its header names the label, e.g. ``hair_colour``; values are class names, ordered
+alphabetically into class indices), then any number of integer attribute columns
+(CelebA-style 0/1 flags).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from nfws.data.manifest import read_manifest
+from nfws.data.paths import confined
 from nfws.store import write_zarr
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -94,7 +96,8 @@ def read_labels_csv(path) -> LabelTable:
     for column in attribute_names:
         if not pd.api.types.is_integer_dtype(table[column]):
             raise ValueError(f"{path}: attribute column {column!r} must hold integers")
-    table["path"] = [str((path.parent / f).resolve()) for f in table["file"]]
+    table["path"] = [str(confined(f, path.parent, f"{path}: column 'file'"))
+                     for f in table["file"]]
     return LabelTable(table, label_column, attribute_names)
 
 

@@ -4,6 +4,8 @@ On a multi-GPU box Snakemake only counts GPUs (``--resources gpu=4``); it does n
 *which* GPU a job may use. Each job therefore takes an exclusive ``flock`` on one lock
 file per GPU for its lifetime, so concurrent jobs land on distinct GPUs, and a job waits
 while every GPU is held. Locks vanish with the process, so a killed job frees its slot.
+
+torch is imported where it is used: the Snakefile reads this module for every run.
 """
 from __future__ import annotations
 
@@ -13,13 +15,13 @@ import os
 import time
 from pathlib import Path
 
-import torch
-
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def pick_device(device=None) -> torch.device:
     """CUDA when available (or as asked), CPU otherwise."""
+    import torch
+
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -31,6 +33,8 @@ def choose_device(cfg_device: str) -> torch.device:
     GPUs are counted without initialising CUDA (NVML), so a GPU slot can still be pinned
     through CUDA_VISIBLE_DEVICES afterwards.
     """
+    import torch
+
     if cfg_device not in DEVICE_CHOICES:
         raise ValueError(f"config key device: must be one of {DEVICE_CHOICES}, got {cfg_device!r}")
     if cfg_device == "cpu":
@@ -43,7 +47,37 @@ def choose_device(cfg_device: str) -> torch.device:
 
 
 def visible_gpu_count() -> int:
+    import torch
+
     return torch.cuda.device_count()
+
+
+def cuda_keys(config: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the config's ``device`` keys (any depth) set to ``cuda``."""
+    keys = []
+    for name, value in config.items():
+        if isinstance(value, dict):
+            keys += cuda_keys(value, f"{prefix}{name}.")
+        elif name == "device" and value == "cuda":
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def check_config_devices(config: dict) -> None:
+    """Fail when a ``device`` key asks for ``cuda`` and this machine has no CUDA device.
+
+    Runs when the workflow is parsed, so ``snakemake -n`` fails too, before any job.
+    ``check_device: false`` skips it where the jobs run on other machines than the one
+    parsing the workflow (a SLURM login node without GPUs); each job still checks its own.
+    """
+    if not config["check_device"]:
+        return
+    keys = cuda_keys(config)
+    if keys and visible_gpu_count() == 0:
+        raise RuntimeError(
+            f"config key {', '.join(keys)}: 'cuda' requested but this machine has no CUDA "
+            "device; use 'auto' or 'cpu', or set check_device: false if the jobs run on "
+            "other machines (e.g. GPU nodes of a SLURM cluster)")
 
 
 @contextlib.contextmanager
@@ -53,6 +87,8 @@ def job_device(cfg_device: str, lock_dir):
     A CUDA job takes a GPU slot (see :func:`gpu_slot`) before CUDA initialises, so the
     pinned GPU is the job's ``cuda:0``; a CPU job locks nothing.
     """
+    import torch
+
     device = choose_device(cfg_device)
     if device.type != "cuda":
         yield device

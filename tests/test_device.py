@@ -5,7 +5,8 @@ import time
 import pytest
 import torch
 
-from nfws.device import choose_device, gpu_slot, job_device
+import nfws.device
+from nfws.device import check_config_devices, choose_device, cuda_keys, gpu_slot, job_device
 
 
 def test_choose_device_cpu_and_auto():
@@ -79,3 +80,27 @@ def test_job_device_on_cpu_locks_nothing(tmp_path):
         with job_device(choice, tmp_path / "locks") as device:
             assert device == torch.device("cpu")
     assert not (tmp_path / "locks").exists()
+
+
+CONFIG_ASKING_CUDA = {"device": "cuda", "check_device": True,
+                      "diffusion": {"model": {"device": "cuda"},
+                                    "feature_extractor": {"device": "auto"}}}
+
+
+def test_cuda_keys_are_named_at_any_depth():
+    assert cuda_keys(CONFIG_ASKING_CUDA) == ["device", "diffusion.model.device"]
+    assert cuda_keys({"device": "auto", "nerf": {"device": "cpu"}}) == []
+
+
+def test_config_asking_cuda_without_a_gpu_fails_naming_the_keys(monkeypatch):
+    monkeypatch.setattr(nfws.device, "visible_gpu_count", lambda: 0)
+    with pytest.raises(RuntimeError, match=r"config key device, diffusion\.model\.device: "
+                                           r"'cuda' requested but this machine has no CUDA"):
+        check_config_devices(CONFIG_ASKING_CUDA)
+    check_config_devices({"device": "auto", "check_device": True})   # auto never fails
+    check_config_devices({**CONFIG_ASKING_CUDA, "check_device": False})  # opted out
+
+
+def test_config_asking_cuda_with_a_gpu_passes(monkeypatch):
+    monkeypatch.setattr(nfws.device, "visible_gpu_count", lambda: 1)
+    check_config_devices(CONFIG_ASKING_CUDA)

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,6 +8,9 @@ from PIL import Image
 from nfws.data import images as I
 from nfws.data.manifest import build_manifest
 from nfws.store import read_zarr
+
+#: The images of these tests: shorter side >= 8, aspect ratio <= 4 / 3.
+LIMITS = I.SizeLimits(min_side=8, max_aspect=1.5, on_bad_image="fail")
 
 
 def checkerboard(size: int, cell: int) -> np.ndarray:
@@ -83,6 +88,21 @@ def test_labels_csv_checks(tmp_path):
         I.read_labels_csv(p)
 
 
+
+@pytest.mark.parametrize("entry", ["../elsewhere/a.png", "sub/../../a.png", "LINK"])
+def test_labels_csv_entry_outside_its_folder_is_refused(tmp_path, entry):
+    folder = tmp_path / "ffhq"
+    folder.mkdir()
+    save(checkerboard(4, 1), tmp_path / "outside.png")
+    if entry == "LINK":
+        (folder / "link.png").symlink_to(tmp_path / "outside.png")
+        entry = "link.png"
+    p = folder / "labels.csv"
+    p.write_text(f"file,label\nok.png,x\n{entry},y\n")
+    with pytest.raises(ValueError, match=rf"labels\.csv: column 'file': '{re.escape(entry)}' "
+                                         rf"resolves to .*, outside .*ffhq"):
+        I.read_labels_csv(p)
+
 def make_folder(root, n=6):
     rows = []
     for k in range(n):
@@ -108,7 +128,7 @@ def test_images_store_from_labelled_folder(tmp_path):
     manifest = build_manifest("faces", faces_section(tmp_path / "ffhq"), 0, m,
                               tmp_path / "faces" / "sources")
     out = tmp_path / "faces" / "images.zarr"
-    I.build_images_store(m, out, 4, labels_csv=tmp_path / "ffhq" / "labels.csv")
+    I.build_images_store(m, out, 4, LIMITS, labels_csv=tmp_path / "ffhq" / "labels.csv")
     arrays, attrs = read_zarr(out)
     assert attrs["class_names"] == ["black", "red"]  # alphabetical
     assert attrs["label_name"] == "hair" and attrs["attribute_names"] == ["smiling", "beard"]
@@ -127,7 +147,7 @@ def test_images_store_unlabelled(tmp_path):
     m = tmp_path / "m.parquet"
     build_manifest("faces", faces_section(tmp_path / "ffhq", labels=False), 0, m,
                    tmp_path / "src")
-    I.build_images_store(m, tmp_path / "s.zarr", 8)
+    I.build_images_store(m, tmp_path / "s.zarr", 8, LIMITS)
     arrays, attrs = read_zarr(tmp_path / "s.zarr")
     assert arrays["attributes"].shape == (4, 0) and set(arrays["labels"]) == {0}
     assert attrs["class_names"] == ["unlabelled"] and arrays["images"].shape == (4, 8, 8, 3)
@@ -140,7 +160,7 @@ def test_images_store_rejects_stale_labels(tmp_path):
     table["hair"] = "red"
     table.to_csv(tmp_path / "ffhq" / "labels.csv", index=False)
     with pytest.raises(ValueError, match="class names disagree"):
-        I.build_images_store(m, tmp_path / "s.zarr", 8, tmp_path / "ffhq" / "labels.csv")
+        I.build_images_store(m, tmp_path / "s.zarr", 8, LIMITS, tmp_path / "ffhq" / "labels.csv")
     assert not (tmp_path / "s.zarr").exists()
 
 
@@ -160,7 +180,7 @@ def test_synthetic_faces_end_to_end(tmp_path):
     manifest = build_manifest("faces", section, 5, m, src)
     from nfws.data.faces import ATTRIBUTES, generate_faces
     from nfws.data.manifest import faces_labels_csv
-    I.build_images_store(m, tmp_path / "faces" / "images.zarr", 32,
+    I.build_images_store(m, tmp_path / "faces" / "images.zarr", 32, LIMITS,
                          faces_labels_csv(section, src))
     arrays, attrs = read_zarr(tmp_path / "faces" / "images.zarr")
     images, table = generate_faces(40, 5, 32)
@@ -170,3 +190,51 @@ def test_synthetic_faces_end_to_end(tmp_path):
     assert np.array_equal(arrays["attributes"], table.loc[order, list(ATTRIBUTES)].to_numpy())
     names = np.array(attrs["class_names"])[arrays["labels"]]
     assert names.tolist() == table.loc[order, "hair_colour"].tolist()
+
+
+def test_size_limits_name_what_is_wrong():
+    limits = I.SizeLimits(min_side=16, max_aspect=1.5, on_bad_image="fail")
+    assert limits.problem(300, 7) == ("300x7: shorter side 7 < min_side 16, aspect ratio "
+                                      "42.86 > max_aspect 1.5")
+    assert limits.problem(7, 300).startswith("7x300: shorter side 7 < min_side 16, aspect")
+    assert limits.problem(24, 16) is None and limits.problem(16, 16) is None
+    assert limits.problem(25, 16) == "25x16: aspect ratio 1.56 > max_aspect 1.5"
+    assert limits.problem(15, 15) == "15x15: shorter side 15 < min_side 16"
+
+
+def test_size_limits_from_config_section():
+    section = {"resolution": 32, "min_side": None, "max_aspect": 2, "on_bad_image": "warn"}
+    assert I.SizeLimits.from_section(section) == I.SizeLimits(32, 2.0, "warn")
+    assert I.SizeLimits.from_section({**section, "min_side": 8}).min_side == 8
+    with pytest.raises(ValueError, match="data.faces.on_bad_image: must be one of"):
+        I.SizeLimits.from_section({**section, "on_bad_image": "skip"})
+
+
+def folder_with_a_thin_image(tmp_path):
+    make_folder(tmp_path / "ffhq", n=4)
+    save(np.zeros((7, 300, 3), np.uint8), tmp_path / "ffhq" / "thin.png")
+    m = tmp_path / "m.parquet"
+    build_manifest("faces", faces_section(tmp_path / "ffhq", labels=False), 0, m,
+                   tmp_path / "src")
+    return m, tmp_path / "ffhq" / "thin.png"
+
+
+def test_image_outside_the_limits_fails_the_store_naming_it(tmp_path, caplog):
+    m, thin = folder_with_a_thin_image(tmp_path)
+    with pytest.raises(ValueError, match=rf"data.faces: 1 images outside min_side 8 / "
+                                         rf"max_aspect 1.5, e.g. \['{re.escape(str(thin))} "
+                                         rf"\(300x7: shorter side 7 < min_side 8"):
+        I.build_images_store(m, tmp_path / "s.zarr", 8, LIMITS)
+    assert not (tmp_path / "s.zarr").exists()
+    refused = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(refused) == 1 and str(thin) in refused[0].getMessage()
+
+
+def test_image_outside_the_limits_is_used_with_a_warning(tmp_path, caplog):
+    m, thin = folder_with_a_thin_image(tmp_path)
+    I.build_images_store(m, tmp_path / "s.zarr", 8, I.SizeLimits(8, 1.5, "warn"))
+    arrays, _ = read_zarr(tmp_path / "s.zarr")
+    assert len(arrays["images"]) == 5
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [f"data.faces: image {thin} (300x7: shorter side 7 < min_side 8, aspect "
+                      "ratio 42.86 > max_aspect 1.5) is used anyway (on_bad_image: warn)"]

@@ -2,6 +2,7 @@
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -162,6 +163,54 @@ def test_image_without_alpha_is_rejected(rendered, tmp_path):
     Image.new("RGB", (32, 32)).save(obj / "easy" / "01.png")
     with pytest.raises(ValueError, match=r"01\.png: image has no alpha channel"):
         read_shapenet_render(obj)
+
+
+def _point_frame(obj, index, file_path):
+    """Rewrite frame ``index`` of the object's transforms to ``file_path``."""
+    path = obj / "easy" / "transforms_train.json"
+    meta = json.loads(path.read_text())
+    meta["frames"][index]["file_path"] = file_path
+    path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("entry", ["../../other/easy/00", "./../easy/../../other/easy/00.png",
+                                   "ABSOLUTE"])
+def test_frame_path_outside_the_object_is_refused(rendered, tmp_path, entry):
+    obj = _copy_object(rendered, tmp_path)
+    other = tmp_path / "other" / "easy"
+    other.mkdir(parents=True)
+    Image.new("RGBA", (32, 32)).save(other / "00.png")
+    entry = str(other / "00") if entry == "ABSOLUTE" else entry
+    _point_frame(obj, 4, entry)
+    with pytest.raises(ValueError, match=r"easy/transforms_train\.json: frames\[4\]\.file_path: "
+                                         r"'.*00(\.png)?' resolves to .*other/easy/00\.png, "
+                                         r"outside .*obj/easy"):
+        read_nf2vec(obj / "easy")
+
+
+def test_view_symlinked_to_another_object_is_refused(rendered, tmp_path):
+    obj = _copy_object(rendered, tmp_path)
+    other = tmp_path / "other.png"
+    (obj / "easy" / "00.png").rename(other)
+    (obj / "easy" / "00.png").symlink_to(other)
+    with pytest.raises(ValueError, match=r"rendering_metadata\.txt: view 0: '00\.png' resolves "
+                                         r"to .*other\.png, outside .*obj/easy"):
+        read_shapenet_render(obj)
+    with pytest.raises(ValueError, match=r"transforms_train\.json: frames\[0\]\.file_path"):
+        read_nf2vec(obj / "easy")
+
+
+def test_links_inside_the_object_and_a_linked_object_folder_are_read(rendered, tmp_path):
+    obj = _copy_object(rendered, tmp_path)
+    expected = read_shapenet_render(obj)
+    (obj / "easy" / "pngs").mkdir()
+    (obj / "easy" / "05.png").rename(obj / "easy" / "pngs" / "05.png")
+    (obj / "easy" / "05.png").symlink_to(Path("pngs") / "05.png")
+    _point_frame(obj, 1, "pngs/../01")
+    linked = tmp_path / "linked_object"
+    linked.symlink_to(obj, target_is_directory=True)
+    for got in (read_shapenet_render(linked), read_nf2vec(linked / "easy")):
+        assert np.array_equal(got["images"], expected["images"])
 
 
 @pytest.mark.parametrize("line,why", [

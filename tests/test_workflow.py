@@ -7,6 +7,8 @@ import pytest
 import yaml
 from PIL import Image
 
+import fake_data
+from nfws.device import visible_gpu_count
 from nfws.eval.tables import PUBLISHED
 from workflow_helpers import run_snakemake
 
@@ -147,3 +149,37 @@ def test_missing_data_root_is_named(tmp_path):
     text = proc.stdout + proc.stderr
     assert str(root) in text and "data.shapenet.root" in text, text[-3000:]
     assert not (workdir / "results" / "data" / "shapenet" / "manifest.parquet").exists()
+
+
+@pytest.mark.skipif(visible_gpu_count() > 0, reason="checks a machine without CUDA")
+def test_cuda_device_without_cuda_fails_the_dry_run(tmp_path):
+    proc = run_snakemake(tmp_path, "-n", "all", "--config", "device=cuda")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key device: 'cuda' requested but this machine has no CUDA" in text, \
+        text[-2000:]
+    opted_out = run_snakemake(tmp_path, "-n", "all", "--config", "device=cuda",
+                              "check_device=False")
+    assert opted_out.returncode == 0, opted_out.stderr[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_face_image_outside_the_size_limits_is_named_by_the_images_store(tmp_path):
+    root, _ = fake_data.image_folder(tmp_path / "faces", count=4, size=20)
+    Image.fromarray(np.zeros((7, 300, 3), np.uint8)).save(root / "thin.png")
+    faces = {"source": "folder", "root": str(root), "count": 5, "resolution": 16}
+    texts = {}
+    for on_bad_image in ("fail", "warn"):
+        configfile = tmp_path / f"{on_bad_image}.yaml"
+        configfile.write_text(yaml.safe_dump(
+            {"data": {"faces": {**faces, "on_bad_image": on_bad_image}}}))
+        workdir = tmp_path / on_bad_image
+        proc = run_snakemake(workdir, "--cores", "1", "results/data/faces/images.zarr",
+                             "--configfile", str(configfile), timeout=300)
+        store = workdir / "results" / "data" / "faces" / "images.zarr"
+        assert (proc.returncode == 0) == (on_bad_image == "warn"), proc.stderr[-3000:]
+        assert store.exists() == (on_bad_image == "warn")
+        texts[on_bad_image] = (workdir / "results" / "logs" / "images_store.log").read_text()
+    named = f"{root / 'thin.png'} (300x7: shorter side 7 < min_side 16, aspect ratio 42.86"
+    assert f"{named} > max_aspect 1.5) is refused" in texts["fail"]
+    assert f"{named} > max_aspect 1.5) is used anyway" in texts["warn"]

@@ -5,13 +5,22 @@ labels CSV, listed by the manifest and packed here into ``images.zarr`` (``image
 [N, H, W, 3], ``object_ids``, ``labels`` int64 [N], ``attributes`` int64 [N, A]; attrs
 attribute_names, label_name, class_names, resolution), in manifest order.
 
-Labels CSV: first a ``file`` column with image paths relative to the CSV's own directory,
-then the label column (its header names the label, e.g. ``hair_colour``; values are class
-names, ordered alphabetically into class indices), then any number of integer attribute
-columns (CelebA-style 0/1 flags).
+Labels CSV: first a ``file`` column with image paths relative to the CSV's own directory
+(and inside it, symlinks followed: ``nfws.data.paths.confined``), then the label column
+(its header names the label, e.g. ``hair_colour``; values are class names, ordered
+alphabetically into class indices), then any number of integer attribute columns
+(CelebA-style 0/1 flags).
+
+Size limits (``SizeLimits``, config ``data.faces``): before anything is decoded, every
+image's shorter side must reach ``min_side`` (null: the store's resolution, so no image is
+upsampled) and its aspect ratio (longer / shorter side) stay within ``max_aspect``;
+``on_bad_image`` decides whether an image outside them fails the store or is used with a
+warning. Each such image is named.
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +30,13 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from nfws.data.manifest import read_manifest
+from nfws.data.paths import confined
 from nfws.store import write_zarr
 
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+ON_BAD_IMAGE = ("fail", "warn")
 
 
 def list_images(root) -> list[Path]:
@@ -38,18 +51,75 @@ def list_images(root) -> list[Path]:
     return paths
 
 
+@contextlib.contextmanager
+def open_image(path):
+    """``path`` opened with PIL; a broken file is a ValueError naming it."""
+    try:
+        with Image.open(path) as img:
+            yield img
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for broken files
+        raise ValueError(f"{path}: unreadable or corrupt image ({err})") from err
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    """The smallest shorter side (px) and largest aspect ratio an image may have, and what
+    an image outside them does (``on_bad_image``: fail or warn)."""
+
+    min_side: int
+    max_aspect: float
+    on_bad_image: str
+
+    @classmethod
+    def from_section(cls, section: dict, key: str = "data.faces") -> SizeLimits:
+        """The limits of a config section (``min_side`` null: its ``resolution``)."""
+        if section["on_bad_image"] not in ON_BAD_IMAGE:
+            raise ValueError(f"{key}.on_bad_image: must be one of {ON_BAD_IMAGE}, got "
+                             f"{section['on_bad_image']!r}")
+        min_side = section["resolution"] if section["min_side"] is None else section["min_side"]
+        return cls(int(min_side), float(section["max_aspect"]), section["on_bad_image"])
+
+    def problem(self, width: int, height: int) -> str | None:
+        """What is wrong with a ``width`` x ``height`` image; None when it is within limits."""
+        side = min(width, height)
+        aspect = max(width, height) / side
+        reasons = []
+        if side < self.min_side:
+            reasons.append(f"shorter side {side} < min_side {self.min_side}")
+        if aspect > self.max_aspect:
+            reasons.append(f"aspect ratio {aspect:.2f} > max_aspect {self.max_aspect:g}")
+        return f"{width}x{height}: {', '.join(reasons)}" if reasons else None
+
+
+def check_image_sizes(paths, limits: SizeLimits, key: str = "data.faces") -> None:
+    """Read every image's size (its header only) against ``limits``; log each image
+    outside them by name, then fail (``on_bad_image: fail``) or go on (``warn``)."""
+    fail = limits.on_bad_image == "fail"
+    bad = []
+    for path in paths:
+        with open_image(path) as img:
+            problem = limits.problem(*img.size)
+        if problem is None:
+            continue
+        bad.append(f"{path} ({problem})")
+        if fail:
+            log.error("%s: image %s is refused", key, bad[-1])
+        else:
+            log.warning("%s: image %s is used anyway (on_bad_image: warn)", key, bad[-1])
+    if bad and fail:
+        raise ValueError(f"{key}: {len(bad)} images outside min_side {limits.min_side} / "
+                         f"max_aspect {limits.max_aspect:g}, e.g. {bad[:3]} (each is named in "
+                         f"the log; {key}.on_bad_image: warn uses them anyway)")
+
+
 def load_square_image(path, resolution: int) -> np.ndarray:
     """An image as uint8 [resolution, resolution, 3]: centre-cropped to a square, resized.
 
     Downsampling averages over pixel areas (PIL's box filter, so no aliasing); upsampling
     is bicubic. EXIF orientation is applied; an alpha channel is dropped.
     """
-    path = Path(path)
-    try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img).convert("RGB")
-    except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for broken files
-        raise ValueError(f"{path}: unreadable or corrupt image ({err})") from err
+    with open_image(path) as img:
+        img = ImageOps.exif_transpose(img).convert("RGB")
     w, h = img.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
@@ -94,15 +164,18 @@ def read_labels_csv(path) -> LabelTable:
     for column in attribute_names:
         if not pd.api.types.is_integer_dtype(table[column]):
             raise ValueError(f"{path}: attribute column {column!r} must hold integers")
-    table["path"] = [str((path.parent / f).resolve()) for f in table["file"]]
+    table["path"] = [str(confined(f, path.parent, f"{path}: column 'file'"))
+                     for f in table["file"]]
     return LabelTable(table, label_column, attribute_names)
 
 
-def build_images_store(manifest_path, out_path, resolution: int, labels_csv=None) -> None:
+def build_images_store(manifest_path, out_path, resolution: int, limits: SizeLimits,
+                       labels_csv=None) -> None:
     """Pack every manifest image (all splits, manifest order) into ``images.zarr``.
 
-    Labels are the manifest's class indices; attributes come from the labels CSV (which
-    must agree with the manifest's class names), or are empty [N, 0] without one.
+    Image sizes are checked against ``limits`` first. Labels are the manifest's class
+    indices; attributes come from the labels CSV (which must agree with the manifest's
+    class names), or are empty [N, 0] without one.
     """
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
         raise ValueError(f"resolution: must be a positive integer, got {resolution!r}")
@@ -125,6 +198,7 @@ def build_images_store(manifest_path, out_path, resolution: int, labels_csv=None
                              f"{manifest['object_id'][clash].tolist()[:3]}; rebuild the manifest")
         attribute_names, label_name = labels.attribute_names, labels.label_column
         attributes = rows[attribute_names].to_numpy(dtype=np.int64).reshape(len(manifest), -1)
+    check_image_sizes(sources, limits)
     images = np.empty((len(manifest), resolution, resolution, 3), dtype=np.uint8)
     for i, source in enumerate(tqdm(sources, desc="images store", unit="img")):
         images[i] = load_square_image(source, resolution)

@@ -11,6 +11,8 @@ nf2vec: ``<object_dir>/transforms_train.json`` (Blender / NeRF-synthetic style:
 
 Both readers reduce their layout to (image paths, c2w, horizontal fov) and share one
 loader that decodes, resizes and derives intrinsics, so there is a single camera path.
+Every view image must resolve (symlinks followed) inside its object's folder
+(``nfws.data.paths.confined``): another object's image is never read as this one's view.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from PIL import Image
 
 from nfws.data.cameras import intrinsics_from_fov, orbit_c2w
 from nfws.data.manifest import NAME_TO_SYNSET
+from nfws.data.paths import confined
 from nfws.store import atomic_path
 
 FOCAL_MM, SENSOR_MM, MAX_DISTANCE = 35.0, 32.0, 1.75
@@ -119,7 +122,8 @@ def read_shapenet_render(object_dir, resolution: int | None = None) -> dict[str,
         raise FileNotFoundError(f"{easy}: ShapenetRender view folder missing")
     meta = parse_metadata(easy / METADATA)
     c2w = orbit_c2w(meta["azimuth"], meta["elevation"], meta["distance"])
-    paths = [easy / f"{i:02d}.png" for i in range(len(c2w))]
+    paths = [confined(f"{i:02d}.png", easy, f"{easy / METADATA}: view {i}")
+             for i in range(len(c2w))]
     return load_frames(paths, c2w, meta["fov_x"], resolution)
 
 
@@ -144,7 +148,8 @@ def read_nf2vec(object_dir, resolution: int | None = None) -> dict[str, np.ndarr
         raise ValueError(f"{path}: transform_matrix last row must be [0, 0, 0, 1]")
     if not (0 < fov < math.pi):
         raise ValueError(f"{path}: camera_angle_x must lie in (0, pi), got {fov}")
-    paths = [(path.parent / f) if f.endswith(".png") else (path.parent / f"{f}.png") for f in files]
+    paths = [confined(f if f.endswith(".png") else f"{f}.png", path.parent,
+                      f"{path}: frames[{i}].file_path") for i, f in enumerate(files)]
     return load_frames(paths, c2w, np.full(len(paths), fov), resolution)
 
 

@@ -1,0 +1,80 @@
+"""Config files checked the way Snakemake reads them, with errors naming file:line:column.
+
+Snakemake reads a config file as JSON, then as YAML, and reports a failure as "Config file
+is not valid JSON or YAML" without the file, line or column. ``check_config_file`` reads
+it the same way and names all three. The Snakefile checks the embedded ``config.yaml``
+with it before ``configfile:``. Snakemake reads ``--configfile`` files itself, before it
+reads the Snakefile, so for those the check is a command::
+
+    python -m nfws.config_files my_run.yaml other.yaml
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+
+class ConfigFileError(ValueError):
+    """A config file that is not a JSON or YAML mapping; the message names file:line:column."""
+
+
+def check_config_file(path) -> None:
+    """Raise ConfigFileError unless ``path`` holds a JSON or YAML mapping.
+
+    A syntax error is reported at its line and column: the JSON error for ``.json``
+    files, the YAML error otherwise (JSON is tried first, as Snakemake does).
+    """
+    path = Path(path).absolute()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigFileError(f"{path}: cannot read the config file ({err})") from err
+    try:
+        is_mapping, where = isinstance(json.loads(text), dict), "1:1"
+    except json.JSONDecodeError as json_error:
+        node = _yaml_root(path, text, json_error if path.suffix.lower() == ".json" else None)
+        is_mapping = isinstance(node, yaml.MappingNode)
+        where = _place(node.start_mark) if node is not None else "1:1"
+    if not is_mapping:
+        raise ConfigFileError(f"{path}:{where}: the top level must be a mapping of config keys")
+
+
+def _yaml_root(path: Path, text: str, json_error: json.JSONDecodeError | None):
+    """The YAML document's root node (None when empty); a syntax error names its place."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        if json_error is not None:
+            raise ConfigFileError(f"{path}:{json_error.lineno}:{json_error.colno}: not valid "
+                                  f"JSON: {json_error.msg}") from None
+        context = f" ({err.context} at {_place(err.context_mark)})" \
+            if err.context and err.context_mark else ""
+        raise ConfigFileError(f"{path}:{_place(err.problem_mark or err.context_mark)}: not "
+                              f"valid YAML: {err.problem}{context}") from None
+
+
+def _place(mark) -> str:
+    """``line:column`` (1-based) of a YAML mark."""
+    return f"{mark.line + 1}:{mark.column + 1}"
+
+
+def main(paths: list[str]) -> int:
+    """Check every file; print one line per error; 0 when all are valid."""
+    if not paths:
+        print("usage: python -m nfws.config_files CONFIG_FILE...", file=sys.stderr)
+        return 2
+    failed = 0
+    for path in paths:
+        try:
+            check_config_file(path)
+        except ConfigFileError as err:
+            print(err, file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

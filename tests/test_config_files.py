@@ -1,0 +1,85 @@
+"""Config-file syntax errors name the file, line and column (nfws.config_files)."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from nfws.config_files import ConfigFileError, check_config_file
+from workflow_helpers import REPO
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name, text, place, problem", [
+    ("flow.yaml", "seed: 0\nnerf:\n  fit: {steps: 3\n", "4:1", "expected ',' or '}'"),
+    ("tab.yaml", "nerf:\n\tfit: 1\n", "2:1", "found character '\\t'"),
+    ("indent.yaml", "nerf:\n  fit: 1\n bad: 2\n", "3:2", "expected <block end>"),
+    ("broken.json", '{"seed": 0\n "nerf": 1}\n', "2:2", "not valid JSON: Expecting ','"),
+])
+def test_syntax_error_names_file_line_and_column(tmp_path, name, text, place, problem):
+    path = write(tmp_path, name, text)
+    with pytest.raises(ConfigFileError) as err:
+        check_config_file(path)
+    assert str(err.value).startswith(f"{path}:{place}: "), err.value
+    assert problem in str(err.value)
+
+
+@pytest.mark.parametrize("text, place", [("- 1\n- 2\n", "1:1"), ("", "1:1"), ("[1, 2]", "1:1"),
+                                         ("# only a comment\n7\n", "2:1")])
+def test_top_level_must_be_a_mapping(tmp_path, text, place):
+    path = write(tmp_path, "list.yaml", text)
+    with pytest.raises(ConfigFileError, match=f"{path}:{place}: the top level must be a mapping"):
+        check_config_file(path)
+
+
+def test_valid_yaml_and_json_pass(tmp_path):
+    check_config_file(write(tmp_path, "ok.yaml", "seed: 1\nnerf: {fit: {steps: 3}}\n"))
+    check_config_file(write(tmp_path, "ok.json", '{"seed": 1}'))
+    check_config_file(REPO / "config.yaml")
+    # Snakemake falls back to YAML for a .json file that is not JSON; so does the check
+    check_config_file(write(tmp_path, "yaml_in.json", "seed: 1\n"))
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigFileError, match=f"{tmp_path / 'none.yaml'}: cannot read"):
+        check_config_file(tmp_path / "none.yaml")
+
+
+def test_command_checks_every_file(tmp_path):
+    good = write(tmp_path, "good.yaml", "seed: 1\n")
+    bad = write(tmp_path, "bad.yaml", "nerf:\n  fit: [1, 2\n")
+    also_bad = write(tmp_path, "also_bad.json", '{"seed": "a}')
+    proc = subprocess.run([sys.executable, "-m", "nfws.config_files", str(good), str(bad),
+                           str(also_bad)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert [line.split(": ")[0] for line in lines] == [f"{bad}:3:1", f"{also_bad}:1:10"], lines
+    ok = subprocess.run([sys.executable, "-m", "nfws.config_files", str(good)],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stderr == ""
+
+
+def test_broken_embedded_config_is_named_by_the_workflow(tmp_path):
+    """A copy of the workflow whose config.yaml leaves a list open on the ``seed`` line."""
+    copy = tmp_path / "workflow_copy"
+    copy.mkdir()
+    shutil.copy(REPO / "Snakefile", copy)
+    shutil.copytree(REPO / "workflow", copy / "workflow")
+    lines = (REPO / "config.yaml").read_text().splitlines(keepends=True)
+    seed = next(i for i, line in enumerate(lines) if line.startswith("seed:"))
+    lines[seed] = "seed: [0\n"
+    (copy / "config.yaml").write_text("".join(lines))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(copy / "Snakefile"),
+                           "--directory", str(workdir), "-n"],
+                          capture_output=True, text=True, timeout=120)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"{copy / 'config.yaml'}:{seed + 2}:" in text, text[-2000:]
+    assert "not valid YAML" in text

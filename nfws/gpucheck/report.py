@@ -84,6 +84,8 @@ def run_steps(steps: list[tuple[str, Callable[[Context], dict]]], ctx: Context,
                      f" — {entry['reason']}" if entry.get("reason") else "")
         results.append(entry)
         write_json(ctx.record, json_path)
+        if ctx.device.type == "cuda":  # hand cached blocks back before the next step's children run
+            torch.cuda.empty_cache()
     return results
 
 

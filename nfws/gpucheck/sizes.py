@@ -40,16 +40,6 @@ PROFILES = {
         "learners": {"sizes": "bench", "gmn_repeats": 2, "gmn_warm_up": 1,
                      "lora_instances": 16, "lora_steps": 10},
     },
-    "quick": {
-        "min_seconds": {"environment": 2, "cuda_tests": 10, "nerf_farm": 10, "learners": 5,
-                        "smoke_dag": 240},
-        "nerf_farm": {"archs": ["MLP", "TRI", "HASH"], "objects": 2, "shard": 2,
-                      "baseline_objects": 2, "resolution": 16, "views": 5, "steps": 8,
-                      "rays": 32, "samples_per_ray": None, "points_per_call": 32768,
-                      "peak_size": 512, "render_nerfs": 1, "seconds_per_arch": 2},
-        "learners": {"sizes": "tiny", "gmn_repeats": 1, "gmn_warm_up": 0,
-                     "lora_instances": 4, "lora_steps": 2},
-    },
 }
 
 
@@ -60,6 +50,16 @@ def merge(base: dict, over: dict) -> dict:
         out[key] = merge(out[key], value) if isinstance(value, dict) and \
             isinstance(out.get(key), dict) else value
     return out
+
+
+#: the CPU profile shrunk: fewer, smaller NeRFs and steps, the tiny learners
+PROFILES["quick"] = merge(PROFILES["cpu"], {
+    "min_seconds": {"environment": 2, "cuda_tests": 10, "nerf_farm": 10, "learners": 5},
+    "nerf_farm": {"objects": 2, "shard": 2, "baseline_objects": 2, "resolution": 16, "views": 5,
+                  "steps": 8, "rays": 32, "peak_size": 256, "render_nerfs": 1, "seconds_per_arch": 2},
+    "learners": {"sizes": "tiny", "gmn_repeats": 1, "gmn_warm_up": 0, "lora_instances": 4,
+                 "lora_steps": 2},
+})
 
 
 def recipe(name: str) -> dict:

@@ -110,6 +110,7 @@ def test_tcnn_available_is_false_without_cuda():
             TcnnField(SPECS["MLP"], np.zeros(SPECS["MLP"].n_params(), dtype=np.float32))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not tcnn_available(), reason="needs tinycudann and CUDA")
 @pytest.mark.parametrize("name", ["MLP", "TRI", "HASH", "HASH-11T"])
 def test_forward_matches_tinycudann(name):

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import pkgutil
 import sys
 
 import nfws.bench
-from nfws.jobenv import MALLOC_ENV, malloc_env_active
+from nfws.jobenv import restart_with_malloc_env
 
 REQUIRED = ("name", "baseline", "ours", "unit", "ratio")
 
@@ -39,11 +38,8 @@ def run_one(name: str) -> dict:
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         raise SystemExit("usage: python -m nfws.bench NAME|all")
-    if not malloc_env_active():
-        # benchmarks run under the allocator settings every pipeline job starts with; glibc
-        # reads them at process start, so the process starts again with them
-        os.execve(sys.executable, [sys.executable, "-m", "nfws.bench", *argv],
-                  {**os.environ, **MALLOC_ENV})
+    # benchmarks run under the allocator settings every pipeline job starts with
+    restart_with_malloc_env("nfws.bench", argv)
     names = available() if argv[0] == "all" else [argv[0]]
     for name in names:
         print(json.dumps(run_one(name)), flush=True)

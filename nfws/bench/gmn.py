@@ -36,38 +36,48 @@ PAPER = {"hidden": 128, "layers": 4, "d_embed": 1024, "pool_width": 128, "width"
          "samples": 16, "batch": 2}
 
 
-def step_times(sizes: dict, repeats: int, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Median CPU and wall seconds of one training step per family at ``sizes``."""
+def step_times(sizes: dict, repeats: int, seed: int = 0, device="cpu",
+               warm_up: int = 0) -> dict[str, dict[str, float]]:
+    """Median CPU and wall seconds (CUDA work awaited) of one training step per family at
+    ``sizes``, after ``warm_up`` untimed steps of each family."""
+    device = torch.device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
+    render_gen = torch.Generator(device=device).manual_seed(seed)
     topos = {spec.name: topology(spec) for spec in FAMILIES}
-    batcher = GraphBatcher(topos.values(), "cpu")
-    encoder = GMNEncoder(sizes["hidden"], sizes["layers"], sizes["d_embed"], pool_width=sizes["pool_width"])
-    decoder = NF2VecDecoder(sizes["d_embed"], sizes["width"])
+    batcher = GraphBatcher(topos.values(), device)
+    encoder = GMNEncoder(sizes["hidden"], sizes["layers"], sizes["d_embed"],
+                         pool_width=sizes["pool_width"]).to(device)
+    decoder = NF2VecDecoder(sizes["d_embed"], sizes["width"]).to(device)
     opt = torch.optim.AdamW([*encoder.parameters(), *decoder.parameters()], lr=1e-4)
     B, R = sizes["batch"], sizes["rays"]
-    origins = torch.tensor([0.0, 0.0, 2.0]).expand(B, R, 3)
+    origins = torch.tensor([0.0, 0.0, 2.0]).expand(B, R, 3).to(device)
     dirs = torch.nn.functional.normalize(
-        torch.randn(B, R, 3, generator=gen) * 0.2 + torch.tensor([0.0, 0.0, -1.0]), dim=-1)
-    target = torch.rand(B, R, 3, generator=gen)
+        torch.randn(B, R, 3, generator=gen) * 0.2 + torch.tensor([0.0, 0.0, -1.0]), dim=-1).to(device)
+    target = torch.rand(B, R, 3, generator=gen).to(device)
     out = {}
     for name, topo in topos.items():
         batch = batcher.collate([name] * B, [rng.normal(0, 0.1, topo.n_edges).astype(np.float32)
                                              for _ in range(B)], [0] * B, [f"o{i}" for i in range(B)])
         cpu, wall = [], []
-        for _ in range(repeats):
+        for _ in range(warm_up + repeats):
             c0, w0 = time.process_time(), time.perf_counter()
             emb = encoder(batch)
-            rgb, _ = render_in_box(lambda x: decoder(x, emb), origins, dirs, sizes["samples"], 0.7, gen)
+            rgb, _ = render_in_box(lambda x: decoder(x, emb), origins, dirs, sizes["samples"], 0.7,
+                                   render_gen)
             loss = torch.nn.functional.smooth_l1_loss(rgb, target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
             cpu.append(time.process_time() - c0)
             wall.append(time.perf_counter() - w0)
+        cpu, wall = cpu[warm_up:], wall[warm_up:]
         out[name] = {"cpu_s": float(np.median(cpu)), "wall_s": float(np.median(wall)),
-                     "graphs_per_s_cpu": B / float(np.median(cpu)), "n_edges": topo.n_edges}
+                     "graphs_per_s_cpu": B / float(np.median(cpu)),
+                     "graphs_per_s": B / float(np.median(wall)), "n_edges": topo.n_edges}
     return out
 
 

@@ -92,15 +92,18 @@ OURS = {"samples_per_ray": 16, "eval_samples_per_ray": 48, "precision": "bf16",
         "carve_resolution": 24, "skip_resolution": 16, "skip_after": 0.25}
 
 
-def _cfg(overrides: dict) -> FarmConfig:
-    return FarmConfig.from_dict({"steps": STEPS, "rays_per_step": RAYS, "log_every": STEPS,
-                                 "checkpoint_every": STEPS, "heldout_views": [0, N_VIEWS // 2],
+def farm_config(overrides: dict, steps: int = STEPS, rays: int = RAYS,
+                n_views: int = N_VIEWS) -> FarmConfig:
+    """The bench's recipe for one path: ``steps`` steps of ``rays`` rays, two held-out views."""
+    return FarmConfig.from_dict({"steps": steps, "rays_per_step": rays, "log_every": steps,
+                                 "checkpoint_every": steps, "heldout_views": [0, n_views // 2],
                                  "psnr_floor": -1e9, **overrides})
 
 
-def _points_per_call(cfg: FarmConfig) -> int:
+def points_per_call(cfg: FarmConfig, shard: int = SHARD) -> int:
     """Points per NeRF in one of the farm's batched field calls (its ray chunking)."""
-    return min(RAYS, cfg.points_per_call // (SHARD * cfg.samples_per_ray)) * cfg.samples_per_ray
+    return (min(cfg.rays_per_step, cfg.points_per_call // (shard * cfg.samples_per_ray))
+            * cfg.samples_per_ray)
 
 
 def _mlp_flops(spec: ArchSpec, n_points: int, input_grad: bool) -> float:
@@ -127,56 +130,70 @@ def median_difference_interval(base: np.ndarray, ours: np.ndarray, seed: int,
     return float(np.quantile(diffs, tail)), float(np.quantile(diffs, 1 - tail))
 
 
-def _best_seconds(fn, repeats: int = 3) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
+def _best_seconds(fn, device: torch.device, repeats: int = 3) -> float:
+    """Fastest of ``repeats`` timed calls after one untimed call (CUDA work awaited)."""
+    def timed() -> float:
         start = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    timed()
+    return min(timed() for _ in range(repeats))
 
 
-def mlp_flops_per_second(spec: ArchSpec, n_fields: int, n_points: int, precision: str) -> float:
+def _rand(shape, gen: torch.Generator, dtype, device: torch.device) -> torch.Tensor:
+    """Uniform draws from ``gen`` (on the CPU, so every device gets the same numbers)."""
+    return torch.rand(*shape, generator=gen).to(device=device, dtype=dtype)
+
+
+def mlp_flops_per_second(spec: ArchSpec, n_fields: int, n_points: int, precision: str,
+                         device="cpu") -> float:
     """Achieved matmul FLOP/s of the batched MLP (forward + backward) at the farm's shapes."""
+    device = torch.device(device)
     gen = torch.Generator().manual_seed(SEED)
-    stack = make_stack(spec, n_fields, gen)
+    stack = make_stack(spec, n_fields, gen, device)
     input_grad = spec.family != "MLP"
-    feats = torch.rand(n_fields, n_points, spec.encoding_dim, generator=gen).requires_grad_(input_grad)
+    feats = _rand((n_fields, n_points, spec.encoding_dim), gen, torch.float32,
+                  device).requires_grad_(input_grad)
 
     def step():
-        with autocast(torch.device("cpu"), precision):
+        with autocast(device, precision):
             out = stack.mlp(feats)
         out.float().sum().backward()
 
-    return n_fields * _mlp_flops(spec, n_points, input_grad) / _best_seconds(step)
+    return n_fields * _mlp_flops(spec, n_points, input_grad) / _best_seconds(step, device)
 
 
-def hidden_bmm_flops_per_second(n_fields: int, n_points: int, width: int, precision: str) -> float:
+def _dtype(precision: str) -> torch.dtype:
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def hidden_bmm_flops_per_second(n_fields: int, n_points: int, width: int, precision: str,
+                                device="cpu") -> float:
     """FLOP/s of one bare hidden-layer matmul ``[B, N, W] @ [B, W, W]``: the most the MLP's
     shapes allow on this machine, against which ``peak_fraction`` is read."""
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    gen = torch.Generator().manual_seed(SEED)
-    a = torch.rand(n_fields, n_points, width, generator=gen).to(dtype)
-    w = torch.rand(n_fields, width, width, generator=gen).to(dtype)
-    return 2 * n_fields * n_points * width * width / _best_seconds(lambda: torch.bmm(a, w))
+    device, gen = torch.device(device), torch.Generator().manual_seed(SEED)
+    a = _rand((n_fields, n_points, width), gen, _dtype(precision), device)
+    w = _rand((n_fields, width, width), gen, _dtype(precision), device)
+    return 2 * n_fields * n_points * width * width / _best_seconds(lambda: torch.bmm(a, w), device)
 
 
-def matmul_peak(precision: str, size: int = 2048) -> float:
-    """FLOP/s of one large square matmul in this process at its thread count."""
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    gen = torch.Generator().manual_seed(SEED)
-    a = torch.rand(size, size, generator=gen).to(dtype)
-    b = torch.rand(size, size, generator=gen).to(dtype)
-    return 2 * size**3 / _best_seconds(lambda: a @ b)
+def matmul_peak(precision: str, size: int = 2048, device="cpu") -> float:
+    """FLOP/s of one large square matmul in this process (at its thread count on the CPU)."""
+    device, gen = torch.device(device), torch.Generator().manual_seed(SEED)
+    a = _rand((size, size), gen, _dtype(precision), device)
+    b = _rand((size, size), gen, _dtype(precision), device)
+    return 2 * size**3 / _best_seconds(lambda: a @ b, device)
 
 
-def _warm_up(views: ShardViews, spec: ArchSpec, cfg: FarmConfig) -> None:
+def warm_up(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device="cpu") -> None:
     """A few steps of one path on the views it is timed on, untimed: the process's first
     calls (lazy initialisation, kernels built for new shapes) would otherwise land in
     whichever path runs first."""
     fit_stack(views, spec, replace(cfg, steps=WARM_UP_STEPS, log_every=WARM_UP_STEPS,
-                                   checkpoint_every=WARM_UP_STEPS), "cpu", SEED, progress=False)
+                                   checkpoint_every=WARM_UP_STEPS), device, SEED, progress=False)
 
 
 #: what a worker process keeps between its shards
@@ -189,7 +206,7 @@ def _init_worker(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, shard: list
     ``barrier`` until every worker is ready, so neither start-up nor warm-up is timed."""
     torch.set_num_threads(WORKER_THREADS)
     _WORKER.update(views=views, spec=spec, cfg=cfg)
-    _warm_up(views.select(shard), spec, cfg)
+    warm_up(views.select(shard), spec, cfg)
     barrier.wait()
 
 
@@ -222,29 +239,45 @@ def fit_in_workers(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, shards: l
     return np.concatenate([o[1] for o in out]), max(busy.values()), sum(o[3] for o in out)
 
 
-def _bench_arch(name: str, views: ShardViews, workers: int) -> dict:
-    spec = ArchSpec.from_dict(name, ARCHS[name])
-    base_cfg, ours_cfg = _cfg(BASELINE), _cfg(OURS)
-    _warm_up(views.select([0]), spec, base_cfg)
-    base = [fit_stack(views.select([b]), spec, base_cfg, "cpu", SEED, progress=False)
-            for b in range(N_OBJECTS)]
-    base_seconds = sum(r.setup_seconds + r.train_seconds for r in base)
-    base_cpu = sum(r.cpu_seconds for r in base)
-    shards = [list(range(s, s + SHARD)) for s in range(0, N_OBJECTS, SHARD)]
-    ours_psnr, ours_seconds, ours_cpu = fit_in_workers(views, spec, ours_cfg, shards, workers)
-    with torch_threads(WORKER_THREADS):
-        achieved = mlp_flops_per_second(spec, SHARD, _points_per_call(ours_cfg), ours_cfg.precision)
-    base_psnr = np.concatenate([r.psnr for r in base])
-    delta = ours_psnr - base_psnr      # paired: the same object in both paths
-    return {"baseline": N_OBJECTS * STEPS / base_seconds, "ours": N_OBJECTS * STEPS / ours_seconds,
+def fit_alone(views: ShardViews, spec: ArchSpec, cfg: FarmConfig,
+              device="cpu") -> tuple[np.ndarray, float, float]:
+    """The baseline: every NeRF of ``views`` trained by itself (B = 1), one after another.
+    Returns the PSNRs, the setup + training seconds and the CPU seconds, summed over NeRFs."""
+    runs = [fit_stack(views.select([b]), spec, cfg, device, SEED, progress=False)
+            for b in range(len(views.object_ids))]
+    return (np.concatenate([r.psnr for r in runs]),
+            sum(r.setup_seconds + r.train_seconds for r in runs), sum(r.cpu_seconds for r in runs))
+
+
+def compare_paths(base: tuple[np.ndarray, float, float], ours: tuple[np.ndarray, float, float],
+                  steps: int) -> dict:
+    """NeRF-steps/s, CPU seconds and paired PSNRs of the two paths from their ``(PSNRs,
+    seconds, CPU seconds)``, every NeRF trained ``steps`` steps. The baseline's NeRFs are the
+    first of ours (here all of them): its PSNRs are paired with those."""
+    (base_psnr, base_seconds, base_cpu), (ours_psnr, ours_seconds, ours_cpu) = base, ours
+    paired = ours_psnr[:len(base_psnr)]
+    delta = paired - base_psnr      # the same object in both paths
+    return {"baseline": len(base_psnr) * steps / base_seconds,
+            "ours": len(ours_psnr) * steps / ours_seconds,
             "baseline_cpu_seconds": base_cpu, "ours_cpu_seconds": ours_cpu,
-            "ratio_cpu": base_cpu / ours_cpu,
-            "baseline_psnr": float(np.median(base_psnr)), "ours_psnr": float(np.median(ours_psnr)),
+            "ratio_cpu": base_cpu / len(base_psnr) / (ours_cpu / len(ours_psnr)),
+            "baseline_psnr": float(np.median(base_psnr)), "ours_psnr": float(np.median(paired)),
             "psnr_delta_mean": float(np.mean(delta)),
             "psnr_delta_median": float(np.median(delta)),
             "psnr_delta_sd": float(np.std(delta, ddof=1)),
-            "psnr_delta_ci95": median_difference_interval(base_psnr, ours_psnr, SEED),
-            "mlp_gflops": achieved / 1e9}
+            "psnr_delta_ci95": median_difference_interval(base_psnr, paired, SEED)}
+
+
+def _bench_arch(name: str, views: ShardViews, workers: int) -> dict:
+    spec = ArchSpec.from_dict(name, ARCHS[name])
+    base_cfg, ours_cfg = farm_config(BASELINE), farm_config(OURS)
+    warm_up(views.select([0]), spec, base_cfg)
+    base = fit_alone(views, spec, base_cfg)
+    shards = [list(range(s, s + SHARD)) for s in range(0, N_OBJECTS, SHARD)]
+    ours = fit_in_workers(views, spec, ours_cfg, shards, workers)
+    with torch_threads(WORKER_THREADS):
+        achieved = mlp_flops_per_second(spec, SHARD, points_per_call(ours_cfg), ours_cfg.precision)
+    return {**compare_paths(base, ours, STEPS), "mlp_gflops": achieved / 1e9}
 
 
 def run() -> dict:
@@ -255,7 +288,7 @@ def run() -> dict:
     per_arch = {name: _bench_arch(name, views, workers) for name in ARCHS}
     with torch_threads(WORKER_THREADS):
         peak = matmul_peak(OURS["precision"])
-        shape_peak = hidden_bmm_flops_per_second(SHARD, _points_per_call(_cfg(OURS)),
+        shape_peak = hidden_bmm_flops_per_second(SHARD, points_per_call(farm_config(OURS)),
                                                  ArchSpec.from_dict("MLP", ARCHS["MLP"]).width,
                                                  OURS["precision"])
         fp32_peak = matmul_peak("fp32")

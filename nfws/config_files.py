@@ -3,15 +3,12 @@
 Snakemake reads a config file as JSON, then as YAML, and reports a failure as "Config file
 is not valid JSON or YAML" without the file, line or column. ``check_config_file`` reads
 it the same way and names all three. The Snakefile checks the embedded ``config.yaml``
-with it before ``configfile:``. Snakemake reads ``--configfile`` files itself, before it
-reads the Snakefile, so for those the check is a command::
-
-    python -m nfws.config_files my_run.yaml other.yaml
+with it before ``configfile:``; ``nfws run`` (``nfws.cli``) checks the ``--configfile``
+files, which Snakemake reads before the Snakefile.
 """
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import yaml
@@ -59,22 +56,3 @@ def _yaml_root(path: Path, text: str, json_error: json.JSONDecodeError | None):
 def _place(mark) -> str:
     """``line:column`` (1-based) of a YAML mark."""
     return f"{mark.line + 1}:{mark.column + 1}"
-
-
-def main(paths: list[str]) -> int:
-    """Check every file; print one line per error; 0 when all are valid."""
-    if not paths:
-        print("usage: python -m nfws.config_files CONFIG_FILE...", file=sys.stderr)
-        return 2
-    failed = 0
-    for path in paths:
-        try:
-            check_config_file(path)
-        except ConfigFileError as err:
-            print(err, file=sys.stderr)
-            failed += 1
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -50,20 +50,6 @@ def test_missing_file_is_named(tmp_path):
         check_config_file(tmp_path / "none.yaml")
 
 
-def test_command_checks_every_file(tmp_path):
-    good = write(tmp_path, "good.yaml", "seed: 1\n")
-    bad = write(tmp_path, "bad.yaml", "nerf:\n  fit: [1, 2\n")
-    also_bad = write(tmp_path, "also_bad.json", '{"seed": "a}')
-    proc = subprocess.run([sys.executable, "-m", "nfws.config_files", str(good), str(bad),
-                           str(also_bad)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1
-    lines = proc.stderr.splitlines()
-    assert [line.split(": ")[0] for line in lines] == [f"{bad}:3:1", f"{also_bad}:1:10"], lines
-    ok = subprocess.run([sys.executable, "-m", "nfws.config_files", str(good)],
-                        capture_output=True, text=True, timeout=60)
-    assert ok.returncode == 0 and ok.stderr == ""
-
-
 def test_broken_embedded_config_is_named_by_the_workflow(tmp_path):
     """A copy of the workflow whose config.yaml leaves a list open on the ``seed`` line."""
     copy = tmp_path / "workflow_copy"

@@ -2,10 +2,12 @@
 hand-placed marker weights."""
 import numpy as np
 import pytest
+import yaml
 
 from nfws.fields.spec import ArchSpec
 from nfws.graphs.topology import topology, values_from_weights, weights_from_values
 from nfws.graphs.vocab import EDGE_TYPE, NODE_TYPE
+from workflow_helpers import REPO
 
 
 def _tri(name, **kw):
@@ -34,7 +36,8 @@ ARCHS = {
 }
 
 # Hand derivation. MLP input = 3·2·24 = 144 frequency entries (already a multiple of 16,
-# no padding); TRI input = 144 + C, padded to 160 (C = 16: none; C = 8: 8 bias columns);
+# no padding); TRI input = 3·2·48 = 288 frequency entries + C, padded to 304 (C = 16:
+# none; C = 8: 8 bias columns);
 # HASH input = L·F (8 or 6) padded to 16. MLP nodes = inputs + H·W + 16 outputs, edges =
 # in·W + (H−1)·W² + W·16. Hash levels: resolutions 16, 32, 64, 128 → 16³ = 4096 dense
 # entries, the others capped at T; so each level holds min(4096, T) entries.
@@ -43,11 +46,11 @@ HAND = {
     "MLP": (0, 144, 0, 3, 64, 0),
     "MLP-2L": (0, 144, 0, 2, 64, 0),
     "MLP-32H": (0, 144, 0, 3, 32, 0),
-    "TRI": (3 * 32 * 32, 160, 0, 3, 64, 3 * 16 * 32 * 32),
-    "TRI-2L": (3 * 32 * 32, 160, 0, 2, 64, 3 * 16 * 32 * 32),
-    "TRI-32H": (3 * 32 * 32, 160, 0, 3, 32, 3 * 16 * 32 * 32),
-    "TRI-16W": (3 * 16 * 16, 160, 0, 3, 64, 3 * 16 * 16 * 16),
-    "TRI-8C": (3 * 32 * 32, 160, 8, 3, 64, 3 * 8 * 32 * 32),
+    "TRI": (3 * 32 * 32, 304, 0, 3, 64, 3 * 16 * 32 * 32),
+    "TRI-2L": (3 * 32 * 32, 304, 0, 2, 64, 3 * 16 * 32 * 32),
+    "TRI-32H": (3 * 32 * 32, 304, 0, 3, 32, 3 * 16 * 32 * 32),
+    "TRI-16W": (3 * 16 * 16, 304, 0, 3, 64, 3 * 16 * 16 * 16),
+    "TRI-8C": (3 * 32 * 32, 304, 8, 3, 64, 3 * 8 * 32 * 32),
     "HASH": (4 * 4096, 16, 8, 3, 64, 4 * 4096 * 2),
     "HASH-2L": (4 * 4096, 16, 8, 2, 64, 4 * 4096 * 2),
     "HASH-32H": (4 * 4096, 16, 8, 3, 32, 4 * 4096 * 2),
@@ -97,9 +100,15 @@ def test_node_and_edge_counts_match_hand_derivation(name):
 
 def test_headline_sizes():
     sizes = {n: (topology(ARCHS[n]).n_nodes, topology(ARCHS[n]).n_edges) for n in ("MLP", "TRI", "HASH")}
-    # 144+192+16; 3072+160+192+16; 16384+16+192+16 nodes. Edges: 9216+8192+1024;
-    # 49152+10240+8192+1024; 32768+1024+8192+1024.
-    assert sizes == {"MLP": (352, 18432), "TRI": (3440, 68608), "HASH": (16608, 43008)}
+    # 144+192+16; 3072+304+192+16; 16384+16+192+16 nodes. Edges: 9216+8192+1024;
+    # 49152+19456+8192+1024; 32768+1024+8192+1024. MLP and TRI are the reference's counts.
+    assert sizes == {"MLP": (352, 18432), "TRI": (3584, 77824), "HASH": (16608, 43008)}
+
+
+def test_config_architectures_are_the_spec_table():
+    """The embedded config.yaml defines the 13 architectures of the table above."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())["nerf"]["architectures"]
+    assert {name: ArchSpec.from_dict(name, entry) for name, entry in config.items()} == ARCHS
 
 
 def test_mlp_edges_connect_the_right_neurons():
@@ -180,10 +189,11 @@ def test_triplane_channel_and_hash_feature_permutations_only_permute_nodes():
     tri = ARCHS["TRI-8C"]
     arrays = _random_weights(tri, 1, seed=6)
     perm = np.array([3, 0, 7, 1, 6, 2, 5, 4])
+    f = tri.freq_dim    # mlp.0 columns: frequencies, then the 8 channels, then bias columns
     permuted = dict(arrays, triplane=arrays["triplane"][:, :, perm],
-                    **{"mlp.0": np.concatenate([arrays["mlp.0"][:, :, :144],
-                                                arrays["mlp.0"][:, :, 144 + perm],
-                                                arrays["mlp.0"][:, :, 152:]], axis=2)})
+                    **{"mlp.0": np.concatenate([arrays["mlp.0"][:, :, :f],
+                                                arrays["mlp.0"][:, :, f + perm],
+                                                arrays["mlp.0"][:, :, f + 8:]], axis=2)})
     assert np.array_equal(_edge_multiset(tri, arrays), _edge_multiset(tri, permuted))
     hsh = ARCHS["HASH-3N"]
     arrays = _random_weights(hsh, 1, seed=7)

@@ -20,7 +20,9 @@ def test_mlp_family_shapes():
 def test_tri_family_shapes():
     s = ArchSpec("TRI", "TRI", activation="sine", triplane_res=32, triplane_channels=16)
     assert s.param_shapes()["triplane"] == (3, 16, 32, 32)
-    assert s.mlp_shapes()[0] == (64, 160)  # 16 channels + 144 frequency entries
+    assert s.mlp_shapes()[0] == (64, 304)  # 16 channels + 288 frequency entries (48 by default)
+    assert ArchSpec("T", "TRI", activation="sine", n_freqs=24, triplane_res=32,
+                    triplane_channels=16).mlp_shapes()[0] == (64, 160)
 
 
 def test_hash_levels_follow_tiny_cuda_nn():

@@ -179,8 +179,8 @@ def test_make_stack_is_seeded_and_tcnn_initialised():
                                 hash_features=2), 1, gen()).state_arrays()["hash"]
     assert np.count_nonzero(small[0, 0, 4096:]) == 0 and np.count_nonzero(small[0, 0, :4096]) > 0
     tri = make_stack(TRI, 1, gen()).state_arrays()
-    # Sine: first layer U(+-30 / 160), later layers U(+-sqrt(6 / 64))
-    assert 0.9 * 30 / 160 < np.abs(tri["mlp.0"]).max() <= 30 / 160
+    # Sine: first layer U(+-30 / 304) (fan-in 288 + 16), later layers U(+-sqrt(6 / 64))
+    assert 0.9 * 30 / 304 < np.abs(tri["mlp.0"]).max() <= 30 / 304
     assert 0.9 * math.sqrt(6 / 64) < np.abs(tri["mlp.1"]).max() <= math.sqrt(6 / 64)
     assert np.std(tri["triplane"]) == pytest.approx(1e-3, rel=0.05)
 
@@ -202,7 +202,7 @@ def test_mlp_accepts_whole_encoding_or_blocks():
     stack = make_stack(TRI, 2, gen(8))
     x01 = torch.rand(2, 10, 3, generator=gen(9))
     blocks = stack.encode(x01)
-    assert [b.shape[-1] for b in blocks] == [144, 16]
+    assert [b.shape[-1] for b in blocks] == [288, 16]
     assert torch.allclose(stack.mlp(blocks), stack.mlp(torch.cat(blocks, -1)), atol=1e-5)
 
 

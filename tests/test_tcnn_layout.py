@@ -46,10 +46,11 @@ def test_round_trip_is_exact_and_length_is_n_params(name):
 
 
 def test_parameter_counts_by_hand():
-    # MLP: 64*144 + 2*64*64 + 16*64; TRI adds 16 plane inputs and 3*16*32*32 plane values;
+    # MLP: 64*144 + 2*64*64 + 16*64; TRI: 304 inputs (288 frequency entries, 16 plane
+    # channels) and 3*16*32*32 plane values;
     # HASH: 64*16 + 2*64*64 + 16*64 + 4 levels * 4096 entries * 2; HASH-11T: 2048 entries
     assert SPECS["MLP"].n_params() == 9216 + 8192 + 1024
-    assert SPECS["TRI"].n_params() == 64 * 160 + 8192 + 1024 + 49152
+    assert SPECS["TRI"].n_params() == 64 * 304 + 8192 + 1024 + 49152
     assert SPECS["HASH"].n_params() == 1024 + 8192 + 1024 + 32768
     assert SPECS["HASH-11T"].n_params() == 1024 + 8192 + 1024 + 16384
 
@@ -82,7 +83,7 @@ def test_triplane_follows_network_as_plane_row_column_channel():
     spec = SPECS["TRI-8C"]
     arrays = one_nerf(spec)
     flat = to_tcnn(spec, arrays)
-    n_net = 64 * 160 + 2 * 64 * 64 + 16 * 64
+    n_net = 64 * 304 + 2 * 64 * 64 + 16 * 64
     planes = arrays["triplane"]                                    # [3, C=8, R=32, R]
     assert flat[n_net] == planes[0, 0, 0, 0]
     assert flat[n_net + 1] == planes[0, 1, 0, 0]                   # channel fastest

@@ -24,6 +24,9 @@ FAMILIES = ("MLP", "TRI", "HASH")
 ACTIVATIONS = ("relu", "sine")
 OUTPUT_DIM = 4
 PAD = 16
+# Frequencies of the xyz encoding when an architecture does not set n_freqs: the MLP
+# family's 24 (nf2vec) and the TRI family's 48 (the GMN authors' tri-plane NeRFs).
+DEFAULT_N_FREQS = {"MLP": 24, "TRI": 48, "HASH": 24}
 
 
 def pad16(n: int) -> int:
@@ -38,7 +41,7 @@ class ArchSpec:
     hidden_layers: int = 3
     width: int = 64
     activation: str = "relu"
-    n_freqs: int = 24
+    n_freqs: int | None = None   # None: DEFAULT_N_FREQS[family]
     triplane_res: int = 0
     triplane_channels: int = 0
     hash_levels: int = 0
@@ -54,6 +57,8 @@ class ArchSpec:
 
         if self.family not in FAMILIES:
             bad("family", f"must be one of {FAMILIES}, got {self.family!r}")
+        if self.n_freqs is None:
+            object.__setattr__(self, "n_freqs", DEFAULT_N_FREQS[self.family])
         if self.activation not in ACTIVATIONS:
             bad("activation", f"must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.hidden_layers < 1:

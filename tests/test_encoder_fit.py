@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
+from nfws.eval.centroids import centroid_shifts
 from nfws.eval.classify import classify
+from nfws.eval.embeddings import load_embeddings
 from nfws.eval.gmn_tables import write_gmn_tables
 from nfws.eval.retrieval import retrieval
 from nfws.eval.tsne import tsne_plot
@@ -75,7 +77,7 @@ def sphere_teacher(calls=None, fail_after=None):
 
 
 def config(loss, encoder=None):
-    return {"encoder": encoder or {"kind": "gmn", "hidden": 8, "layers": 1, "d_embed": 8},
+    return {"encoder": encoder or {"kind": "gmn", "hidden": 8, "layers": 2, "d_embed": 8},
             "decoder": {"width": 16, "n_freqs": 2}, "loss": loss, "lambda_c": 0.02, "epochs": 2,
             "batch_size": 4, "lr": 1e-3, "weight_decay": 1e-2, "rays_per_nerf": 16,
             "samples_per_ray": 6, "fg_threshold": 0.5, "fg_weight": 0.8, "bg_weight": 0.2,
@@ -156,7 +158,7 @@ def test_every_variant_trains_embeds_and_fills_every_table(tmp_path, manifest, r
     teacher = shard_teacher([nerfs[a] for a in train_archs], n_samples=8)
     clf_cfg = {"widths": [8], "dropout": 0.0, "epochs": 2, "batch_size": 4, "lr": 1e-2,
                "weight_decay": 0.0, "seeds": [0, 1]}
-    classification, single, retrieval_rows = [], [], []
+    classification, single, retrieval_rows, centroids = [], [], [], []
     for loss in ("L_R", "L_R+C", "L_C"):
         model = tmp_path / loss / "model.pt"
         log = train_encoder(config(loss), train_set, model, rays=rays, teacher=teacher, progress=False)["log"]
@@ -174,6 +176,8 @@ def test_every_variant_trains_embeds_and_fills_every_table(tmp_path, manifest, r
                                         context={"encoder_loss": loss}))
         tsne_plot(paths, train_archs, tmp_path / f"tsne_{loss}.png", loss, ["c0", "c1", "c2"])
         assert (tmp_path / f"tsne_{loss}.png").stat().st_size > 1000
+        centroids.append(centroid_shifts(load_embeddings(paths), train_archs).assign(
+            loss=loss, trained_on="ALL"))
         if loss == "L_R":
             single.append(classify(paths, {"MLP": ["MLP"]}, ["MLP-2L"], clf_cfg, 3,
                                    context={"method": "GMN L_R"}))
@@ -188,7 +192,8 @@ def test_every_variant_trains_embeds_and_fills_every_table(tmp_path, manifest, r
         embed(model, inputs, path, progress=False)
         single.append(classify({arch: path}, {arch: [arch]}, [arch], clf_cfg, 3, context={"method": method}))
     written = write_gmn_tables(pd.concat(classification), pd.concat(single), pd.concat(retrieval_rows),
-                               tmp_path / "tables", seen_archs=train_archs, unseen_archs=["MLP-2L"])
+                               pd.concat(centroids), tmp_path / "tables", seen_archs=train_archs,
+                               unseen_archs=["MLP-2L"])
     seen = pd.read_csv(written["gmn_classification_seen"])
     row = seen[(seen.encoder_loss == "L_R") & (seen.classifier_train == "ALL") & (seen.test_arch == "MLP")]
     assert row["n_runs"].item() == 2 and row["published"].item() == 93.6 and 0 <= row["ours"].item() <= 100
@@ -201,5 +206,8 @@ def test_every_variant_trains_embeds_and_fills_every_table(tmp_path, manifest, r
     ret = pd.read_csv(written["gmn_retrieval"])
     r = ret[(ret.encoder_loss == "L_R+C") & (ret.k == 1) & (ret["query"] == "ALL")]
     assert r["published"].item() == 5.3 and r["ours"].notna().item()
+    shifts = pd.read_csv(written["gmn_centroid_shift"])
+    assert list(shifts["loss"]) == ["L_R", "L_R+C", "L_C"]
+    assert set(TINY_SPECS) <= set(shifts.columns) and (shifts[list(TINY_SPECS)] >= 0).all().all()
     for name in written:
         assert (tmp_path / "tables" / f"{name}.md").read_text().startswith("# ")

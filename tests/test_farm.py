@@ -284,3 +284,17 @@ def test_cuda_out_of_memory_names_the_shard_and_its_size(tmp_path, store, views,
                                            r"has 3\)"):
         train_shard(store, list(views.object_ids), SPEC, TINY, tmp_path / "shard7.zarr", "cpu",
                     0, tmp_path / "ck")
+
+
+def test_auto_precision_is_bf16_on_cuda_only():
+    from nfws.fit.farm import autocast, resolved_precision
+
+    assert resolved_precision(torch.device("cpu"), "auto") == "fp32"
+    assert resolved_precision(torch.device("cuda"), "auto") == "bf16"
+    assert resolved_precision(torch.device("cpu"), "bf16") == "bf16"
+    with autocast(torch.device("cpu"), "auto"):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast(torch.device("cpu"), "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError, match="precision"):
+        FarmConfig.from_dict({"precision": "fp16"})

@@ -4,7 +4,7 @@ One step = GMN forward/backward on a batch of parameter graphs of the real MLP, 
 HASH topologies (random edge values, collated by the shared-topology batcher) + nf2vec
 decoder rendering of ``rays_per_nerf`` rays per NeRF + AdamW update. The teacher is left
 out (it is the farm's renderer and is measured by its own benchmark).
-Baseline: the paper's sizes (GMN hidden 128 x 4 layers, d_embed 1024, decoder width 1024)
+Baseline: the paper's sizes (GMN hidden 128 x 4 blocks, d_embed 1024, decoder width 1024)
 on a batch of 2 graphs, once (it is slow on CPU). Ours: the default CPU sizes below.
 Both run single-threaded in the same process; CPU time is reported beside wall time
 because the machine may be shared. ratio = ours graphs/s / baseline graphs/s (CPU time).
@@ -30,9 +30,10 @@ FAMILIES = (
     ArchSpec("TRI", "TRI", activation="sine", triplane_res=32, triplane_channels=16),
     ArchSpec("HASH", "HASH", hash_levels=4, hash_log2_T=12, hash_features=2),
 )
-DEFAULT = {"hidden": 16, "layers": 1, "d_embed": 128, "pool_width": 128, "width": 128, "rays": 128,
+# ``encoder``: GMNEncoder options (the embedded config.yaml's and the paper's).
+DEFAULT = {"encoder": {"hidden": 16, "layers": 3, "d_embed": 128}, "width": 256, "rays": 128,
            "samples": 16, "batch": 8}
-PAPER = {"hidden": 128, "layers": 4, "d_embed": 1024, "pool_width": 128, "width": 1024, "rays": 128,
+PAPER = {"encoder": {"hidden": 128, "layers": 4, "d_embed": 1024}, "width": 1024, "rays": 128,
          "samples": 16, "batch": 2}
 
 
@@ -47,9 +48,8 @@ def step_times(sizes: dict, repeats: int, seed: int = 0, device="cpu",
     render_gen = torch.Generator(device=device).manual_seed(seed)
     topos = {spec.name: topology(spec) for spec in FAMILIES}
     batcher = GraphBatcher(topos.values(), device)
-    encoder = GMNEncoder(sizes["hidden"], sizes["layers"], sizes["d_embed"],
-                         pool_width=sizes["pool_width"]).to(device)
-    decoder = NF2VecDecoder(sizes["d_embed"], sizes["width"]).to(device)
+    encoder = GMNEncoder(**sizes["encoder"]).to(device)
+    decoder = NF2VecDecoder(sizes["encoder"]["d_embed"], sizes["width"]).to(device)
     opt = torch.optim.AdamW([*encoder.parameters(), *decoder.parameters()], lr=1e-4)
     B, R = sizes["batch"], sizes["rays"]
     origins = torch.tensor([0.0, 0.0, 2.0]).expand(B, R, 3).to(device)

@@ -112,9 +112,30 @@ RETRIEVAL_NOTE = (" Test split. X/Y: queries of architecture X, gallery of archi
                   "the query; a hit is the query object's NeRF in another architecture.")
 
 
+def centroid_shift_table(centroids: pd.DataFrame) -> pd.DataFrame:
+    """Encoders as rows (loss, trained on), each architecture's shift as a column, and the
+    distance a sample of the training distribution itself would have."""
+    _require(centroids, ["loss", "trained_on", "arch", "shift_sd", "same_distribution_sd"],
+             "centroid shifts")
+    wide = centroids.pivot_table(index=["loss", "trained_on"], columns="arch", values="shift_sd",
+                                 sort=False)
+    wide["same_distribution"] = centroids.groupby(["loss", "trained_on"], sort=False)[
+        "same_distribution_sd"].max()
+    return wide.reset_index()
+
+
+CENTROID_NOTE = (" Distance of each architecture's mean test embedding from the mean of the "
+                 "encoder's classifier training set (the train split of the architectures it "
+                 "was trained on), in that set's per-dimension standard deviations (L2 norm). "
+                 "'same_distribution': about where the mean of the smallest test set would lie "
+                 "if it were drawn from the training distribution itself (sqrt(d / n)).")
+
+
 def write_gmn_tables(classification: pd.DataFrame, single_arch: pd.DataFrame,
-                     retrieval: pd.DataFrame, out_dir, seen_archs, unseen_archs) -> dict[str, Path]:
-    """Write gmn_classification_seen / _unseen / _single_arch and gmn_retrieval (.csv, .md)."""
+                     retrieval: pd.DataFrame, centroids: pd.DataFrame, out_dir, seen_archs,
+                     unseen_archs) -> dict[str, Path]:
+    """Write gmn_classification_seen / _unseen / _single_arch, gmn_retrieval and
+    gmn_centroid_shift (.csv, .md)."""
     out_dir = Path(out_dir)
     tables = {
         "gmn_classification_seen": (seen_table(classification, seen_archs),
@@ -125,11 +146,14 @@ def write_gmn_tables(classification: pd.DataFrame, single_arch: pd.DataFrame,
                                            "Single-architecture classification accuracy (%) (Table 5)"),
         "gmn_retrieval": (retrieval_table(retrieval),
                           "Instance retrieval recall@k (%) across architectures (Table 10)"),
+        "gmn_centroid_shift": (centroid_shift_table(centroids),
+                               "Test-embedding centroid shift from the training set (SDs)"),
     }
     written = {}
     for name, (df, title) in tables.items():
-        note = NOTE + (RETRIEVAL_NOTE if name == "gmn_retrieval"
-                       else PER_ARCH_NOTE if "ours_per_arch" in df.columns else "")
+        note = (CENTROID_NOTE.strip() if name == "gmn_centroid_shift" else NOTE + (
+            RETRIEVAL_NOTE if name == "gmn_retrieval"
+            else PER_ARCH_NOTE if "ours_per_arch" in df.columns else ""))
         write_table(df, out_dir / f"{name}.csv", out_dir / f"{name}.md", title, note)
         written[name] = out_dir / f"{name}.csv"
     return written

@@ -18,7 +18,7 @@ from nfws.bench import lora_fit
 from nfws.gpucheck.report import Context
 from nfws.gpucheck.sizes import recipe
 
-TINY_GMN = {"hidden": 8, "layers": 1, "d_embed": 16, "pool_width": 16, "width": 16, "rays": 16,
+TINY_GMN = {"encoder": {"hidden": 8, "layers": 2, "d_embed": 16}, "width": 16, "rays": 16,
             "samples": 4, "batch": 2}
 TINY_LORA_ARCH = {**lora_fit.ARCH, "d_z": 8, "mapping_layers": 1, "mapping_width": 16,
                   "n_blocks": 1, "width": 16, "enc_width": 16}
@@ -30,9 +30,8 @@ def gmn_sizes(which: str) -> dict:
     if which == "tiny":
         return dict(TINY_GMN)
     train = recipe("shapenet_render")["gmn"]["train"]
-    enc, dec = train["encoder"], train["decoder"]
-    return {"hidden": enc["hidden"], "layers": enc["layers"], "d_embed": enc["d_embed"],
-            "pool_width": enc["pool_width"], "width": dec["width"], "rays": train["rays_per_nerf"],
+    encoder = {k: v for k, v in train["encoder"].items() if k != "kind"}
+    return {"encoder": encoder, "width": train["decoder"]["width"], "rays": train["rays_per_nerf"],
             "samples": train["samples_per_ray"], "batch": train["batch_size"]}
 
 

@@ -1,52 +1,42 @@
-"""Graph Meta-Network encoder (Lim et al., as used by Ballerini et al.) for parameter graphs.
+"""Graph Meta-Network encoder (Lim et al., as the GMN-on-NeRFs authors build it).
 
 A NeRF of any architecture becomes a graph (``nfws.graphs``); this encoder maps a batch of
-such graphs to one embedding per graph. Message passing with node and edge features,
-directed edges, no global feature; the embedding is a mean over each graph's edges, so
-graphs of any size share one latent space.
+such graphs to one embedding per graph. With its defaults it is the authors' encoder
+(SPEC "GMN as the authors' code builds it"): every raw scalar through its own
+sin(Linear), types through embeddings; ``layers`` pre-LayerNorm blocks, all but the last
+updating nodes and edges, the last edges only; a final LayerNorm + Linear on edges; the
+readout ReLU(Linear(hidden -> d_embed)) per edge, averaged over each graph's edges, is
+the embedding.
 
-Permutation symmetry: hidden neurons of an MLP can be permuted without changing the
-function, and the graph of the permuted NeRF differs only by which node carries which
-neuron index. The encoder therefore ignores the neuron index of hidden-neuron nodes (it
-is meaningful for inputs, outputs, tri-plane and hash nodes, whose order is fixed), which
-makes the embedding invariant to hidden-neuron permutations.
+Permutation symmetry: hidden neurons can be permuted without changing the function, so
+the neuron index of hidden-neuron nodes is replaced by -1 (as the authors do); inputs,
+outputs, tri-plane and hash nodes keep theirs. The embedding is then invariant to
+hidden-neuron permutations.
 
-Three documented departures from the SPEC's description, all measured on the default data:
+Departures from the authors' design are options, off by default; ``docs/gmn.md`` has the
+ablation behind each default of ``config.yaml``:
 
-- Edge extras (tri-plane position, hash level and relative entry index) enter the sin
-  pre-encoder unsquashed and its Linear is initialised as Gaussian random Fourier features
-  (std ``pos_freq`` on the extras): with the default init the pre-encoder sees positions
-  almost linearly, so a pooled edge feature could only tell the mean gradient of a
-  tri-plane or hash table, not where its mass is.
-- The edge readout's second layer may widen to ``pool_width`` before the ReLU and the mean
-  (the paper pools its hidden width, 128, and maps to 1024 after). A mean keeps only as
-  many numbers as it averages: the default config's 16-wide GMN pools 128, because with
-  16 its contrastive training stayed near chance in cross-architecture retrieval on the
-  default NeRFs and with 128 it did not (numbers in the README).
-- The pooled readout is whitened with running dataset statistics (:class:`RunningWhitening`)
-  before the final Linear. A mean over tens of thousands of edges differs between NeRFs of
-  one architecture by ~1e-3 of the distance between architectures (an untrained encoder on
-  the default NeRFs: within-architecture rms 4e-4 ... 2e-3 against 0.4 ... 1 between
-  architecture means); no learning rate amplifies that in a few hundred steps, and the
-  decoder, classifier and retrieval saw constant embeddings. Whitening scales every
-  direction of the pooled feature to unit variance, so the few directions that separate
-  architectures no longer drown the many that separate objects.
+- ``value_norm: group``: edge values standardised within each (graph, layer, edge type)
+  group (:func:`standardise_groups`) before their sin feature.
+- ``extras_freq``: the sin Linear of the edge extras (tri-plane position, hash level and
+  entry) initialised as Gaussian random Fourier features of this std.
+- ``pool_width``: the per-edge readout pools this many features, then a Linear maps the
+  mean to ``d_embed``.
+- ``whiten``: the pooled readout whitened with running dataset statistics
+  (:class:`RunningWhitening`) before that Linear.
+- ``pool: groups``: the mean over a graph's edges weighs every (edge type, depth role)
+  group equally instead of every edge (:func:`edge_groups`).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import scatter
 
-from nfws.graphs.vocab import EDGE_TYPES, NODE_TYPE, NODE_TYPES
+from nfws.graphs.vocab import EDGE_TYPE, EDGE_TYPES, NODE_TYPE, NODE_TYPES
 
-N_NODE_SCALARS = 2   # layer, neuron index
-N_EDGE_SCALARS = 5   # value, layer, p0, p1, p2
-
-
-def mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(d_in, d_hidden), nn.ReLU(), nn.Linear(d_hidden, d_out))
+VALUE_NORMS = ("none", "group")
+POOLS = ("edges", "groups")
 
 
 def standardise_groups(value: torch.Tensor, graph: torch.Tensor, layer: torch.Tensor,
@@ -59,28 +49,82 @@ def standardise_groups(value: torch.Tensor, graph: torch.Tensor, layer: torch.Te
     return (value - mean[group]) / torch.sqrt(var[group] + eps)
 
 
-class SinEncoder(nn.Module):
-    """Pre-encoder: sin(Linear(scalars)) joined with a type embedding, mixed by a Linear.
+class SinFeature(nn.Module):
+    """sin(Linear(k -> hidden)) of k scalars; ``std`` re-draws the Linear as Gaussian random
+    Fourier features (weights N(0, std^2), phases U(-pi, pi))."""
 
-    ``freqs`` (one std per scalar) turns the sin Linear into Gaussian random Fourier
-    features: weights N(0, freqs[j]^2) on scalar j, phases U(-pi, pi); None keeps
-    PyTorch's default Linear init.
+    def __init__(self, n_scalars: int, hidden: int, std: float | None = None):
+        super().__init__()
+        self.linear = nn.Linear(n_scalars, hidden)
+        if std is not None:
+            with torch.no_grad():
+                self.linear.weight.normal_(0.0, float(std))
+                self.linear.bias.uniform_(-torch.pi, torch.pi)
+
+    def forward(self, scalars: torch.Tensor) -> torch.Tensor:
+        return torch.sin(self.linear(scalars))
+
+
+class PreEncoder(nn.Module):
+    """Node (layer, index, type) and edge (value, layer, type, 3 extras) features -> hidden:
+    a sin feature per scalar (one for the three extras), an embedding per type, joined by
+    one Linear each for nodes and edges."""
+
+    def __init__(self, hidden: int, extras_freq: float | None = None):
+        super().__init__()
+        self.node_layer, self.node_index = SinFeature(1, hidden), SinFeature(1, hidden)
+        self.node_type = nn.Embedding(len(NODE_TYPES), hidden)
+        self.node_mix = nn.Linear(3 * hidden, hidden)
+        self.edge_value, self.edge_layer = SinFeature(1, hidden), SinFeature(1, hidden)
+        self.edge_extras = SinFeature(3, hidden, extras_freq)
+        self.edge_type = nn.Embedding(len(EDGE_TYPES), hidden)
+        self.edge_mix = nn.Linear(4 * hidden, hidden)
+
+    def nodes(self, layer, index, ntype) -> torch.Tensor:
+        return self.node_mix(torch.cat([self.node_layer(layer[:, None]),
+                                        self.node_index(index[:, None]), self.node_type(ntype)], -1))
+
+    def edges(self, value, layer, etype, extras) -> torch.Tensor:
+        return self.edge_mix(torch.cat([self.edge_value(value[:, None]),
+                                        self.edge_layer(layer[:, None]), self.edge_type(etype),
+                                        self.edge_extras(extras)], -1))
+
+
+class GMNBlock(nn.Module):
+    """One residual block: LayerNorm; edge model e1 = ReLU(Linear[x_src, x_dst, e]); node
+    model x1 = ReLU(Linear[x, mean_{j->i} ReLU(Linear[x_j, e1_ji])]); x += Linear(SiLU(x1)),
+    e += Linear(SiLU(e1)). ``update_nodes=False`` (the last block) keeps the nodes, and
+    their states enter the edge model without a LayerNorm.
+
+    Edges outnumber nodes 10-50x, so the first Linear of each model on a concatenation is
+    split by part and the node parts are projected once per node, then gathered to edges.
     """
 
-    def __init__(self, n_scalars: int, n_types: int, hidden: int, freqs=None):
+    def __init__(self, hidden: int, update_nodes: bool = True):
         super().__init__()
-        self.scalars = nn.Linear(n_scalars, hidden)
-        if freqs is not None:
-            if len(freqs) != n_scalars:
-                raise ValueError(f"SinEncoder: {len(freqs)} frequency scales for {n_scalars} scalars")
-            with torch.no_grad():
-                self.scalars.weight.normal_().mul_(torch.tensor(freqs, dtype=torch.float32))
-                self.scalars.bias.uniform_(-torch.pi, torch.pi)
-        self.types = nn.Embedding(n_types, hidden)
-        self.mix = nn.Linear(2 * hidden, hidden)
+        self.update_nodes = update_nodes
+        self.edge_norm = nn.LayerNorm(hidden)
+        self.edge_src = nn.Linear(hidden, hidden, bias=False)
+        self.edge_dst = nn.Linear(hidden, hidden, bias=False)
+        self.edge_self = nn.Linear(hidden, hidden)
+        self.edge_out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden))
+        if update_nodes:
+            self.node_norm = nn.LayerNorm(hidden)
+            self.msg_src = nn.Linear(hidden, hidden, bias=False)
+            self.msg_edge = nn.Linear(hidden, hidden)
+            self.node_self = nn.Linear(hidden, hidden, bias=False)
+            self.node_agg = nn.Linear(hidden, hidden)
+            self.node_out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden))
 
-    def forward(self, scalars: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
-        return self.mix(torch.cat([torch.sin(self.scalars(scalars)), self.types(types)], -1))
+    def forward(self, x, edge_index, e):
+        xn = self.node_norm(x) if self.update_nodes else x
+        src, dst = edge_index
+        e1 = torch.relu(self.edge_src(xn)[src] + self.edge_dst(xn)[dst] + self.edge_self(self.edge_norm(e)))
+        if self.update_nodes:
+            message = torch.relu(self.msg_src(xn)[src] + self.msg_edge(e1))
+            agg = scatter(message, dst, dim=0, dim_size=x.shape[0], reduce="mean")
+            x = x + self.node_out(torch.relu(self.node_self(xn) + self.node_agg(agg)))
+        return x, e + self.edge_out(e1)
 
 
 class RunningWhitening(nn.Module):
@@ -128,78 +172,38 @@ class RunningWhitening(nn.Module):
         return (p - centre) @ w.to(p.dtype)
 
 
-class GMNLayer(MessagePassing):
-    """LayerNorm -> edge model e' = e + MLP[x_src, x_dst, e] -> node model
-    x' = x + MLP[x, mean_{j->i} MLP[x_j, e'_ji]].
-
-    Edges outnumber nodes by 10-20x in NeRF graphs, so two exact rewrites keep the per-edge
-    work small: the first Linear of an MLP on a concatenation is a sum of Linears on its
-    parts, and the node parts are projected once per node before being gathered to edges;
-    the last Linear of the message MLP commutes with the mean, so it runs per node after
-    aggregation (nodes without in-edges receive 0, PyG's mean over nothing).
-    """
-
-    def __init__(self, hidden: int):
-        super().__init__(aggr="mean", flow="source_to_target")
-        self.node_norm = nn.LayerNorm(hidden)
-        self.edge_norm = nn.LayerNorm(hidden)
-        # edge model MLP[x_src, x_dst, e]: first Linear split by input part
-        self.edge_src = nn.Linear(hidden, hidden, bias=False)
-        self.edge_dst = nn.Linear(hidden, hidden, bias=False)
-        self.edge_self = nn.Linear(hidden, hidden)
-        self.edge_out = nn.Linear(hidden, hidden)
-        # message MLP[x_j, e_ji]
-        self.msg_src = nn.Linear(hidden, hidden, bias=False)
-        self.msg_edge = nn.Linear(hidden, hidden)
-        self.msg_out = nn.Linear(hidden, hidden)
-        self.node_model = mlp(2 * hidden, hidden, hidden)
-
-    def forward(self, x, edge_index, e, has_in_edges):
-        xn, en = self.node_norm(x), self.edge_norm(e)
-        src, dst = edge_index
-        e = e + self.edge_out(torch.relu(self.edge_src(xn)[src] + self.edge_dst(xn)[dst]
-                                         + self.edge_self(en)))
-        hidden_mean = self.propagate(edge_index, x=self.msg_src(xn), edge_attr=e)
-        agg = self.msg_out(hidden_mean) * has_in_edges
-        x = x + self.node_model(torch.cat([xn, agg], -1))
-        return x, e
-
-    def message(self, x_j, edge_attr):
-        return torch.relu(x_j + self.msg_edge(edge_attr))
-
-
-class _SegmentMeanReLULinear(torch.autograd.Function):
-    """``out[g] = mean over edges i of segment g of relu(h_i W^T + b)``, chunk by chunk.
+class _SegmentWeightedReLULinear(torch.autograd.Function):
+    """``out[g] = sum over rows i of segment g of w_i relu(h_i W^T + b)``, chunk by chunk.
 
     The pooled width P is several times the hidden width, so the [E, P] activation of all
-    edges of a batch (hundreds of MB) would be written, read back for the mean and again
+    edges of a batch (hundreds of MB) would be written, read back for the sum and again
     for the backward pass. Here only a chunk of rows exists at a time and the backward
     pass recomputes it: the matmuls are cheap next to that memory traffic (about 2.5x
     faster for 320k edges, hidden 16, P 128, one thread).
     """
 
     @staticmethod
-    def forward(ctx, h, weight, bias, counts, chunk):
+    def forward(ctx, h, weight, bias, row_weight, counts, chunk):
         out = h.new_zeros(len(counts), weight.shape[0])
         for g, start, stop in _chunks(counts, chunk):
-            out[g] += torch.addmm(bias, h[start:stop], weight.t()).relu_().sum(0)
-        ctx.save_for_backward(h, weight, bias)
+            z = torch.addmm(bias, h[start:stop], weight.t()).relu_()
+            out[g] += row_weight[start:stop] @ z
+        ctx.save_for_backward(h, weight, bias, row_weight)
         ctx.counts, ctx.chunk = counts, chunk
-        return out / counts.clamp_min(1).to(out.dtype)[:, None]
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        h, weight, bias = ctx.saved_tensors
-        grad = grad / ctx.counts.clamp_min(1).to(grad.dtype)[:, None]
+        h, weight, bias, row_weight = ctx.saved_tensors
         grad_h, grad_w, grad_b = torch.empty_like(h), torch.zeros_like(weight), torch.zeros_like(bias)
         for g, start, stop in _chunks(ctx.counts, ctx.chunk):
             rows = h[start:stop]
             active = torch.addmm(bias, rows, weight.t()) > 0
-            grad_z = active * grad[g]
+            grad_z = active * grad[g] * row_weight[start:stop, None]
             grad_w.addmm_(grad_z.t(), rows)
             grad_b += grad_z.sum(0)
             torch.mm(grad_z, weight, out=grad_h[start:stop])
-        return grad_h, grad_w, grad_b, None, None
+        return grad_h, grad_w, grad_b, None, None, None
 
 
 def _chunks(counts: torch.Tensor, chunk: int):
@@ -212,83 +216,116 @@ def _chunks(counts: torch.Tensor, chunk: int):
 
 
 def segment_mean_relu_linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                             segment: torch.Tensor, n_segments: int,
+                             segment: torch.Tensor, n_segments: int, row_weight=None,
                              chunk: int | None = None) -> torch.Tensor:
     """Mean of ``relu(h W^T + b)`` over each segment: rows of ``h [E, H]`` are grouped by
     ``segment [E]`` (non-decreasing, as the edges of a PyG batch). Returns [n_segments, P];
-    an empty segment gives zeros. ``chunk`` rows at a time (default: 2,048 on the CPU, where
-    they stay in cache; 65,536 on a GPU, where fewer launches matter more)."""
+    an empty segment gives zeros. ``row_weight [E]`` (summing to 1 within each segment)
+    replaces the plain mean by a weighted one. ``chunk`` rows at a time (default: 2,048 on
+    the CPU, where they stay in cache; 65,536 on a GPU, where fewer launches matter more)."""
     if chunk is None:
         chunk = 2048 if h.device.type == "cpu" else 1 << 16
     if len(segment) and bool((segment[1:] < segment[:-1]).any()):
         raise ValueError("segment_mean_relu_linear: segment ids must be non-decreasing "
                          "(rows grouped by graph, as in a PyG batch)")
     counts = torch.bincount(segment, minlength=n_segments)
-    return _SegmentMeanReLULinear.apply(h, weight, bias, counts, chunk)
+    if row_weight is None:
+        row_weight = 1.0 / counts.clamp_min(1).to(h.dtype)[segment]
+    return _SegmentWeightedReLULinear.apply(h, weight, bias, row_weight.to(h.dtype), counts, chunk)
+
+
+def edge_groups(edge_graph: torch.Tensor, layer: torch.Tensor, etype: torch.Tensor) -> torch.Tensor:
+    """Weights [E] that make each graph's edge mean weigh its edge groups equally.
+
+    A group is an edge type and, for weight and bias edges, a depth role within the
+    graph's MLP: its first layer, its hidden layers, its last layer. A variant with
+    another depth or width or fewer grid levels then changes how many edges each group
+    has, not how much each group counts.
+    """
+    kind = edge_graph * len(EDGE_TYPES) + etype               # (graph, edge type)
+    n_kinds = int(kind.max()) + 1 if len(kind) else 0
+    first = layer.new_full((n_kinds,), torch.iinfo(torch.long).max).scatter_reduce(
+        0, kind, layer, "amin")
+    last = layer.new_full((n_kinds,), -1).scatter_reduce(0, kind, layer, "amax")
+    role = torch.where(layer == first[kind], 0, torch.where(layer == last[kind], 2, 1))
+    mlp_edge = (etype == EDGE_TYPE["weight"]) | (etype == EDGE_TYPE["bias"])
+    _, group = torch.unique(kind * 4 + torch.where(mlp_edge, role, 3), return_inverse=True)
+    size = torch.bincount(group).to(torch.float64)
+    group_graph = torch.zeros_like(size, dtype=torch.long).scatter_(0, group, edge_graph)
+    groups_per_graph = torch.bincount(group_graph, minlength=int(edge_graph.max()) + 1)
+    return (1.0 / (size[group] * groups_per_graph[edge_graph])).float()
 
 
 class GMNEncoder(nn.Module):
-    """Parameter graphs -> embeddings [num_graphs, d_embed].
+    """Parameter graphs -> embeddings [num_graphs, d_embed] (see the module doc).
 
-    Scalars are scaled before the sin pre-encoder: layer / ``layer_scale``, neuron index
-    through log(1 + i) (so both input 3 vs 4 and hash entry 3000 vs 4000 stay apart; zero
-    for hidden neurons, see module doc); edge extras (p0, p1, p2) enter as they are
-    (positions in [-1, 1], hash level, entry / T in [0, 1)) through random Fourier features
-    of std ``pos_freq`` (the edge value and layer get std 1).
-    Edge values are standardised within each (graph, layer, edge type) group: raw weights
-    are small (hash entries ~1e-2, MLP weights ~1e-1) next to the other scalars, and
-    after averaging over tens of thousands of edges their differences between NeRFs
-    vanish (embeddings of different NeRFs then agree to 1e-5). The group statistics are
-    invariant to neuron permutations, so the embedding stays invariant too.
-    Readout: 2-layer edge MLP whose second layer widens to ``pool_width`` (default
-    ``hidden``), its ReLU averaged over each graph's edges (:func:`segment_mean_relu_linear`),
-    running whitening (module doc), Linear to ``d_embed`` (the mean commutes with the
-    affine maps after it, so pooling first is cheaper).
+    ``layers`` blocks: the first ``layers - 1`` pass messages between nodes, the last
+    updates edges only, so the readout sees node states after ``layers - 1`` rounds of
+    aggregation.
     """
 
     def __init__(self, hidden: int = 128, layers: int = 4, d_embed: int = 1024,
-                 layer_scale: float = 8.0, pos_freq: float = 10.0, pool_width: int | None = None):
+                 value_norm: str = "none", extras_freq: float | None = None,
+                 pool_width: int | None = None, whiten: bool = False, pool: str = "edges"):
         super().__init__()
-        pool_width = hidden if pool_width is None else pool_width
-        if min(hidden, layers, d_embed, pool_width) < 1:
+        if min(hidden, layers, d_embed) < 1 or (pool_width is not None and pool_width < 1):
             raise ValueError(f"GMN: hidden ({hidden}), layers ({layers}), d_embed ({d_embed}) "
                              f"and pool_width ({pool_width}) must be >= 1")
-        if pos_freq <= 0:
-            raise ValueError(f"GMN: pos_freq must be > 0, got {pos_freq}")
-        self.d_embed = d_embed
-        self.layer_scale = float(layer_scale)
-        self.node_encoder = SinEncoder(N_NODE_SCALARS, len(NODE_TYPES), hidden)
-        self.edge_encoder = SinEncoder(N_EDGE_SCALARS, len(EDGE_TYPES), hidden,
-                                       [1.0, 1.0] + [float(pos_freq)] * 3)
-        self.blocks = nn.ModuleList(GMNLayer(hidden) for _ in range(layers))
-        self.readout = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden), nn.ReLU())
-        self.pool = nn.Linear(hidden, pool_width)     # + ReLU and the mean over each graph's edges
-        self.whiten = RunningWhitening(pool_width)
-        self.project = nn.Linear(pool_width, d_embed)
+        if value_norm not in VALUE_NORMS:
+            raise ValueError(f"GMN: value_norm must be one of {VALUE_NORMS}, got {value_norm!r}")
+        if pool not in POOLS:
+            raise ValueError(f"GMN: pool must be one of {POOLS}, got {pool!r}")
+        if extras_freq is not None and extras_freq <= 0:
+            raise ValueError(f"GMN: extras_freq must be > 0, got {extras_freq}")
+        self.d_embed, self.value_norm, self.pool_mode = d_embed, value_norm, pool
+        self.pre = PreEncoder(hidden, extras_freq)
+        self.blocks = nn.ModuleList(GMNBlock(hidden, update_nodes=i < layers - 1)
+                                    for i in range(layers))
+        self.final = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden))
+        pooled = d_embed if pool_width is None else pool_width
+        self.pool = nn.Linear(hidden, pooled)      # + ReLU and the mean over each graph's edges
+        self.whiten = RunningWhitening(pooled) if whiten else None
+        self.project = nn.Linear(pooled, d_embed) if pool_width is not None else None
 
     def encode_nodes(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = self.project.weight.dtype
+        dtype = self.pool.weight.dtype
         layer, index, ntype = x[:, 0].to(dtype), x[:, 1].to(dtype), x[:, 2]
-        index = torch.where(ntype == NODE_TYPE["neuron"], torch.zeros_like(index), index)
-        scalars = torch.stack([layer / self.layer_scale, torch.log1p(index)], -1)
-        return self.node_encoder(scalars, ntype)
+        index = torch.where(ntype == NODE_TYPE["neuron"], torch.full_like(index, -1.0), index)
+        return self.pre.nodes(layer, index, ntype)
 
     def encode_edges(self, edge_attr: torch.Tensor, edge_graph: torch.Tensor) -> torch.Tensor:
-        edge_attr = edge_attr.to(self.project.weight.dtype)
-        value, layer, etype, extras = edge_attr[:, 0], edge_attr[:, 1], edge_attr[:, 2], edge_attr[:, 3:6]
-        value = standardise_groups(value, edge_graph, layer.round().long(), etype.round().long())
-        scalars = torch.cat([value[:, None], layer[:, None] / self.layer_scale, extras], -1)
-        return self.edge_encoder(scalars, etype.round().long())
+        edge_attr = edge_attr.to(self.pool.weight.dtype)
+        value, layer, etype = edge_attr[:, 0], edge_attr[:, 1], edge_attr[:, 2].round().long()
+        if self.value_norm == "group":
+            value = standardise_groups(value, edge_graph, layer.round().long(), etype)
+        return self.pre.edges(value, layer, etype, edge_attr[:, 3:6])
 
     def forward(self, graphs) -> torch.Tensor:
         """graphs: a PyG Batch (x, edge_index, edge_attr, batch, num_graphs)."""
+        check_types(graphs)
         x = self.encode_nodes(graphs.x)
         edge_graph = graphs.batch[graphs.edge_index[0]]
         e = self.encode_edges(graphs.edge_attr, edge_graph)
-        in_degree = torch.bincount(graphs.edge_index[1], minlength=x.shape[0])
-        has_in_edges = (in_degree > 0).to(x.dtype)[:, None]
         for block in self.blocks:
-            x, e = block(x, graphs.edge_index, e, has_in_edges)
-        pooled = segment_mean_relu_linear(self.readout(e), self.pool.weight, self.pool.bias,
-                                          edge_graph, graphs.num_graphs)
-        return self.project(self.whiten(pooled))
+            x, e = block(x, graphs.edge_index, e)
+        weight = None
+        if self.pool_mode == "groups":
+            weight = edge_groups(edge_graph, graphs.edge_attr[:, 1].round().long(),
+                                 graphs.edge_attr[:, 2].round().long())
+        pooled = segment_mean_relu_linear(self.final(e), self.pool.weight, self.pool.bias,
+                                          edge_graph, graphs.num_graphs, weight)
+        if self.whiten is not None:
+            pooled = self.whiten(pooled)
+        return pooled if self.project is None else self.project(pooled)
+
+
+def check_types(graphs) -> None:
+    """Refuse node or edge types outside the vocabulary, naming the graphs' architectures."""
+    bad_nodes = (graphs.x[:, 2] < 0) | (graphs.x[:, 2] >= len(NODE_TYPES))
+    etype = graphs.edge_attr[:, 2].round()
+    bad_edges = (etype < 0) | (etype >= len(EDGE_TYPES))
+    if bool(bad_nodes.any()) or bool(bad_edges.any()):
+        archs = sorted(set(getattr(graphs, "arch", None) or ["(unnamed)"]))
+        raise ValueError(f"GMN: graphs of architecture(s) {archs} have node or edge types the "
+                         f"encoder has no embedding for (node types 0..{len(NODE_TYPES) - 1}, "
+                         f"edge types 0..{len(EDGE_TYPES) - 1})")

@@ -167,8 +167,25 @@ def tsne(loss: str, embeddings_dir, train_archs: Sequence[str], tsne_cfg: Mappin
               seed=int(tsne_cfg["seed"]), perplexity=float(tsne_cfg["perplexity"]))
 
 
-def tables(classification: Sequence, single: Sequence, retrieval_paths: Sequence, out_dir,
-           train_archs: Sequence[str], unseen_archs: Sequence[str]) -> None:
+def centroid_table(encoders: Sequence[tuple[str, str]], embedding_dirs: Sequence,
+                   archs: Mapping[str, dict], train_archs: Sequence[str]) -> pd.DataFrame:
+    """Centroid shifts (:mod:`nfws.eval.centroids`) of every encoder (loss, trainset) whose
+    embeddings directory is the matching entry of ``embedding_dirs``."""
+    from nfws.eval.centroids import centroid_shifts
+    from nfws.eval.embeddings import load_embeddings
+
+    if len(encoders) != len(embedding_dirs):
+        raise ValueError(f"{len(encoders)} encoders but {len(embedding_dirs)} embeddings directories")
+    frames = []
+    for (loss, trainset), directory in zip(encoders, embedding_dirs):
+        tables = load_embeddings(embedding_paths(directory, family_archs(trainset, archs, train_archs)))
+        shifts = centroid_shifts(tables, training_archs(trainset, train_archs))
+        frames.append(shifts.assign(loss=loss, trained_on=trainset))
+    return pd.concat(frames, ignore_index=True)
+
+
+def tables(classification: Sequence, single: Sequence, retrieval_paths: Sequence, centroids: pd.DataFrame,
+           out_dir, train_archs: Sequence[str], unseen_archs: Sequence[str]) -> None:
     """Every GMN table from the per-job result files."""
     from nfws.eval.gmn_tables import write_gmn_tables
     from nfws.store import read_parquet
@@ -176,6 +193,5 @@ def tables(classification: Sequence, single: Sequence, retrieval_paths: Sequence
     def cat(paths):
         return pd.concat([read_parquet(p) for p in paths], ignore_index=True)
 
-    write_gmn_tables(cat(classification), cat(single), cat(retrieval_paths), out_dir,
+    write_gmn_tables(cat(classification), cat(single), cat(retrieval_paths), centroids, out_dir,
                      seen_archs=list(train_archs), unseen_archs=list(unseen_archs))
-

@@ -116,7 +116,7 @@ def shard_objects(wildcards):
 from nfws.stages.gmn import BASELINE_METHODS, family_archs, training_archs
 
 GMN_TABLES = ("gmn_classification_seen", "gmn_classification_unseen",
-              "gmn_classification_single_arch", "gmn_retrieval")
+              "gmn_classification_single_arch", "gmn_retrieval", "gmn_centroid_shift")
 
 
 def all_archs():
@@ -184,6 +184,12 @@ def baseline_inputs(wildcards):
 def gmn_single_results():
     single = [R(f"gmn/L_R/{t}/classification_single.parquet") for t in config["gmn"]["single_arch_sets"]]
     return single + [R(f"gmn/baselines/{b}/classification.parquet") for b in config["gmn"]["baselines"]]
+
+
+def gmn_encoders():
+    """(loss, trainset) of every GMN encoder: each loss on ALL, L_R on each single set."""
+    return ([(loss, "ALL") for loss in config["gmn"]["losses"]]
+            + [("L_R", t) for t in config["gmn"]["single_arch_sets"]])
 
 
 def gmn_targets():

@@ -155,6 +155,7 @@ rule gmn_tables:
         classification=expand(R("gmn/{loss}/ALL/classification.parquet"), loss=config["gmn"]["losses"]),
         single=gmn_single_results(),
         retrieval=expand(R("gmn/{loss}/ALL/retrieval.parquet"), loss=config["gmn"]["losses"]),
+        embeddings=[R(f"gmn/{loss}/{trainset}/embeddings") for loss, trainset in gmn_encoders()],
     output:
         **{name: report(R(f"tables/{name}.md"), caption="../report/gmn_tables.rst",
                         category="Tables", subcategory="GMN")
@@ -162,6 +163,8 @@ rule gmn_tables:
     params:
         train_archs=config["nerf"]["train_archs"],
         unseen_archs=config["nerf"]["unseen_archs"],
+        architectures=config["nerf"]["architectures"],
+        encoders=gmn_encoders(),
     log:
         R("logs/gmn_tables.log"),
     benchmark:

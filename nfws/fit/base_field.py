@@ -109,7 +109,8 @@ def load_base(path, latent: str = "mean") -> dict:
     """Frozen base for the adapters: folded weights at the ``latent`` ('mean' | 'zero').
 
     Returns weights/biases (per synthesis layer), enc_weight/enc_bias, omega0, n_blocks,
-    and the ``model`` itself (EMA weights) for reference evaluations.
+    the ``model`` itself (EMA weights), and its training ``latents`` [N, d_z] with their
+    ``object_ids`` for reference evaluations.
     """
     ck = load_torch(path)
     model = ModulatedField(ck["cfg"])
@@ -125,4 +126,5 @@ def load_base(path, latent: str = "mean") -> dict:
     return {"weights": weights, "biases": biases, "latent": z,
             "enc_weight": model.encoder.proj.weight.detach().clone(),
             "enc_bias": model.encoder.proj.bias.detach().clone(),
-            "omega0": model.encoder.omega0, "n_blocks": model.n_blocks, "model": model}
+            "omega0": model.encoder.omega0, "n_blocks": model.n_blocks, "model": model,
+            "latents": ck["latents"].float(), "object_ids": [str(o) for o in ck["object_ids"]]}

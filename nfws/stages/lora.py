@@ -82,13 +82,32 @@ def discriminative(kind_shards: Mapping[str, Sequence], cfg: Mapping, seed: int,
                                out_dir / f"tsne_{kind}.png")
 
 
+def base_reference(base, targets, fit_section: Mapping, seed: int, out_path, device) -> dict:
+    """The base field's reference rows of the reconstruction table: its training latents,
+    and latent-only fits of the test split with the representations' schedule."""
+    from nfws.fit.base_reference import base_reference as measure
+
+    return measure(base, targets, dict(fit_section), out_path, seed, device)
+
+
 def lora_tables(image_shards: Mapping, shape_shards: Mapping, discriminative_dir,
-                kinds: Sequence[str], out_dir) -> None:
+                kinds: Sequence[str], out_dir, base_references: Mapping | None = None) -> None:
+    """Reconstruction (with the base field's reference rows of the datasets in
+    ``base_references``, {dataset: [store] or store}; an empty list = not run) and
+    discriminative tables."""
     from nfws.eval.mlora_tables import discriminative_table, reconstruction_table
 
     out_dir = Path(out_dir)
+    refs = {}
+    for dataset, paths in (base_references or {}).items():
+        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        if len(paths) > 1:
+            raise ValueError(f"lora_tables: {len(paths)} base references for {dataset}: {paths}")
+        if paths:
+            refs[dataset] = paths[0]
     reconstruction_table(dict(image_shards), dict(shape_shards),
-                         out_dir / "mlora_reconstruction.csv", out_dir / "mlora_reconstruction.md")
+                         out_dir / "mlora_reconstruction.csv", out_dir / "mlora_reconstruction.md",
+                         image_base=refs.get("faces"), shape_base=refs.get("shapenet"))
     discriminative_table([Path(discriminative_dir) / f"{k}.parquet" for k in kinds],
                          out_dir / "mlora_discriminative.csv", out_dir / "mlora_discriminative.md")
 

@@ -238,6 +238,17 @@ def lora_fit_params(wildcards):
             "n_shards": config["lora"]["n_shards"], "structure": config["lora"]["structure"]}
 
 
+def lora_fit_section(wildcards):
+    return fit_config(config["lora"], wildcards.dataset)
+
+
+def lora_base_reference_of(dataset):
+    """The base-reference store of a dataset, none when the dataset is not configured."""
+    if dataset not in config["lora"]["datasets"]:
+        return []
+    return [R(f"lora/{dataset}/base_reference.zarr")]
+
+
 def lora_shards(dataset, kind):
     return [R(f"lora/{dataset}/{kind}/{s:03d}.zarr") for s in range(config["lora"]["n_shards"])]
 

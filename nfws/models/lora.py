@@ -247,6 +247,9 @@ def build_representation(kind: str, cfg: dict, coord_dim: int, out_dim: int,
         for key in ("mlp_hidden", "omega0"):
             if key not in cfg:
                 raise KeyError(f"fit config: missing key {key!r}")
+        if cfg["mlp_hidden"] is None:
+            raise ValueError("fit.mlp_hidden is null: resolve it to the matched width with "
+                             "nfws.stages.lora.fit_config")
         return standalone_mlp(asym, coord_dim, out_dim, int(cfg["mlp_hidden"]),
                               float(cfg["omega0"]), float(cfg["kappa"]), int(cfg["mask_seed"]))
     if base is None:

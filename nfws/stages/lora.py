@@ -14,9 +14,13 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from nfws.models.budget import lora_n_params, matched_mlp_hidden, synthesis_dims
+
 
 #: The modality of each dataset's targets.
 DATASETS = {"faces": "image", "shapenet": "occupancy"}
+#: (coordinate, output) sizes of each modality's fields (``nfws.data.targets``).
+FIELD_DIMS = {"image": (2, 3), "occupancy": (3, 1)}
 #: Published single-category generation tables (paper Table 3), by class name.
 SINGLE_CATEGORY_TABLES = {"airplane": "ShapeNet-Airplane"}
 #: Diffusion variants: a representation, or the ablation of the hierarchical encoder.
@@ -35,10 +39,25 @@ def base_config(lora: Mapping, dataset: str) -> dict:
 
 
 def fit_config(lora: Mapping, dataset: str) -> dict:
-    """The fitting section with the dataset's frequency and MLP initialisation rule."""
+    """The fitting section with the dataset's frequency, MLP initialisation rule and MLP
+    width: ``fit.mlp_hidden``, or when it is null (or absent) :func:`matched_mlp_hidden`."""
     entry = lora["datasets"][dataset]
-    return {**lora["fit"], "omega0": float(entry["omega0"]),
-            "mlp_template_init": bool(entry["mlp_template_init"])}
+    fit = {**lora["fit"], "omega0": float(entry["omega0"]),
+           "mlp_template_init": bool(entry["mlp_template_init"])}
+    if fit.get("mlp_hidden") is None:
+        fit["mlp_hidden"] = matched_mlp_hidden_for(lora, dataset)
+    return fit
+
+
+def matched_mlp_hidden_for(lora: Mapping, dataset: str) -> int:
+    """The MLP width matching the LoRA kinds' parameter count on this dataset's base
+    field (``nfws.models.budget.matched_mlp_hidden``)."""
+    check_dataset(dataset)
+    coord_dim, out_dim = FIELD_DIMS[DATASETS[dataset]]
+    base = lora["base"]
+    dims = synthesis_dims(int(base["enc_width"]), int(base["width"]), int(base["n_blocks"]),
+                          out_dim)
+    return matched_mlp_hidden(lora_n_params(dims, int(lora["fit"]["rank"])), coord_dim, out_dim)
 
 
 def shape_manifest(section: Mapping, seed: int, out_path, data_manifest=None) -> None:

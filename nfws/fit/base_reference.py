@@ -26,14 +26,10 @@ from nfws.store import config_hash, write_zarr
 TEST_SPLIT = "test"
 
 
-def training_instances(base: dict, targets, base_ckpt, targets_path) -> np.ndarray:
+def training_instances(base: dict, targets) -> np.ndarray:
     """Targets indices of the base field's training instances (``load_base``'s
-    ``object_ids``, in the order of its ``latents``); one the targets lack is an error."""
+    ``object_ids``, in the order of its ``latents``; ``load_base`` checked they exist)."""
     where = {str(o): i for i, o in enumerate(targets.object_ids)}
-    missing = [o for o in base["object_ids"] if o not in where]
-    if missing:
-        raise ValueError(f"{base_ckpt}: {len(missing)} training instances are not in "
-                         f"{targets_path}, e.g. {missing[:3]}")
     return np.array([where[o] for o in base["object_ids"]])
 
 
@@ -49,8 +45,9 @@ def split_instances(targets, split: str, where) -> np.ndarray:
 
 
 def base_reference(base_ckpt, targets_path, cfg: dict, out_path, seed: int,
-                   device=None) -> dict:
-    """Measure the base field (module doc) and write ``out_path`` (.zarr).
+                   device=None, base_cfg: dict | None = None) -> dict:
+    """Measure the base field (module doc) and write ``out_path`` (.zarr); a base file of
+    other targets or of another config than ``base_cfg`` is refused.
 
     Arrays: ``train_object_ids`` / ``train_score`` (training latents), ``test_object_ids``
     / ``test_score`` / ``test_latents`` [n, d_z] / ``test_loss_curve`` (latent-only fit). Attrs: metric, n_params
@@ -59,9 +56,9 @@ def base_reference(base_ckpt, targets_path, cfg: dict, out_path, seed: int,
     """
     device = device or choose_device("auto")
     targets = load_targets(targets_path)
-    base = load_base(base_ckpt, cfg["base_latent"])
+    base = load_base(base_ckpt, cfg["base_latent"], base_cfg, targets)
     model = base["model"].to(device)
-    train_idx = training_instances(base, targets, base_ckpt, targets_path)
+    train_idx = training_instances(base, targets)
     z_train = base["latents"].to(device)
     train_score = reconstruction_scores(lambda p: model(p, z_train), train_idx, targets, cfg,
                                         seed, device)

@@ -101,12 +101,13 @@ def discriminative(kind_shards: Mapping[str, Sequence], cfg: Mapping, seed: int,
                                out_dir / f"tsne_{kind}.png")
 
 
-def base_reference(base, targets, fit_section: Mapping, seed: int, out_path, device) -> dict:
+def base_reference(base, targets, fit_section: Mapping, base_section: Mapping, seed: int,
+                   out_path, device) -> dict:
     """The base field's reference rows of the reconstruction table: its training latents,
     and latent-only fits of the test split with the representations' schedule."""
     from nfws.fit.base_reference import base_reference as measure
 
-    return measure(base, targets, dict(fit_section), out_path, seed, device)
+    return measure(base, targets, dict(fit_section), out_path, seed, device, dict(base_section))
 
 
 def lora_tables(image_shards: Mapping, shape_shards: Mapping, discriminative_dir,

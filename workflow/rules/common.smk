@@ -233,6 +233,14 @@ def lora_base_params(wildcards):
     return base_config(config["lora"], wildcards.dataset)
 
 
+def lora_base_params_of_fit(wildcards):
+    """The base section a fit of ``wildcards.repr`` is checked against (none for the MLP
+    kinds, which never read the base field)."""
+    if wildcards.repr.startswith("mlp"):
+        return None
+    return lora_base_params(wildcards)
+
+
 def lora_fit_params(wildcards):
     return {"fit": fit_config(config["lora"], wildcards.dataset),
             "n_shards": config["lora"]["n_shards"], "structure": config["lora"]["structure"]}

@@ -69,6 +69,7 @@ rule fit_instances:
     output:
         directory(R("lora/{dataset}/{repr}/{shard}.zarr")),
     params:
+        base=lora_base_params_of_fit,
         fit=lora_fit_params,
         seed=config["seed"],
         device=config["device"],
@@ -94,6 +95,7 @@ rule base_reference:
     output:
         directory(R("lora/{dataset}/base_reference.zarr")),
     params:
+        base=lora_base_params,
         fit=lora_fit_section,
         seed=config["seed"],
         device=config["device"],
@@ -118,6 +120,7 @@ rule weight_structure:
     output:
         R("lora/{dataset}/structure/{repr}.csv"),
     params:
+        base=lora_base_params_of_fit,
         fit=lora_fit_params,
         seed=config["seed"],
         device=config["device"],

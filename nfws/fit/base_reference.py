@@ -13,6 +13,8 @@ as the fitted representations are:
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from nfws.data.targets import load_targets
@@ -59,11 +61,13 @@ def base_reference(base_ckpt, targets_path, cfg: dict, out_path, seed: int,
     base = load_base(base_ckpt, cfg["base_latent"], base_cfg, targets)
     model = base["model"].to(device)
     train_idx = training_instances(base, targets)
-    z_train = base["latents"].to(device)
-    train_score = reconstruction_scores(lambda p: model(p, z_train), train_idx, targets, cfg,
-                                        seed, device)
-
     test_idx = split_instances(targets, TEST_SPLIT, targets_path)
+    train_score = np.concatenate([  # in groups no larger than the latent fit's batch
+        reconstruction_scores(lambda p, z=base["latents"][g].to(device): model(p, z),
+                              train_idx[g], targets, cfg, seed, device)
+        for g in np.array_split(np.arange(len(train_idx)),
+                                math.ceil(len(train_idx) / len(test_idx)))])
+
     rep = latent_on_base(model.cpu(), base["latent"])
     start = shared_init(rep, len(test_idx), seed)
     checkpoint = fit_checkpoint(str(out_path) + ".progress.pt", rep, start, test_idx, cfg,

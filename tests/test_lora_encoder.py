@@ -77,3 +77,18 @@ def test_rank_that_does_not_divide_hidden_gets_one_head_per_rank():
     assert model.encoders[0].attn.heads == 3
     assert model.encoders[0].proj.out_features == 9  # 3 heads of ceil(8 / 3) = 3
     assert model.encode(torch.randn(2, 36)).shape == (2, 2, 8)
+
+
+def test_factors_pair_by_their_layer_index_not_their_order():
+    # A0 [2, 2], B1 [4, 2], A1 [2, 3], B0 [3, 2]: slices (0, 4), (4, 12), (12, 18), (18, 24)
+    shuffled = [{"name": "layer0.A", "shape": [2, 2], "role": "A", "layer": 0},
+                {"name": "layer1.B", "shape": [4, 2], "role": "B", "layer": 1},
+                {"name": "layer1.A", "shape": [2, 3], "role": "A", "layer": 1},
+                {"name": "layer0.B", "shape": [3, 2], "role": "B", "layer": 0}]
+    layers, others = lora_structure(shuffled)
+    assert layers == [{"rank": 2, "d_in": 2, "d_out": 3, "a": (0, 4), "b": (18, 24)},
+                      {"rank": 2, "d_in": 3, "d_out": 4, "a": (12, 18), "b": (4, 12)}]
+    assert others == []
+    twice = [dict(e, layer=0) for e in shuffled]
+    with pytest.raises(ValueError, match="layout layer 0: 2 A and 2 B factors"):
+        lora_structure(twice)

@@ -7,6 +7,13 @@ import pandas as pd
 from nfws.eval.tables import published, write_table
 from nfws.fit.instances import load_fitted_weights
 from nfws.models.lora import DISPLAY_NAMES, KINDS
+from nfws.store import read_zarr
+
+
+#: The base field's reference rows: (array prefix in the base-reference store, label,
+#: instances scored).
+BASE_ROWS = (("train", "base (training latents)", "train split"),
+             ("test", "base (latent-only fit)", "test split"))
 
 
 def _scores(paths) -> tuple[np.ndarray, dict]:
@@ -14,29 +21,86 @@ def _scores(paths) -> tuple[np.ndarray, dict]:
     return attrs["score"].astype(np.float64), attrs
 
 
-def reconstruction_table(image_shards: dict, shape_shards: dict, csv_path, md_path) -> pd.DataFrame:
-    """Per representation: PSNR (2D) and Chamfer ×100 mean / median (3D), trainable params.
+def _base_scores(path, prefix: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Object ids, scores and attrs of one base-reference measurement."""
+    arrays, attrs = read_zarr(path, [f"{prefix}_object_ids", f"{prefix}_score"])
+    return (np.array([str(o) for o in arrays[f"{prefix}_object_ids"]], dtype=object),
+            arrays[f"{prefix}_score"].astype(np.float64), attrs)
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if len(values) else np.nan
+
+
+def _image_columns(s: np.ndarray, on_test: np.ndarray, n_params: int, n_trainable: int,
+                   n_dropped: int) -> dict:
+    return {"psnr": _mean(s), "psnr_test": _mean(s[on_test]), "psnr_n_params": n_params,
+            "psnr_params": n_trainable, "n_images": len(s), "n_images_dropped": n_dropped}
+
+
+def _shape_columns(s: np.ndarray, on_test: np.ndarray, n_params: int, n_trainable: int,
+                   n_dropped: int) -> dict:
+    finite = np.isfinite(s)
+    ok, ok_test = s[finite], s[finite & on_test]
+    return {"cd_mean_x1e-2": _mean(ok) * 100,
+            "cd_median_x1e-2": float(np.median(ok) * 100) if len(ok) else np.nan,
+            "cd_mean_test_x1e-2": _mean(ok_test) * 100, "cd_n_params": n_params,
+            "cd_params": n_trainable, "n_shapes": len(s), "n_empty_mesh": int((~finite).sum()),
+            "n_shapes_dropped": n_dropped}
+
+
+def _base_note(refs: dict) -> str:
+    """What the reference rows measured, per dataset, from the stores' attrs."""
+    parts = []
+    for dataset, path in refs.items():
+        train_ids, _, a = _base_scores(path, "train")
+        test_ids, _, _ = _base_scores(path, "test")
+        sch = a["schedule"]
+        parts.append(f"{dataset}: base field of {a['n_base_params']:,} shared frozen "
+                     f"parameters (not counted in params); training latents of its "
+                     f"{len(train_ids)} training instances; latent-only fit of the "
+                     f"{a['n_params']} latent entries of each of the {len(test_ids)} "
+                     f"{a['test_split']}-split instances from the {a['start_latent']} "
+                     f"training latent, {sch['steps']} steps x {sch['points']} points, "
+                     f"LR {sch['lr_start']:g} -> {sch['lr_end']:g} (cosine), the "
+                     "representations' schedule")
+    return "; ".join(parts)
+
+
+def reconstruction_table(image_shards: dict, shape_shards: dict, csv_path, md_path,
+                         image_base=None, shape_base=None) -> pd.DataFrame:
+    """Per representation: PSNR (2D) and Chamfer ×100 mean / median (3D), parameters.
 
     ``image_shards`` / ``shape_shards`` map a kind (``nfws.models.lora.KINDS``) to its
-    fitted shard paths; a dataset may be absent (empty dict).
+    fitted shard paths; a dataset may be absent (empty dict). ``image_base`` /
+    ``shape_base`` are the datasets' base-reference stores (``nfws.fit.base_reference``):
+    with one, the base field's two reference rows come first and every row gets the mean
+    over the test-split instances the latent-only fit used (``*_test`` columns).
     """
     pub = published("mlora_reconstruction").set_index("representation")
+    refs = {d: p for d, p in (("faces", image_base), ("shapenet", shape_base)) if p}
+    test_ids = {d: set(_base_scores(p, "test")[0]) for d, p in refs.items()}
+    columns = {"faces": _image_columns, "shapenet": _shape_columns}
     rows = []
+    for prefix, label, evaluated_on in BASE_ROWS:
+        if not refs:
+            break
+        row = {"representation": label, "evaluated_on": evaluated_on}
+        for dataset, path in refs.items():
+            _, s, a = _base_scores(path, prefix)
+            on_test = np.full(len(s), prefix == "test")
+            row.update(columns[dataset](s, on_test, a["n_params"], a["n_params"], 0))
+        rows.append(row)
     for kind in KINDS:
         name = DISPLAY_NAMES[kind]
-        row = {"representation": name}
-        if kind in image_shards:
-            s, a = _scores(image_shards[kind])
-            row.update({"psnr": float(np.mean(s)), "psnr_params": a["n_trainable"],
-                        "n_images": len(s), "n_images_dropped": len(a["dropped"])})
-        if kind in shape_shards:
-            s, a = _scores(shape_shards[kind])
-            ok = s[np.isfinite(s)]
-            row.update({"cd_mean_x1e-2": float(ok.mean() * 100) if len(ok) else np.nan,
-                        "cd_median_x1e-2": float(np.median(ok) * 100) if len(ok) else np.nan,
-                        "cd_params": a["n_trainable"], "n_shapes": len(s),
-                        "n_empty_mesh": int((~np.isfinite(s)).sum()),
-                        "n_shapes_dropped": len(a["dropped"])})
+        row = {"representation": name, "evaluated_on": "all fitted"}
+        for dataset, shards in (("faces", image_shards), ("shapenet", shape_shards)):
+            if kind in shards:
+                s, a = _scores(shards[kind])
+                test = test_ids.get(dataset, set())
+                on_test = np.array([str(o) in test for o in a["object_ids"]], dtype=bool)
+                row.update(columns[dataset](s, on_test, a["n_params"], a["n_trainable"],
+                                            len(a["dropped"])))
         p = pub.loc[name] if name in pub.index else None
         if p is not None:
             row.update({"paper_psnr": p["ffhq_psnr"], "paper_psnr_params": p["ffhq_params"],
@@ -45,14 +109,20 @@ def reconstruction_table(image_shards: dict, shape_shards: dict, csv_path, md_pa
                         "paper_cd_params": p["shapenet_params"]})
         rows.append(row)
     df = pd.DataFrame(rows)
+    reference = (f" Reference rows ({_base_note(refs)}); *_test columns: means over those "
+                 "test-split instances, for every row." if refs else "")
     write_table(df, csv_path, md_path, "Reconstruction of the six weight representations",
                 note="PSNR (dB) of fitted images at the configured resolution; Chamfer "
                      "distance (mean of squared nearest distances, both directions, ×100) "
                      "between marching-cubes vertices and ground-truth surface points. "
-                     "params = trainable entries (masked ones excluded). Paper: FFHQ 128² "
+                     "*_n_params = all entries of one instance's representation (frozen "
+                     "ones included; the MLP width is matched to the LoRA kinds' count "
+                     "unless fit.mlp_hidden is set); params = trainable entries "
+                     "(masked ones excluded), as the paper counts. Paper: FFHQ 128² "
                      "and ShapeNet; ours: the configured (default: synthetic, CPU-sized) data. "
                      "n_empty_mesh counts fields without a surface (excluded from CD); "
-                     "n_*_dropped counts diverged fits dropped under on_failure: drop.")
+                     "n_*_dropped counts diverged fits dropped under on_failure: drop."
+                     + reference)
     return df
 
 

@@ -38,8 +38,10 @@ def _errors(rep, flat, indices, targets, cfg, seed, device) -> np.ndarray:
 
 
 def weight_space_structure(kind: str, base_ckpt, targets, fit_cfg: dict, cfg: dict,
-                           out_csv, seed: int, device=None) -> pd.DataFrame:
-    """Fit pairs per (instance, λ) and write one CSV row each (see module doc)."""
+                           out_csv, seed: int, device=None,
+                           base_cfg: dict | None = None) -> pd.DataFrame:
+    """Fit pairs per (instance, λ) and write one CSV row each (see module doc); a base
+    file of other targets or of another config than ``base_cfg`` is refused."""
     missing = [k for k in STRUCTURE_KEYS if k not in cfg]
     if missing:
         raise KeyError(f"structure config: missing keys {missing}")
@@ -49,7 +51,7 @@ def weight_space_structure(kind: str, base_ckpt, targets, fit_cfg: dict, cfg: di
     device = device or choose_device("auto")
     data = load_targets(targets)
     n = min(int(cfg["n_instances"]), len(data))
-    rep = make_representation(kind, base_ckpt, data, fit_cfg)
+    rep = make_representation(kind, base_ckpt, data, fit_cfg, base_cfg)
     gen = torch.Generator().manual_seed(seed)
     iota1 = rep.draw_codes(1, gen)
     codes = {k: [v.expand(n, *v.shape[1:])] for k, v in iota1.items()}

@@ -38,9 +38,10 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
     """Train the base field on the training instances of ``targets_path``
     (``nfws.data.targets.training_indices``); write ``out_path`` (.pt).
 
-    The checkpoint holds ``cfg`` (architecture), ``state`` (EMA weights), ``latents``
-    [N_train, d_z], their ``object_ids`` and ``loss_curve`` (one value per step). Returns a
-    summary.
+    The checkpoint holds ``cfg`` (architecture), ``train_cfg`` (``cfg`` as given, so
+    consumers can refuse a file of another config: :func:`check_base`), ``target_kind``,
+    ``state`` (EMA weights), ``latents`` [N_train, d_z], their ``object_ids`` and
+    ``loss_curve`` (one value per step). Returns a summary.
     """
     _validate(cfg)
     device = device or choose_device("auto")
@@ -97,7 +98,8 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
                              "latents": latents.detach(), "step": step + 1,
                              "loss_curve": torch.tensor(curve)})
     bar.close()
-    save_torch({"cfg": model.cfg, "state": ema.state_dict(), "latents": latents.detach().cpu(),
+    save_torch({"cfg": model.cfg, "train_cfg": dict(cfg), "target_kind": targets.kind,
+                "state": ema.state_dict(), "latents": latents.detach().cpu(),
                 "object_ids": [str(targets.object_ids[i]) for i in train.tolist()],
                 "loss_curve": torch.tensor(curve)}, out_path)
     checkpoint.clear()
@@ -105,13 +107,57 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
             "n_params": sum(p.numel() for p in model.parameters())}
 
 
-def load_base(path, latent: str = "mean") -> dict:
+def check_base(ck: dict, path, expect: dict | None = None, targets=None) -> None:
+    """Refuse a base-field file that another config wrote, naming the file and the key.
+
+    ``expect``: this run's base section (``nfws.stages.lora.base_config``), compared key by
+    key with the file's ``train_cfg``. ``targets`` (``nfws.data.targets``): the coordinate /
+    output sizes and modality must be the file's, and every instance the base field was
+    trained on must be among the targets (else it was trained on another dataset).
+    """
+    if expect is not None:
+        if "train_cfg" not in ck:
+            raise ValueError(f"{path}: the base field records no config to check against "
+                             "(written by an older nfws); rerun base_field")
+        stored = ck["train_cfg"]
+        differ = sorted(k for k in set(stored) | set(expect) if stored.get(k) != expect.get(k))
+        if differ:
+            raise ValueError(f"{path}: base field written under another config: " + "; ".join(
+                f"{k} = {_short(stored.get(k))} in the file, {_short(expect.get(k))} in this "
+                "run's lora.base" for k in differ) + "; rerun base_field")
+    if targets is None:
+        return
+    want = {"coord_dim": targets.coord_dim, "out_dim": targets.out_dim}
+    differ = [k for k in want if ck["cfg"][k] != want[k]]
+    if ck.get("target_kind", targets.kind) != targets.kind:
+        differ.insert(0, "target_kind")
+        want["target_kind"] = targets.kind
+    if differ:
+        raise ValueError(f"{path}: base field written for other targets: " + "; ".join(
+            f"{k} = {ck.get(k, ck['cfg'].get(k))!r} in the file, {want[k]!r} for the targets "
+            f"({targets.kind})" for k in differ))
+    known = {str(o) for o in targets.object_ids}
+    foreign = [str(o) for o in ck["object_ids"] if str(o) not in known]
+    if foreign:
+        raise ValueError(f"{path}: base field written for another dataset: object_ids has "
+                         f"{len(foreign)} training instances the targets lack, e.g. {foreign[:3]}")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def load_base(path, latent: str = "mean", expect: dict | None = None, targets=None) -> dict:
     """Frozen base for the adapters: folded weights at the ``latent`` ('mean' | 'zero').
 
+    ``expect`` / ``targets``: refuse a file of another config or dataset (:func:`check_base`).
     Returns weights/biases (per synthesis layer), enc_weight/enc_bias, omega0, n_blocks,
-    and the ``model`` itself (EMA weights) for reference evaluations.
+    the ``model`` itself (EMA weights), its ``train_cfg`` (None for older files), and its
+    training ``latents`` [N, d_z] with their ``object_ids`` for reference evaluations.
     """
     ck = load_torch(path)
+    check_base(ck, path, expect, targets)
     model = ModulatedField(ck["cfg"])
     model.load_state_dict(ck["state"])
     model.eval().requires_grad_(False)
@@ -125,4 +171,6 @@ def load_base(path, latent: str = "mean") -> dict:
     return {"weights": weights, "biases": biases, "latent": z,
             "enc_weight": model.encoder.proj.weight.detach().clone(),
             "enc_bias": model.encoder.proj.bias.detach().clone(),
-            "omega0": model.encoder.omega0, "n_blocks": model.n_blocks, "model": model}
+            "omega0": model.encoder.omega0, "n_blocks": model.n_blocks, "model": model,
+            "train_cfg": ck.get("train_cfg"),
+            "latents": ck["latents"].float(), "object_ids": [str(o) for o in ck["object_ids"]]}

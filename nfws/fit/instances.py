@@ -39,9 +39,12 @@ def cosine_lr(step: int, total: int, lr_start: float, lr_end: float) -> float:
     return lr_end + 0.5 * (lr_start - lr_end) * (1 + math.cos(math.pi * step / max(total, 1)))
 
 
-def make_representation(kind: str, base_ckpt, targets, cfg: dict) -> Representation:
-    """Build ``kind`` for the targets' coordinate / output sizes (base loaded if LoRA)."""
-    base = None if kind.startswith("mlp") else load_base(base_ckpt, cfg["base_latent"])
+def make_representation(kind: str, base_ckpt, targets, cfg: dict,
+                        base_cfg: dict | None = None) -> Representation:
+    """Build ``kind`` for the targets' coordinate / output sizes (base loaded if LoRA; a
+    base file of other targets, or of another config than ``base_cfg``, is refused)."""
+    base = None if kind.startswith("mlp") else load_base(base_ckpt, cfg["base_latent"],
+                                                         base_cfg, targets)
     return build_representation(kind, cfg, targets.coord_dim, targets.out_dim, base)
 
 
@@ -143,22 +146,27 @@ def starting_params(rep: Representation, targets, n: int, cfg: dict, seed: int,
 
 
 def fit_instances(kind: str, base_ckpt, targets, cfg: dict, out_path, seed: int,
-                  shard: int = 0, n_shards: int = 1, device=None) -> dict:
+                  shard: int = 0, n_shards: int = 1, device=None,
+                  base_cfg: dict | None = None) -> dict:
     """Fit representation ``kind`` to shard ``shard`` of ``n_shards`` of a targets store.
 
     Reads ``targets`` (targets.zarr path) and ``base_ckpt`` (base.pt; unused for MLP
-    kinds). Writes ``out_path`` (e.g. results/lora/{dataset}/{repr}/{shard}.zarr):
+    kinds; refused when written for other targets or, given ``base_cfg`` (this run's
+    ``lora.base`` section), under another config). Writes ``out_path`` (e.g.
+    results/lora/{dataset}/{repr}/{shard}.zarr):
     ``weights`` float32 [n, P] (frozen entries included), ``frozen`` uint8 [P],
     ``object_ids``, ``labels``, ``score`` [n] (PSNR dB or Chamfer distance, see
     attrs['metric']), ``loss_curve`` [n, n_logged]; attrs: kind, layout (name, shape,
     layer, role, n_frozen per tensor, in flattening order), n_params, n_trainable, config
-    for rebuilding the representation. Resumable through ``out_path``.progress.pt.
+    for rebuilding the representation, base_config (``base_cfg``, LoRA kinds; checked
+    again when ``load_fitted`` reloads the base).
+    Resumable through ``out_path``.progress.pt.
     """
     device = device or choose_device("auto")
     if not 0 <= shard < n_shards:
         raise ValueError(f"shard {shard} out of range for n_shards={n_shards}")
     data = load_targets(targets)
-    rep = make_representation(kind, base_ckpt, data, cfg)
+    rep = make_representation(kind, base_ckpt, data, cfg, base_cfg)
     indices = list(range(shard, len(data), n_shards))
     if not indices:
         raise ValueError(f"{targets}: shard {shard}/{n_shards} has no instances")
@@ -189,6 +197,7 @@ def fit_instances(kind: str, base_ckpt, targets, cfg: dict, out_path, seed: int,
                "out_dim": data.out_dim, "class_names": data.class_names,
                "fit": cfg, "config_hash": config_hash(cfg), "seed": seed,
                "shard": shard, "n_shards": n_shards, "base_ckpt": str(base_ckpt),
+               "base_config": None if kind.startswith("mlp") else base_cfg,
                "template_object_id": template_id,
                "dropped": [{"object_id": oid, "reason": why} for oid, why in dropped.items()]})
     checkpoint.clear()
@@ -238,8 +247,9 @@ def load_fitted(store_paths, base_ckpt=None) -> tuple[Representation, torch.Tens
     """Representation (to decode weights into fields), weights [n, P], labels, attrs."""
     weights, labels, attrs = load_fitted_weights(store_paths)
     base = None
-    if not attrs["kind"].startswith("mlp"):
-        base = load_base(base_ckpt or attrs["base_ckpt"], attrs["fit"]["base_latent"])
+    if not attrs["kind"].startswith("mlp"):  # refused if retrained under another config
+        base = load_base(base_ckpt or attrs["base_ckpt"], attrs["fit"]["base_latent"],
+                         attrs.get("base_config"))
     rep = build_representation(attrs["kind"], attrs["fit"], attrs["coord_dim"],
                                attrs["out_dim"], base)
     return rep, torch.from_numpy(weights), {**attrs, "labels": labels}

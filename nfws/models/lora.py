@@ -11,6 +11,9 @@ Kinds:
 - ``lora`` / ``lora_asym``: W' = W̄ + BA on every synthesis layer of the frozen base.
 - ``mlora`` / ``mlora_asym``: W' = W̄ ⊙ BA.
 
+The reference ``base_latent`` (not one of the six) fits only the base field's latent z
+(:func:`latent_on_base`): how far the base alone reaches without any adapter.
+
 W̄ are the base field's style-folded, demodulated weights for the mean training latent
 (``ModulatedField.folded``): with the latent fixed the base is a plain residual MLP, and
 the adapters act on the weights that MLP actually uses. Biases and the Fourier-feature
@@ -61,7 +64,7 @@ class Entry:
     shape: tuple
     layer: int
     role: str
-    mean: float
+    mean: float | torch.Tensor
     scale: float
     mask: torch.Tensor | None = None
     frozen: torch.Tensor | None = None
@@ -219,6 +222,18 @@ def lora_on_base(multiplicative: bool, asym: bool, base: dict, rank: int, kappa:
     return Representation(kind, entries, forward, weights[-1].shape[0], buffers)
 
 
+def latent_on_base(model, z0: torch.Tensor) -> Representation:
+    """The frozen base field ``model`` (``ModulatedField``) with one latent z [d_z] per
+    instance as its only parameters; every instance starts at ``z0`` (scale 0)."""
+    entry = Entry("z", tuple(z0.shape), 0, "latent", z0.detach().clone(), 0.0)
+
+    def forward(p, x, buf):
+        return buf["model"](x, p["z"])
+
+    return Representation("base_latent", [entry], forward, model.cfg["out_dim"],
+                          {"model": model.requires_grad_(False)})
+
+
 def build_representation(kind: str, cfg: dict, coord_dim: int, out_dim: int,
                          base: dict | None) -> Representation:
     """The representation ``kind`` from the ``fit`` config section (keys named below)."""
@@ -232,6 +247,9 @@ def build_representation(kind: str, cfg: dict, coord_dim: int, out_dim: int,
         for key in ("mlp_hidden", "omega0"):
             if key not in cfg:
                 raise KeyError(f"fit config: missing key {key!r}")
+        if cfg["mlp_hidden"] is None:
+            raise ValueError("fit.mlp_hidden is null: resolve it to the matched width with "
+                             "nfws.stages.lora.fit_config")
         return standalone_mlp(asym, coord_dim, out_dim, int(cfg["mlp_hidden"]),
                               float(cfg["omega0"]), float(cfg["kappa"]), int(cfg["mask_seed"]))
     if base is None:

@@ -11,8 +11,9 @@ factors (if any) are tokens of their own, as in ``TensorTokenDiT``.
 Layout convention (``attrs['layout']`` of an instance-weight shard, as written by
 ``nfws.models.lora.Representation.layout``): entries ``{name, shape, role, ...}``; an entry
 is an A factor when its ``role`` (or ``kind``) is ``A``/``lora_A`` (any case), a B factor
-when it is ``B``/``lora_B``; everything else is another tensor. The k-th A is paired with
-the k-th B.
+when it is ``B``/``lora_B``; everything else is another tensor. Factors that carry a
+``layer`` index are paired by it (one A and one B per layer); without one the k-th A is
+paired with the k-th B.
 """
 from __future__ import annotations
 
@@ -47,13 +48,33 @@ def lora_structure(layout: list[dict]):
         raise ValueError(f"layout has {len(a_list)} LoRA A and {len(b_list)} B factors; "
                          "need equal, non-zero counts")
     layers = []
-    for (an, ash, a0, a1), (bn, bsh, b0, b1) in zip(a_list, b_list):
+    for (an, ash, a0, a1), (bn, bsh, b0, b1) in _pairs(layout, a_list, b_list):
         if ash[0] != bsh[1]:
             raise ValueError(f"layout: A {an!r} {ash} and B {bn!r} {bsh} disagree on the rank "
                              "(expected A [r, d_in], B [d_out, r])")
         layers.append({"rank": ash[0], "d_in": ash[1], "d_out": bsh[0],
                        "a": (a0, a1), "b": (b0, b1)})
     return layers, others
+
+
+def _pairs(layout: list[dict], a_list: list, b_list: list) -> list:
+    """(A, B) per layer: by the entries' ``layer`` index when they all carry one, else in
+    order (the k-th A with the k-th B)."""
+    layer_of = {str(e["name"]): e["layer"] for e in layout if "layer" in e}
+    if not all(f[0] in layer_of for f in a_list + b_list):
+        return list(zip(a_list, b_list))
+    by_layer = {}
+    for factor in a_list + b_list:
+        by_layer.setdefault(layer_of[factor[0]], []).append(factor)
+    pairs = []
+    for layer, factors in by_layer.items():
+        a = [f for f in factors if f in a_list]
+        b = [f for f in factors if f in b_list]
+        if len(a) != 1 or len(b) != 1:
+            raise ValueError(f"layout layer {layer}: {len(a)} A and {len(b)} B factors; "
+                             "need exactly one of each")
+        pairs.append((a[0], b[0]))
+    return pairs
 
 
 class LoRALayerEncoder(nn.Module):

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nfws.models.budget import synthesis_dims
+
 DEMOD_EPS = 1e-8
 BASE_KEYS = ("coord_dim", "out_dim", "d_z", "mapping_layers", "mapping_width",
              "n_blocks", "width", "enc_width", "omega0")
@@ -95,8 +97,7 @@ class ModulatedField(nn.Module):
             d = c["mapping_width"]
         self.mapping = nn.Sequential(*layers)
         self.encoder = FourierFeatures(c["coord_dim"], c["enc_width"], c["omega0"])
-        dims = ([(c["enc_width"], c["width"])] + [(c["width"], c["width"])] * (2 * c["n_blocks"])
-                + [(c["width"], c["out_dim"])])
+        dims = synthesis_dims(c["enc_width"], c["width"], c["n_blocks"], c["out_dim"])
         self.layers = nn.ModuleList(ModulatedLinear(i, o, d) for i, o in dims)
 
     @property

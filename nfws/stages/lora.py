@@ -14,9 +14,13 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from nfws.models.budget import lora_n_params, matched_mlp_hidden, synthesis_dims
+
 
 #: The modality of each dataset's targets.
 DATASETS = {"faces": "image", "shapenet": "occupancy"}
+#: (coordinate, output) sizes of each modality's fields (``nfws.data.targets``).
+FIELD_DIMS = {"image": (2, 3), "occupancy": (3, 1)}
 #: Published single-category generation tables (paper Table 3), by class name.
 SINGLE_CATEGORY_TABLES = {"airplane": "ShapeNet-Airplane"}
 #: Diffusion variants: a representation, or the ablation of the hierarchical encoder.
@@ -35,10 +39,25 @@ def base_config(lora: Mapping, dataset: str) -> dict:
 
 
 def fit_config(lora: Mapping, dataset: str) -> dict:
-    """The fitting section with the dataset's frequency and MLP initialisation rule."""
+    """The fitting section with the dataset's frequency, MLP initialisation rule and MLP
+    width: ``fit.mlp_hidden``, or when it is null (or absent) :func:`matched_mlp_hidden`."""
     entry = lora["datasets"][dataset]
-    return {**lora["fit"], "omega0": float(entry["omega0"]),
-            "mlp_template_init": bool(entry["mlp_template_init"])}
+    fit = {**lora["fit"], "omega0": float(entry["omega0"]),
+           "mlp_template_init": bool(entry["mlp_template_init"])}
+    if fit.get("mlp_hidden") is None:
+        fit["mlp_hidden"] = matched_mlp_hidden_for(lora, dataset)
+    return fit
+
+
+def matched_mlp_hidden_for(lora: Mapping, dataset: str) -> int:
+    """The MLP width matching the LoRA kinds' parameter count on this dataset's base
+    field (``nfws.models.budget.matched_mlp_hidden``)."""
+    check_dataset(dataset)
+    coord_dim, out_dim = FIELD_DIMS[DATASETS[dataset]]
+    base = lora["base"]
+    dims = synthesis_dims(int(base["enc_width"]), int(base["width"]), int(base["n_blocks"]),
+                          out_dim)
+    return matched_mlp_hidden(lora_n_params(dims, int(lora["fit"]["rank"])), coord_dim, out_dim)
 
 
 def shape_manifest(section: Mapping, seed: int, out_path, data_manifest=None) -> None:
@@ -82,13 +101,33 @@ def discriminative(kind_shards: Mapping[str, Sequence], cfg: Mapping, seed: int,
                                out_dir / f"tsne_{kind}.png")
 
 
+def base_reference(base, targets, fit_section: Mapping, base_section: Mapping, seed: int,
+                   out_path, device) -> dict:
+    """The base field's reference rows of the reconstruction table: its training latents,
+    and latent-only fits of the test split with the representations' schedule."""
+    from nfws.fit.base_reference import base_reference as measure
+
+    return measure(base, targets, dict(fit_section), out_path, seed, device, dict(base_section))
+
+
 def lora_tables(image_shards: Mapping, shape_shards: Mapping, discriminative_dir,
-                kinds: Sequence[str], out_dir) -> None:
+                kinds: Sequence[str], out_dir, base_references: Mapping | None = None) -> None:
+    """Reconstruction (with the base field's reference rows of the datasets in
+    ``base_references``, {dataset: [store] or store}; an empty list = not run) and
+    discriminative tables."""
     from nfws.eval.mlora_tables import discriminative_table, reconstruction_table
 
     out_dir = Path(out_dir)
+    refs = {}
+    for dataset, paths in (base_references or {}).items():
+        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        if len(paths) > 1:
+            raise ValueError(f"lora_tables: {len(paths)} base references for {dataset}: {paths}")
+        if paths:
+            refs[dataset] = paths[0]
     reconstruction_table(dict(image_shards), dict(shape_shards),
-                         out_dir / "mlora_reconstruction.csv", out_dir / "mlora_reconstruction.md")
+                         out_dir / "mlora_reconstruction.csv", out_dir / "mlora_reconstruction.md",
+                         image_base=refs.get("faces"), shape_base=refs.get("shapenet"))
     discriminative_table([Path(discriminative_dir) / f"{k}.parquet" for k in kinds],
                          out_dir / "mlora_discriminative.csv", out_dir / "mlora_discriminative.md")
 

@@ -239,9 +239,28 @@ def lora_base_params(wildcards):
     return base_config(config["lora"], wildcards.dataset)
 
 
+def lora_base_params_of_fit(wildcards):
+    """The base section a fit of ``wildcards.repr`` is checked against (none for the MLP
+    kinds, which never read the base field)."""
+    if wildcards.repr.startswith("mlp"):
+        return None
+    return lora_base_params(wildcards)
+
+
 def lora_fit_params(wildcards):
     return {"fit": fit_config(config["lora"], wildcards.dataset),
             "n_shards": config["lora"]["n_shards"], "structure": config["lora"]["structure"]}
+
+
+def lora_fit_section(wildcards):
+    return fit_config(config["lora"], wildcards.dataset)
+
+
+def lora_base_reference_of(dataset):
+    """The base-reference store of a dataset, none when the dataset is not configured."""
+    if dataset not in config["lora"]["datasets"]:
+        return []
+    return [R(f"lora/{dataset}/base_reference.zarr")]
 
 
 def lora_shards(dataset, kind):

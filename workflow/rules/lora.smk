@@ -69,6 +69,7 @@ rule fit_instances:
     output:
         directory(R("lora/{dataset}/{repr}/{shard}.zarr")),
     params:
+        base=lora_base_params_of_fit,
         fit=lora_fit_params,
         seed=config["seed"],
         device=config["device"],
@@ -87,6 +88,31 @@ rule fit_instances:
         "../scripts/fit_instances.py"
 
 
+rule base_reference:
+    input:
+        targets=R("lora/{dataset}/targets.zarr"),
+        base=R("lora/{dataset}/base.pt"),
+    output:
+        directory(R("lora/{dataset}/base_reference.zarr")),
+    params:
+        base=lora_base_params,
+        fit=lora_fit_section,
+        seed=config["seed"],
+        device=config["device"],
+        lock_dir=config["gpu_lock_dir"],
+    log:
+        R("logs/base_reference/{dataset}.log"),
+    benchmark:
+        R("benchmarks/base_reference/{dataset}.tsv")
+    wildcard_constraints:
+        dataset="faces|shapenet",
+    threads: stage_threads("lora")
+    resources:
+        **stage_resources("lora"),
+    script:
+        "../scripts/base_reference.py"
+
+
 rule weight_structure:
     input:
         targets=R("lora/{dataset}/targets.zarr"),
@@ -94,6 +120,7 @@ rule weight_structure:
     output:
         R("lora/{dataset}/structure/{repr}.csv"),
     params:
+        base=lora_base_params_of_fit,
         fit=lora_fit_params,
         seed=config["seed"],
         device=config["device"],
@@ -153,6 +180,8 @@ rule lora_tables:
     input:
         faces=lora_shards_of("faces"),
         shapenet=lora_shards_of("shapenet"),
+        faces_base=lora_base_reference_of("faces"),
+        shapenet_base=lora_base_reference_of("shapenet"),
         discriminative=R(f"lora/{config['lora']['discriminative']['dataset']}/discriminative"),
     output:
         reconstruction=report(R("tables/mlora_reconstruction.md"), caption="../report/mlora_tables.rst",

@@ -7,4 +7,4 @@ p, w = snakemake.params, snakemake.wildcards
 with script_setup(snakemake, p.seed), job_device(p.device, p.lock_dir) as device:
     fit_instances(w.repr, snakemake.input.base, snakemake.input.targets, p.fit["fit"],
                   snakemake.output[0], p.seed, shard=int(w.shard), n_shards=p.fit["n_shards"],
-                  device=device)
+                  device=device, base_cfg=p.base)

@@ -47,8 +47,7 @@ def random_mlp(gen, sizes):
 
 # The authors' design (defaults) and one with every departure switched on.
 DESIGNS = {"paper": {}, "departures": {"value_norm": "group", "extras_freq": 10.0,
-                                       "pool_width": 24, "whiten": True, "pool": "groups",
-                                       "layer_index": "ends"}}
+                                       "pool_width": 24, "whiten": True, "pool": "groups"}}
 
 
 @pytest.fixture(params=list(DESIGNS))
@@ -310,20 +309,8 @@ def test_unknown_node_or_edge_types_name_the_architecture():
         encoder()(Batch.from_data_list([h]))
 
 
-def test_ends_layer_index_is_the_distance_from_input_and_from_output():
-    enc = GMNEncoder(hidden=8, layers=2, d_embed=4, layer_index="ends")
-    layer = torch.tensor([0.0, 1.0, 2.0, 0.0, 1.0, 2.0, 3.0])
-    graph = torch.tensor([0, 0, 0, 1, 1, 1, 1])
-    last = torch.tensor([2.0, 3.0])               # each graph's output layer
-    expected = torch.tensor([[0, 2], [1, 1], [2, 0], [0, 3], [1, 2], [2, 1], [3, 0]], dtype=torch.float32)
-    assert torch.equal(enc.layer_scalars(layer, graph, last), expected)
-    plain = GMNEncoder(hidden=8, layers=2, d_embed=4)
-    assert torch.equal(plain.layer_scalars(layer, graph, last), layer[:, None])
-
-
 @pytest.mark.parametrize("kwargs, message", [
     ({"value_norm": "layer"}, "value_norm"), ({"pool": "max"}, "pool"),
-    ({"layer_index": "output"}, "layer_index"),
     ({"extras_freq": 0.0}, "extras_freq"), ({"layers": 0}, "layers"),
 ])
 def test_bad_options_are_refused_by_name(kwargs, message):

@@ -26,8 +26,6 @@ ablation behind each default of ``config.yaml``:
   (:class:`RunningWhitening`) before that Linear.
 - ``pool: groups``: the mean over a graph's edges weighs every (edge type, depth role)
   group equally instead of every edge (:func:`edge_groups`).
-- ``layer_index: ends``: a node's or edge's layer enters as its distance from the input
-  and from the graph's output layer, not as the distance from the input alone.
 """
 from __future__ import annotations
 
@@ -39,7 +37,6 @@ from nfws.graphs.vocab import EDGE_TYPE, EDGE_TYPES, NODE_TYPE, NODE_TYPES
 
 VALUE_NORMS = ("none", "group")
 POOLS = ("edges", "groups")
-LAYER_INDICES = ("input", "ends")
 
 
 def standardise_groups(value: torch.Tensor, graph: torch.Tensor, layer: torch.Tensor,
@@ -70,29 +67,26 @@ class SinFeature(nn.Module):
 
 class PreEncoder(nn.Module):
     """Node (layer, index, type) and edge (value, layer, type, 3 extras) features -> hidden:
-    a sin feature per scalar (one for the three extras, one for the ``n_layer_scalars``
-    layer scalars), an embedding per type, joined by one Linear each for nodes and edges.
-    Layer scalars come in as [n, n_layer_scalars]."""
+    a sin feature per scalar (one for the three extras), an embedding per type, joined by
+    one Linear each for nodes and edges."""
 
-    def __init__(self, hidden: int, extras_freq: float | None = None, n_layer_scalars: int = 1):
+    def __init__(self, hidden: int, extras_freq: float | None = None):
         super().__init__()
-        self.node_layer = SinFeature(n_layer_scalars, hidden)
-        self.node_index = SinFeature(1, hidden)
+        self.node_layer, self.node_index = SinFeature(1, hidden), SinFeature(1, hidden)
         self.node_type = nn.Embedding(len(NODE_TYPES), hidden)
         self.node_mix = nn.Linear(3 * hidden, hidden)
-        self.edge_value = SinFeature(1, hidden)
-        self.edge_layer = SinFeature(n_layer_scalars, hidden)
+        self.edge_value, self.edge_layer = SinFeature(1, hidden), SinFeature(1, hidden)
         self.edge_extras = SinFeature(3, hidden, extras_freq)
         self.edge_type = nn.Embedding(len(EDGE_TYPES), hidden)
         self.edge_mix = nn.Linear(4 * hidden, hidden)
 
     def nodes(self, layer, index, ntype) -> torch.Tensor:
-        return self.node_mix(torch.cat([self.node_layer(layer),
+        return self.node_mix(torch.cat([self.node_layer(layer[:, None]),
                                         self.node_index(index[:, None]), self.node_type(ntype)], -1))
 
     def edges(self, value, layer, etype, extras) -> torch.Tensor:
         return self.edge_mix(torch.cat([self.edge_value(value[:, None]),
-                                        self.edge_layer(layer), self.edge_type(etype),
+                                        self.edge_layer(layer[:, None]), self.edge_type(etype),
                                         self.edge_extras(extras)], -1))
 
 
@@ -272,8 +266,7 @@ class GMNEncoder(nn.Module):
 
     def __init__(self, hidden: int = 128, layers: int = 4, d_embed: int = 1024,
                  value_norm: str = "none", extras_freq: float | None = None,
-                 pool_width: int | None = None, whiten: bool = False, pool: str = "edges",
-                 layer_index: str = "input"):
+                 pool_width: int | None = None, whiten: bool = False, pool: str = "edges"):
         super().__init__()
         if min(hidden, layers, d_embed) < 1 or (pool_width is not None and pool_width < 1):
             raise ValueError(f"GMN: hidden ({hidden}), layers ({layers}), d_embed ({d_embed}) "
@@ -282,13 +275,10 @@ class GMNEncoder(nn.Module):
             raise ValueError(f"GMN: value_norm must be one of {VALUE_NORMS}, got {value_norm!r}")
         if pool not in POOLS:
             raise ValueError(f"GMN: pool must be one of {POOLS}, got {pool!r}")
-        if layer_index not in LAYER_INDICES:
-            raise ValueError(f"GMN: layer_index must be one of {LAYER_INDICES}, got {layer_index!r}")
         if extras_freq is not None and extras_freq <= 0:
             raise ValueError(f"GMN: extras_freq must be > 0, got {extras_freq}")
         self.d_embed, self.value_norm, self.pool_mode = d_embed, value_norm, pool
-        self.layer_index = layer_index
-        self.pre = PreEncoder(hidden, extras_freq, 2 if layer_index == "ends" else 1)
+        self.pre = PreEncoder(hidden, extras_freq)
         self.blocks = nn.ModuleList(GMNBlock(hidden, update_nodes=i < layers - 1)
                                     for i in range(layers))
         self.final = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, hidden))
@@ -297,35 +287,25 @@ class GMNEncoder(nn.Module):
         self.whiten = RunningWhitening(pooled) if whiten else None
         self.project = nn.Linear(pooled, d_embed) if pool_width is not None else None
 
-    def layer_scalars(self, layer: torch.Tensor, graph: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """[n, 1] the layer index; ``ends``: [n, 2] its distance from the input and from the
-        output layer (``last[graph]``), so both ends of any depth are recognisable."""
-        if self.layer_index == "ends":
-            return torch.stack([layer, last[graph] - layer], -1)
-        return layer[:, None]
-
-    def encode_nodes(self, x: torch.Tensor, node_graph: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    def encode_nodes(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self.pool.weight.dtype
         layer, index, ntype = x[:, 0].to(dtype), x[:, 1].to(dtype), x[:, 2]
         index = torch.where(ntype == NODE_TYPE["neuron"], torch.full_like(index, -1.0), index)
-        return self.pre.nodes(self.layer_scalars(layer, node_graph, last), index, ntype)
+        return self.pre.nodes(layer, index, ntype)
 
-    def encode_edges(self, edge_attr: torch.Tensor, edge_graph: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    def encode_edges(self, edge_attr: torch.Tensor, edge_graph: torch.Tensor) -> torch.Tensor:
         edge_attr = edge_attr.to(self.pool.weight.dtype)
         value, layer, etype = edge_attr[:, 0], edge_attr[:, 1], edge_attr[:, 2].round().long()
         if self.value_norm == "group":
             value = standardise_groups(value, edge_graph, layer.round().long(), etype)
-        return self.pre.edges(value, self.layer_scalars(layer, edge_graph, last), etype,
-                              edge_attr[:, 3:6])
+        return self.pre.edges(value, layer, etype, edge_attr[:, 3:6])
 
     def forward(self, graphs) -> torch.Tensor:
         """graphs: a PyG Batch (x, edge_index, edge_attr, batch, num_graphs)."""
         check_types(graphs)
+        x = self.encode_nodes(graphs.x)
         edge_graph = graphs.batch[graphs.edge_index[0]]
-        layer = graphs.x[:, 0].to(self.pool.weight.dtype)
-        last = layer.new_full((graphs.num_graphs,), -1.0).scatter_reduce(0, graphs.batch, layer, "amax")
-        x = self.encode_nodes(graphs.x, graphs.batch, last)
-        e = self.encode_edges(graphs.edge_attr, edge_graph, last)
+        e = self.encode_edges(graphs.edge_attr, edge_graph)
         for block in self.blocks:
             x, e = block(x, graphs.edge_index, e)
         weight = None

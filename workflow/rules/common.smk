@@ -147,9 +147,13 @@ def gmn_training_section(wildcards):
     return {"train": gmn["train"], "teacher_samples_per_ray": gmn["teacher_samples_per_ray"]}
 
 
+def run_architectures():
+    """The architectures this run trains NeRFs of (training and unseen), by name."""
+    return {a: config["nerf"]["architectures"][a] for a in all_archs()}
+
+
 def embed_archs(wildcards):
-    listed = {a: config["nerf"]["architectures"][a] for a in all_archs()}
-    return family_archs(wildcards.trainset, listed, config["nerf"]["train_archs"])
+    return family_archs(wildcards.trainset, run_architectures(), config["nerf"]["train_archs"])
 
 
 def embed_inputs(wildcards):

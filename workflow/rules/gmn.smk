@@ -163,7 +163,7 @@ rule gmn_tables:
     params:
         train_archs=config["nerf"]["train_archs"],
         unseen_archs=config["nerf"]["unseen_archs"],
-        architectures=config["nerf"]["architectures"],
+        architectures=run_architectures(),
         encoders=gmn_encoders(),
     log:
         R("logs/gmn_tables.log"),

@@ -114,6 +114,31 @@ def test_batched_embeddings_match_single_graphs():
     assert (batched[0] - batched[1]).abs().max() > 1e-4
 
 
+def test_graphs_named_alike_share_topology_work_only_when_their_topology_is_equal(design):
+    """A batch's per-topology work is done once per topology: the embeddings equal those of
+    each graph alone, also for graphs given one ``arch`` name that differ in node order or
+    edge types at equal counts (each then its own group)."""
+    from nfws.models.gmn import SharedTopology
+
+    gen = torch.Generator().manual_seed(5)
+    same = [mlp_graph(*random_mlp(gen, [3, 4, 2]), arch="A") for _ in range(3)]
+    other = mlp_graph(*random_mlp(gen, [3, 4, 2]), arch="A")
+    other.edge_attr[0, 2] = EDGE_TYPE["bias"]                   # same counts, other static feature
+    relabelled = mlp_graph(*random_mlp(gen, [3, 4, 2]), arch="A")
+    relabelled.edge_index = relabelled.edge_index.flip(0)       # same counts, other edges
+    graphs = [same[0], other, same[1], relabelled, same[2]]
+    for g in graphs:
+        g.edge_attr = g.edge_attr.double()
+    batch = Batch.from_data_list(graphs)
+    shared = SharedTopology.of(batch, batch.batch[batch.edge_index[0]])
+    assert shared.keys[0] == shared.keys[2] == shared.keys[4]
+    assert len(set(map(str, shared.keys))) == 3
+    enc = encoder(design)
+    batched = enc(batch)
+    for i, g in enumerate(graphs):
+        assert torch.allclose(batched[i], enc(Batch.from_data_list([g]))[0], atol=1e-10)
+
+
 def test_segment_mean_relu_linear_is_the_mean_of_relu_linear_per_segment():
     from nfws.models.gmn import segment_mean_relu_linear
 

@@ -39,14 +39,86 @@ VALUE_NORMS = ("none", "group")
 POOLS = ("edges", "groups")
 
 
-def standardise_groups(value: torch.Tensor, graph: torch.Tensor, layer: torch.Tensor,
-                       etype: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """(v - mean) / std within each (graph, layer, edge type) group of edges."""
+def layer_type_groups(graph: torch.Tensor, layer: torch.Tensor, etype: torch.Tensor) -> torch.Tensor:
+    """Group ids 0..G-1 of edges by (graph, layer, edge type)."""
     key = (graph * (int(layer.max()) + 1) + layer) * len(EDGE_TYPES) + etype
-    _, group = torch.unique(key, return_inverse=True)
+    return torch.unique(key, return_inverse=True)[1]
+
+
+def standardise_within(value: torch.Tensor, group: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(v - mean) / std within each group of edges (ids ``group``)."""
     mean = scatter(value, group, dim=0, reduce="mean")
     var = scatter((value - mean[group]) ** 2, group, dim=0, reduce="mean")
     return (value - mean[group]) / torch.sqrt(var[group] + eps)
+
+
+def standardise_groups(value: torch.Tensor, graph: torch.Tensor, layer: torch.Tensor,
+                       etype: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(v - mean) / std within each (graph, layer, edge type) group of edges."""
+    return standardise_within(value, layer_type_groups(graph, layer, etype), eps)
+
+
+class SharedTopology:
+    """The graphs of a batch grouped by topology, for what depends on topology alone.
+
+    Node features, the static part of edge features (layer, type, extras), value groups and
+    pooling weights are the same for every graph of one topology: they are computed on the
+    first graph of each topology in the batch and repeated, instead of on every graph (a
+    batch of 8 TRI graphs has 622k edges and one topology). Graphs share a topology when
+    they have the same ``arch`` name, node and edge counts, and equal node features, edge
+    indices and static edge features (checked); any other graph is its own group. Rows of
+    a graph must be contiguous (a PyG batch).
+    """
+
+    def __init__(self, keys: list, node_ptr: list[int], edge_ptr: list[int]):
+        self.keys, self.node_ptr, self.edge_ptr = keys, node_ptr, edge_ptr
+        self.first: dict = {}
+        for i, key in enumerate(keys):
+            self.first.setdefault(key, i)
+
+    @classmethod
+    def of(cls, graphs, edge_graph: torch.Tensor) -> "SharedTopology":
+        n = graphs.num_graphs
+        edge_ptr = [0] + torch.bincount(edge_graph, minlength=n).cumsum(0).tolist()
+        node_ptr = [0] + torch.bincount(graphs.batch, minlength=n).cumsum(0).tolist()
+        archs = getattr(graphs, "arch", None)
+        if archs is None or len(archs) != n:
+            return cls(list(range(n)), node_ptr, edge_ptr)
+        x, static = graphs.x, graphs.edge_attr[:, 1:]
+        local = graphs.edge_index - graphs.edge_index.new_tensor(node_ptr[:-1])[edge_graph]
+        nodes = lambda i: slice(node_ptr[i], node_ptr[i + 1])
+        edges = lambda i: slice(edge_ptr[i], edge_ptr[i + 1])
+        keys, first = [], {}
+        for i, arch in enumerate(archs):
+            key = (arch, node_ptr[i + 1] - node_ptr[i], edge_ptr[i + 1] - edge_ptr[i])
+            j = first.setdefault(key, i)
+            same = j == i or (torch.equal(x[nodes(i)], x[nodes(j)])
+                              and torch.equal(static[edges(i)], static[edges(j)])
+                              and torch.equal(local[:, edges(i)], local[:, edges(j)]))
+            keys.append(key if same else i)
+        return cls(keys, node_ptr, edge_ptr)
+
+    def _spread(self, fn, ptr: list[int]) -> torch.Tensor:
+        parts = {key: fn(slice(ptr[i], ptr[i + 1])) for key, i in self.first.items()}
+        return torch.cat([parts[key] for key in self.keys])
+
+    def nodes(self, fn) -> torch.Tensor:
+        """``fn(rows)`` of one graph per architecture, repeated over the batch's nodes."""
+        return self._spread(fn, self.node_ptr)
+
+    def edges(self, fn) -> torch.Tensor:
+        """``fn(rows)`` of one graph per architecture, repeated over the batch's edges."""
+        return self._spread(fn, self.edge_ptr)
+
+    def edge_groups(self, fn) -> torch.Tensor:
+        """Per-graph group ids ``fn(rows)`` (0..G_i-1 within a graph) made batch-wide."""
+        local = {key: fn(slice(self.edge_ptr[i], self.edge_ptr[i + 1])) for key, i in self.first.items()}
+        sizes = {key: int(ids.max()) + 1 if len(ids) else 0 for key, ids in local.items()}
+        out, offset = [], 0
+        for key in self.keys:
+            out.append(local[key] + offset)
+            offset += sizes[key]
+        return torch.cat(out)
 
 
 class SinFeature(nn.Module):
@@ -85,9 +157,21 @@ class PreEncoder(nn.Module):
                                         self.node_index(index[:, None]), self.node_type(ntype)], -1))
 
     def edges(self, value, layer, etype, extras) -> torch.Tensor:
-        return self.edge_mix(torch.cat([self.edge_value(value[:, None]),
-                                        self.edge_layer(layer[:, None]), self.edge_type(etype),
-                                        self.edge_extras(extras)], -1))
+        return self.edge_values(value) + self.edge_static(layer, etype, extras)
+
+    def edge_values(self, value) -> torch.Tensor:
+        """The value's share of ``edge_mix`` (its first ``hidden`` input columns), no bias."""
+        hidden = self.edge_type.embedding_dim
+        return torch.nn.functional.linear(self.edge_value(value[:, None]),
+                                          self.edge_mix.weight[:, :hidden])
+
+    def edge_static(self, layer, etype, extras) -> torch.Tensor:
+        """The topology's share of ``edge_mix`` (layer, type, extras), with its bias."""
+        hidden = self.edge_type.embedding_dim
+        return torch.nn.functional.linear(
+            torch.cat([self.edge_layer(layer[:, None]), self.edge_type(etype),
+                       self.edge_extras(extras)], -1),
+            self.edge_mix.weight[:, hidden:], self.edge_mix.bias)
 
 
 class GMNBlock(nn.Module):
@@ -119,9 +203,10 @@ class GMNBlock(nn.Module):
     def forward(self, x, edge_index, e):
         xn = self.node_norm(x) if self.update_nodes else x
         src, dst = edge_index
-        e1 = torch.relu(self.edge_src(xn)[src] + self.edge_dst(xn)[dst] + self.edge_self(self.edge_norm(e)))
+        e1 = torch.relu(self.edge_src(xn).index_select(0, src) + self.edge_dst(xn).index_select(0, dst)
+                        + self.edge_self(self.edge_norm(e)))
         if self.update_nodes:
-            message = torch.relu(self.msg_src(xn)[src] + self.msg_edge(e1))
+            message = torch.relu(self.msg_src(xn).index_select(0, src) + self.msg_edge(e1))
             agg = scatter(message, dst, dim=0, dim_size=x.shape[0], reduce="mean")
             x = x + self.node_out(torch.relu(self.node_self(xn) + self.node_agg(agg)))
         return x, e + self.edge_out(e1)
@@ -293,25 +378,34 @@ class GMNEncoder(nn.Module):
         index = torch.where(ntype == NODE_TYPE["neuron"], torch.full_like(index, -1.0), index)
         return self.pre.nodes(layer, index, ntype)
 
-    def encode_edges(self, edge_attr: torch.Tensor, edge_graph: torch.Tensor) -> torch.Tensor:
+    def encode_edges(self, edge_attr: torch.Tensor, shared: SharedTopology) -> torch.Tensor:
         edge_attr = edge_attr.to(self.pool.weight.dtype)
-        value, layer, etype = edge_attr[:, 0], edge_attr[:, 1], edge_attr[:, 2].round().long()
+        value = edge_attr[:, 0]
+        layer, etype = edge_attr[:, 1].round().long(), edge_attr[:, 2].round().long()
         if self.value_norm == "group":
-            value = standardise_groups(value, edge_graph, layer.round().long(), etype)
-        return self.pre.edges(value, layer, etype, edge_attr[:, 3:6])
+            zeros = lambda rows: torch.zeros_like(layer[rows])
+            value = standardise_within(value, shared.edge_groups(
+                lambda rows: layer_type_groups(zeros(rows), layer[rows], etype[rows])))
+        static = shared.edges(lambda rows: self.pre.edge_static(
+            edge_attr[rows, 1], etype[rows], edge_attr[rows, 3:6]))
+        return self.pre.edge_values(value) + static
 
     def forward(self, graphs) -> torch.Tensor:
-        """graphs: a PyG Batch (x, edge_index, edge_attr, batch, num_graphs)."""
+        """graphs: a PyG Batch (x, edge_index, edge_attr, batch, num_graphs; ``arch``, when
+        present, names each graph's architecture: graphs of one share their topology)."""
         check_types(graphs)
-        x = self.encode_nodes(graphs.x)
         edge_graph = graphs.batch[graphs.edge_index[0]]
-        e = self.encode_edges(graphs.edge_attr, edge_graph)
+        shared = SharedTopology.of(graphs, edge_graph)
+        x = shared.nodes(lambda rows: self.encode_nodes(graphs.x[rows]))
+        e = self.encode_edges(graphs.edge_attr, shared)
         for block in self.blocks:
             x, e = block(x, graphs.edge_index, e)
         weight = None
         if self.pool_mode == "groups":
-            weight = edge_groups(edge_graph, graphs.edge_attr[:, 1].round().long(),
-                                 graphs.edge_attr[:, 2].round().long())
+            attr = graphs.edge_attr
+            weight = shared.edges(lambda rows: edge_groups(
+                torch.zeros_like(edge_graph[rows]), attr[rows, 1].round().long(),
+                attr[rows, 2].round().long()))
         pooled = segment_mean_relu_linear(self.final(e), self.pool.weight, self.pool.bias,
                                           edge_graph, graphs.num_graphs, weight)
         if self.whiten is not None:

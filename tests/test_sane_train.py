@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nfws.checkpoint import Checkpoint
-from nfws.data.manifest import build_manifest
+from nfws.data.sources import build_manifest
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import make_stack
 from nfws.sane.rotations import build_rotated_dataset

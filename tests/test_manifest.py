@@ -1,4 +1,3 @@
-import ast
 import json
 from pathlib import Path
 
@@ -275,12 +274,3 @@ def test_unknown_source_names_key_and_known_sources(tmp_path):
         build_manifest("faces", {"source": "nf2vec"}, 0, tmp_path / "m.parquet",
                        tmp_path / "src")
 
-
-def test_manifest_imports_no_scanner_module():
-    """The scanners register with the manifest; the manifest imports none of them."""
-    tree = ast.parse(Path(M.__file__).read_text())
-    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
-                 for a in node.names}
-    assert imported.isdisjoint({"nfws.data.images", "nfws.data.faces", "nfws.data.synthetic3d",
-                                "nfws.data.sources"})

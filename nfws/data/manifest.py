@@ -38,7 +38,7 @@ from nfws.store import atomic_path, read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
 
-# ShapenetRender's 13 classes in the label order of SPEC (synset, name).
+# ShapenetRender's 13 classes as (synset, name), in label order (docs/recipes.md).
 SHAPENET_CLASSES = (
     ("02691156", "airplane"),
     ("02828884", "bench"),

@@ -7,13 +7,15 @@ min_version("9.0")
 
 from nfws.config_files import check_config_file
 from nfws.device import check_config_devices
-from nfws.jobenv import MALLOC_ENV
+from nfws.jobenv import MALLOC_ENV, WORKFLOW_DIR_ENV
 from nfws.results_lock import ResultsLock
 
 # Every job inherits these: glibc keeps large activation buffers instead of returning them
 # to the OS each step (they must be set before a job's Python process starts).
 for _key, _value in MALLOC_ENV.items():
     os.environ.setdefault(_key, _value)
+# The checkout that envs/nfws.post-deploy.sh installs into the `--sdm conda` environment.
+os.environ[WORKFLOW_DIR_ENV] = workflow.basedir
 
 
 # The embedded default; --configfile merges a run's own settings over it. Checked first:

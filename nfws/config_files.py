@@ -4,7 +4,8 @@ Snakemake reads a config file as JSON, then as YAML, and reports a failure as "C
 is not valid JSON or YAML" without the file, line or column. ``check_config_file`` reads
 it the same way and names all three. The Snakefile checks the embedded ``config.yaml``
 with it before ``configfile:``; ``nfws run`` (``nfws.cli``) checks the ``--configfile``
-files, which Snakemake reads before the Snakefile.
+files, which Snakemake reads before the Snakefile. ``checked_section`` checks the keys of
+one config section as the stages read it.
 """
 from __future__ import annotations
 
@@ -16,6 +17,18 @@ import yaml
 
 class ConfigFileError(ValueError):
     """A config file that is not a JSON or YAML mapping; the message names file:line:column."""
+
+
+def checked_section(cfg: dict, keys, section: str, optional: dict | None = None) -> dict:
+    """``cfg`` if it has exactly ``keys`` (plus any of ``optional``, whose values fill in
+    when absent); missing or unknown keys name the config section."""
+    optional = optional or {}
+    cfg = dict(cfg or {})
+    missing = sorted(set(keys) - set(cfg))
+    unknown = sorted(set(cfg) - set(keys) - set(optional))
+    if missing or unknown:
+        raise ValueError(f"config {section}: missing keys {missing}, unknown keys {unknown}")
+    return {**optional, **cfg}
 
 
 def check_config_file(path) -> None:

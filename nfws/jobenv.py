@@ -12,6 +12,11 @@ import sys
 #: the Python process starts (set in the Snakefile, inherited by every job).
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}
 
+#: The checkout's folder (the Snakefile's), set by the Snakefile: envs/nfws.post-deploy.sh
+#: installs it into the conda environment of ``--sdm conda`` (Snakemake runs that script
+#: with the environment of the Snakemake process).
+WORKFLOW_DIR_ENV = "NFWS_WORKFLOW_DIR"
+
 
 def malloc_env_active() -> bool:
     return all(os.environ.get(k) == v for k, v in MALLOC_ENV.items())

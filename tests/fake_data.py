@@ -1,8 +1,8 @@
 """Tiny fake real-data trees in the on-disk layouts the full-scale configs read.
 
-Written from the layout descriptions in SPEC (not with the project's own writers), so a
-reader that drifts from the real layout fails here. Images are small RGBA discs on a
-transparent background; cameras orbit the origin like DISN's easy views.
+Written from the layout descriptions in docs/recipes.md (not with the project's own
+writers), so a reader that drifts from the real layout fails here. Images are small RGBA
+discs on a transparent background; cameras orbit the origin like DISN's easy views.
 """
 import json
 import math

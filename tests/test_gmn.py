@@ -8,7 +8,7 @@ from nfws.models.gmn import GMNEncoder
 
 
 def mlp_graph(weights, biases, object_id="obj", arch="toy"):
-    """Parameter graph of an MLP, built by hand from the SPEC's rules.
+    """Parameter graph of an MLP, built by hand from the rules of docs/recipes.md.
 
     One node per neuron (input / neuron / output), one bias node per non-input layer;
     weight edges i -> o with (W[o, i], layer, weight, 0, 0, 0), bias edges from the layer's

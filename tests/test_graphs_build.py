@@ -18,7 +18,7 @@ def _hash(name, **kw):
     return ArchSpec(name, "HASH", **{"hash_levels": 4, "hash_log2_T": 12, "hash_features": 2, **kw})
 
 
-# SPEC table "A. NeRF architectures".
+# The architecture table of docs/recipes.md (paper Table 7).
 ARCHS = {
     "MLP": ArchSpec("MLP", "MLP"),
     "TRI": _tri("TRI"),

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from nfws.data import images as I
-from nfws.data.manifest import build_manifest
+from nfws.data.sources import build_manifest
 from nfws.store import read_zarr
 
 #: The images of these tests: shorter side >= 8, aspect ratio <= 4 / 3.
@@ -178,8 +178,7 @@ def test_synthetic_faces_end_to_end(tmp_path):
     m = tmp_path / "faces" / "manifest.parquet"
     src = tmp_path / "faces" / "sources"
     manifest = build_manifest("faces", section, 5, m, src)
-    from nfws.data.faces import ATTRIBUTES, generate_faces
-    from nfws.data.manifest import faces_labels_csv
+    from nfws.data.faces import ATTRIBUTES, faces_labels_csv, generate_faces
     I.build_images_store(m, tmp_path / "faces" / "images.zarr", 32, LIMITS,
                          faces_labels_csv(section, src))
     arrays, attrs = read_zarr(tmp_path / "faces" / "images.zarr")

@@ -1,6 +1,4 @@
 import json
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +6,8 @@ import pandas as pd
 import pytest
 
 from nfws.data import manifest as M
+from nfws.data import synthetic3d
+from nfws.data.sources import build_manifest
 
 FRACTIONS = {"train": 0.6, "val": 0.2, "test": 0.2}
 
@@ -129,7 +129,7 @@ def shapenet_section(**kw):
 def test_shapenet_render_manifest(tmp_path):
     root = make_render_root(tmp_path / "sr", {"02691156": 5, "02958343": 5, "03001627": 2})
     out = tmp_path / "res"
-    df = M.build_manifest("shapenet", shapenet_section(root=str(root)), 0,
+    df = build_manifest("shapenet", shapenet_section(root=str(root)), 0,
                           out / "manifest.parquet", out / "sources")
     back = M.read_manifest(out / "manifest.parquet")
     assert back.equals(df)
@@ -145,7 +145,7 @@ def test_shapenet_render_manifest(tmp_path):
 
 def test_shapenet_render_cap_per_class(tmp_path):
     root = make_render_root(tmp_path / "sr", {"02691156": 8, "02958343": 6})
-    df = M.build_manifest("shapenet", shapenet_section(root=str(root),
+    df = build_manifest("shapenet", shapenet_section(root=str(root),
                                                        max_objects_per_class=5), 0,
                           tmp_path / "m.parquet", tmp_path / "src")
     assert df.groupby("class_name").size().to_dict() == {"airplane": 5, "car": 5}
@@ -155,18 +155,18 @@ def test_shapenet_render_cap_per_class(tmp_path):
 def test_unknown_synset_is_named(tmp_path):
     root = make_render_root(tmp_path / "sr", {"02691156": 5, "12345678": 1})
     with pytest.raises(ValueError, match="12345678"):
-        M.build_manifest("shapenet", shapenet_section(root=str(root)), 0,
+        build_manifest("shapenet", shapenet_section(root=str(root)), 0,
                          tmp_path / "m.parquet", tmp_path / "src")
     assert not (tmp_path / "m.parquet").exists() and not (tmp_path / "src").exists()
 
 
 def test_missing_root_and_empty_class(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"data.shapenet.root"):
-        M.build_manifest("shapenet", shapenet_section(root=str(tmp_path / "nope")), 0,
+        build_manifest("shapenet", shapenet_section(root=str(tmp_path / "nope")), 0,
                          tmp_path / "m.parquet", tmp_path / "src")
     root = make_render_root(tmp_path / "sr", {"02691156": 5})
     with pytest.raises(ValueError, match=r"data.shapenet.classes.*car"):
-        M.build_manifest("shapenet", shapenet_section(root=str(root)), 0,
+        build_manifest("shapenet", shapenet_section(root=str(root)), 0,
                          tmp_path / "m.parquet", tmp_path / "src")
 
 
@@ -181,7 +181,7 @@ def test_nf2vec_layout_with_split_files(tmp_path):
         "train.json": ["02691156/m0", "02691156/m1", "02958343/m0", "02958343/m1"],
         "validation.json": ["02691156/m2", "02958343/m2"],
         "test.json": ["02958343/m3"]})  # 02691156/m3 on disk but in no split file
-    df = M.build_manifest("shapenet", shapenet_section(source="nf2vec", root=str(root),
+    df = build_manifest("shapenet", shapenet_section(source="nf2vec", root=str(root),
                                                        split_files=str(splits)), 0,
                           tmp_path / "m.parquet", tmp_path / "src")
     assert len(df) == 7 and "02691156_m3" not in set(df["object_id"])
@@ -196,7 +196,7 @@ def test_split_file_object_missing_on_disk(tmp_path):
         "train.json": ["02691156/m00", "02691156/zz"], "validation.json": [],
         "test.json": ["02691156/m01"]})
     with pytest.raises(ValueError, match=r"split_files.*02691156/zz"):
-        M.build_manifest("shapenet", shapenet_section(root=str(root), classes=["airplane"],
+        build_manifest("shapenet", shapenet_section(root=str(root), classes=["airplane"],
                                                       split_files=str(splits)), 0,
                          tmp_path / "m.parquet", tmp_path / "src")
 
@@ -215,12 +215,10 @@ def test_synthetic3d_sources_land_in_sources_dir(tmp_path, monkeypatch):
                                 "source": str(path)})
         return records
 
-    fake = types.ModuleType("nfws.data.synthetic3d")
-    fake.generate_objects = generate_objects
-    monkeypatch.setitem(sys.modules, "nfws.data.synthetic3d", fake)
+    monkeypatch.setattr(synthetic3d, "generate_objects", generate_objects)
     section = {"source": "synthetic", "classes": ["car", "airplane"], "objects_per_class": 5,
                "split_fractions": FRACTIONS, "split_files": None}
-    df = M.build_manifest("shapenet", section, 7, tmp_path / "m.parquet", tmp_path / "src")
+    df = build_manifest("shapenet", section, 7, tmp_path / "m.parquet", tmp_path / "src")
     assert calls == [(["airplane", "car"], 5, 7)]  # label order, configured count and seed
     assert all(Path(s).parent == tmp_path / "src" and Path(s).is_file() for s in df.source)
     assert df.groupby("class_name").size().to_dict() == {"airplane": 5, "car": 5}
@@ -248,14 +246,14 @@ def test_faces_folder_manifest_with_labels(tmp_path):
     section = {"source": "folder", "root": str(root), "labels_csv": str(root / "labels.csv"),
                "count": 4, "resolution": 8,
                "split_fractions": {"train": 0.5, "val": 0.0, "test": 0.5}}
-    df = M.build_manifest("faces", section, 0, tmp_path / "m.parquet", tmp_path / "src")
+    df = build_manifest("faces", section, 0, tmp_path / "m.parquet", tmp_path / "src")
     assert sorted(df["object_id"]) == ["a_000", "a_001", "a_002", "a_003"]
     assert dict(zip(df.class_name, df.class_index)) == {"happy": 0, "sad": 1}
     assert df.groupby(["class_name", "split"]).size().to_dict() == {
         ("happy", "test"): 1, ("happy", "train"): 1, ("sad", "test"): 1, ("sad", "train"): 1}
     section["count"] = 7
     with pytest.raises(ValueError, match=r"data.faces.count"):
-        M.build_manifest("faces", section, 0, tmp_path / "m2.parquet", tmp_path / "src2")
+        build_manifest("faces", section, 0, tmp_path / "m2.parquet", tmp_path / "src2")
 
 
 def test_split_files_listing_no_object_of_a_class(tmp_path):
@@ -263,5 +261,16 @@ def test_split_files_listing_no_object_of_a_class(tmp_path):
     splits = write_split_dir(tmp_path / "splits", {
         "train.json": ["02691156/m00"], "validation.json": [], "test.json": ["02691156/m01"]})
     with pytest.raises(ValueError, match=r"split_files.*\['car'\]"):
-        M.build_manifest("shapenet", shapenet_section(root=str(root), split_files=str(splits)),
+        build_manifest("shapenet", shapenet_section(root=str(root), split_files=str(splits)),
                          0, tmp_path / "m.parquet", tmp_path / "src")
+
+
+def test_unknown_source_names_key_and_known_sources(tmp_path):
+    with pytest.raises(ValueError, match=r"data.shapenet.source: unknown source 'disk'.*"
+                                         r"\['nf2vec', 'shapenet_render', 'synthetic'\]"):
+        build_manifest("shapenet", shapenet_section(source="disk"), 0, tmp_path / "m.parquet",
+                       tmp_path / "src")
+    with pytest.raises(ValueError, match=r"data.faces.source.*\['folder', 'synthetic'\]"):
+        build_manifest("faces", {"source": "nf2vec"}, 0, tmp_path / "m.parquet",
+                       tmp_path / "src")
+

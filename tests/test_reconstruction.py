@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from nfws.data.targets import read_mesh, read_shape, winding_number
-from nfws.eval.reconstruction import (chamfer_distance, grid_points, mesh_vertices,
-                                      psnr)
+from nfws.metrics import chamfer_distance, grid_points, mesh_vertices, psnr
 
 
 def _directions(n, seed=0):

@@ -94,11 +94,13 @@ SPEC = ArchSpec("H", "HASH", hidden_layers=2, width=16, hash_levels=2, hash_log2
                 hash_features=2, hash_base_res=2)
 
 
+MODEL = {"d_model": 16, "heads": 2, "layers": 1, "d_latent": 8, "dropout": 0.0, "n_pos": 3,
+         "proj_hidden": 8, "proj_dim": 4, "rot_heads": 2}
+
+
 def make_model(dropout=0.0):
     torch.manual_seed(0)
-    cfg = ModelConfig.from_dict({"d_model": 16, "heads": 2, "layers": 1, "d_latent": 8,
-                                 "dropout": dropout, "n_pos": 3, "proj_hidden": 8, "proj_dim": 4,
-                                 "rot_heads": 2})
+    cfg = ModelConfig.from_dict({**MODEL, "dropout": dropout})
     return SANE(TokenLayout(SPEC, 5, 3), cfg).eval()
 
 
@@ -130,9 +132,11 @@ def test_model_uses_point_positions():
 
 def test_model_config_errors_name_the_key():
     with pytest.raises(ValueError, match="sane.model.heads"):
-        ModelConfig.from_dict({"d_model": 10, "heads": 4})
-    with pytest.raises(ValueError, match="unknown keys"):
-        ModelConfig.from_dict({"width": 3})
+        ModelConfig.from_dict({**MODEL, "d_model": 10, "heads": 4})
+    with pytest.raises(ValueError, match=r"unknown keys \['width'\]"):
+        ModelConfig.from_dict({**MODEL, "width": 3})
+    with pytest.raises(ValueError, match=r"sane.model: missing keys \['heads'\]"):
+        ModelConfig.from_dict({k: v for k, v in MODEL.items() if k != "heads"})
 
 
 def test_continuous_rotations_are_seeded_per_object():

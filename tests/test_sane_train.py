@@ -1,18 +1,28 @@
 """The SANE stage end to end on a tiny rotated dataset: dataset build, training with
 checkpoint/resume, evaluation outputs."""
 import math
+from dataclasses import MISSING, asdict, fields
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from nfws.checkpoint import Checkpoint
-from nfws.data.manifest import build_manifest
+from nfws.data.sources import build_manifest
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import make_stack
+from nfws.sane.model import ModelConfig
 from nfws.sane.rotations import build_rotated_dataset
-from nfws.sane.train import chance_recall, evaluate_sane, load_model, train_sane
+from nfws.sane.train import (
+    TrainConfig,
+    chance_recall,
+    evaluate_sane,
+    load_model,
+    train_sane,
+)
 from nfws.store import read_zarr, write_zarr
 
 SPEC = ArchSpec("SANE-TINY", "HASH", hidden_layers=1, width=16, hash_levels=2, hash_log2_T=6,
@@ -23,8 +33,10 @@ DATA = {"objects_per_class": {"train": 3, "test": 1}, "n_rotations": 2,
 CFG = {"model": {"d_model": 16, "heads": 2, "layers": 1, "d_latent": 8, "dropout": 0.1,
                  "n_pos": 2, "proj_hidden": 8, "proj_dim": 4, "rot_heads": 2},
        "tokens": {"n_points": 6, "points": "shared"},
-       "train": {"steps": 6, "batch_size": 4, "lr": 1e-3, "log_every": 2, "eval_every": 3,
-                 "checkpoint_every": 2},
+       "train": {"steps": 6, "batch_size": 4, "lr": 1e-3, "weight_decay": 1e-2,
+                 "grad_clip": 5.0, "tau": 0.1, "gamma": [0.4, 0.05, 0.53, 0.02],
+                 "noise_sigma": 0.1, "permute": True, "rotation_jitter_deg": 0.1,
+                 "log_every": 2, "eval_every": 3, "checkpoint_every": 2},
        "eval": {"ks": [1, 2], "tsne_perplexity": 3}}
 
 
@@ -35,7 +47,7 @@ def dataset(tmp_path_factory):
                "split_fractions": {"train": 0.6, "val": 0.2, "test": 0.2}}
     build_manifest("shapenet", section, 0, root / "manifest.parquet", root / "sources")
     table = build_rotated_dataset(root / "manifest.parquet", root / "views.zarr",
-                                  root / "rot.parquet", DATA, seed=0)
+                                  root / "rot.parquet", DATA, seed=0, bbox=0.7)
     # NeRF weights stand in for fitted ones: training mechanics do not need fitted fields
     stack = make_stack(SPEC, len(table), torch.Generator().manual_seed(0))
     arrays = {k: v * 100 for k, v in stack.state_arrays().items()}
@@ -68,10 +80,10 @@ def test_dataset_rejects_bad_config(dataset):
     root, _ = dataset
     with pytest.raises(ValueError, match="sane.data.distribution"):
         build_rotated_dataset(root / "manifest.parquet", root / "x.zarr", root / "x.parquet",
-                              {**DATA, "distribution": "gaussian"}, 0)
+                              {**DATA, "distribution": "gaussian"}, 0, 0.7)
     with pytest.raises(ValueError, match="fewer than 9"):
         build_rotated_dataset(root / "manifest.parquet", root / "x.zarr", root / "x.parquet",
-                              {**DATA, "objects_per_class": {"train": 9}}, 0)
+                              {**DATA, "objects_per_class": {"train": 9}}, 0, 0.7)
 
 
 def test_resumed_training_matches_uninterrupted(dataset, tmp_path, monkeypatch):
@@ -124,3 +136,20 @@ def test_chance_recall_closed_form():
     assert chance_recall(3, np.array([1]), 1) == pytest.approx(100 / 3)
     assert chance_recall(3, np.array([1]), 2) == pytest.approx(200 / 3)
     assert chance_recall(3, np.array([1, 2]), 3) == pytest.approx(100.0)
+
+
+def test_config_yaml_is_the_one_source_of_sane_settings():
+    """No defaults in the code to drift from config.yaml; a missing key is named."""
+    sane = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())["sane"]
+    tc, mc = TrainConfig.from_cfg(sane), ModelConfig.from_dict(sane["model"])
+    assert {**asdict(tc), "gamma": list(tc.gamma)} == {**sane["train"], **sane["tokens"]}
+    assert mc.to_dict() == sane["model"]
+    for config in (TrainConfig, ModelConfig):
+        assert all(f.default is MISSING for f in fields(config)), config
+    with pytest.raises(ValueError, match=r"sane.train: missing keys \['lr'\]"):
+        TrainConfig.from_cfg({**sane, "train": {k: v for k, v in sane["train"].items()
+                                                if k != "lr"}})
+    with pytest.raises(ValueError, match=r"sane.tokens: missing keys \['points'\]"):
+        TrainConfig.from_cfg({**sane, "tokens": {"n_points": 8}})
+    with pytest.raises(ValueError, match=r"sane.model: missing keys \['rot_heads'\]"):
+        ModelConfig.from_dict({k: v for k, v in sane["model"].items() if k != "rot_heads"})

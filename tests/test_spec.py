@@ -1,4 +1,4 @@
-"""ArchSpec shapes against the SPEC's architecture table, computed by hand."""
+"""ArchSpec shapes against the architecture table of docs/recipes.md, computed by hand."""
 import pytest
 
 from nfws.fields.spec import ArchSpec, pad16

@@ -9,7 +9,7 @@ from nfws.fields.tcnn import TcnnField, from_tcnn, tcnn_available, to_tcnn
 
 HASH_GRID = dict(family="HASH", hash_levels=4, hash_log2_T=12, hash_features=2)
 TRI_PLANE = dict(family="TRI", activation="sine", triplane_res=32, triplane_channels=16)
-ARCHS = {  # SPEC table 7
+ARCHS = {  # paper Table 7 (docs/recipes.md)
     "MLP": dict(family="MLP"),
     "TRI": TRI_PLANE,
     "HASH": HASH_GRID,

@@ -13,12 +13,9 @@ from nfws.eval.tables import PUBLISHED
 from workflow_helpers import run_snakemake
 
 #: Lint findings we accept, with why:
-#: - conda/container per rule: the whole pipeline shares one environment (envs/nfws.yaml,
-#:   installed once); per-rule environments would only repeat it.
 #: - "Mixed rules and functions" reported for common.smk: the linter's own advice is to
 #:   collect the helper functions in rules/common.smk, which is exactly what that file is.
 ACCEPTED_LINTS = {
-    "Specify a conda environment or container for each rule.": None,  # any rule
     "Mixed rules and functions in same snakefile.": "common.smk",
 }
 

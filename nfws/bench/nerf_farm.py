@@ -65,7 +65,7 @@ def synthetic_views(n_objects: int, resolution: int, n_views: int, seed: int) ->
                       np.broadcast_to(intr, (n_objects, n_views, 4)).astype(np.float32).copy())
 
 
-#: The three training architectures of SPEC Table 7.
+#: The three training architectures (paper Table 7, docs/recipes.md).
 ARCHS = {
     "MLP": {"family": "MLP"},
     "TRI": {"family": "TRI", "activation": "sine", "triplane_res": 32, "triplane_channels": 16},

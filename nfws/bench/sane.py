@@ -14,7 +14,7 @@ import torch
 from nfws.fields.spec import ArchSpec
 from nfws.sane.tokens import hash_tokens, sample_points
 
-SPEC = ArchSpec("SANE-BENCH", "HASH", hidden_layers=4, width=64, hash_levels=16,
+ARCH = ArchSpec("SANE-BENCH", "HASH", hidden_layers=4, width=64, hash_levels=16,
                 hash_log2_T=14, hash_features=2, hash_base_res=16, hash_per_level_scale=1.38)
 BATCH, POINTS, REPEATS = 32, 380, 5
 
@@ -31,15 +31,15 @@ def _best_seconds(fn) -> float:
 
 def run() -> dict:
     gen = torch.Generator().manual_seed(0)
-    tables = torch.randn(BATCH, SPEC.hash_levels, SPEC.hash_T, SPEC.hash_features, generator=gen)
+    tables = torch.randn(BATCH, ARCH.hash_levels, ARCH.hash_T, ARCH.hash_features, generator=gen)
     points = sample_points(BATCH, POINTS, gen)
-    batched = _best_seconds(lambda: hash_tokens(tables, points, SPEC))
-    looped = _best_seconds(lambda: [hash_tokens(tables[i:i + 1], points[i:i + 1], SPEC)
+    batched = _best_seconds(lambda: hash_tokens(tables, points, ARCH))
+    looped = _best_seconds(lambda: [hash_tokens(tables[i:i + 1], points[i:i + 1], ARCH)
                                     for i in range(BATCH)])
-    if not torch.equal(torch.cat([hash_tokens(tables[i:i + 1], points[i:i + 1], SPEC)
-                                  for i in range(BATCH)]), hash_tokens(tables, points, SPEC)):
+    if not torch.equal(torch.cat([hash_tokens(tables[i:i + 1], points[i:i + 1], ARCH)
+                                  for i in range(BATCH)]), hash_tokens(tables, points, ARCH)):
         raise RuntimeError("sane bench: batched and per-NeRF tokens differ")
     return {"name": "sane_hash_tokens", "unit": "NeRFs/s",
             "baseline": BATCH / looped, "ours": BATCH / batched, "ratio": looped / batched,
-            "batch": BATCH, "points": POINTS, "levels": SPEC.hash_levels,
-            "token_dim": 8 * SPEC.hash_levels * SPEC.hash_features}
+            "batch": BATCH, "points": POINTS, "levels": ARCH.hash_levels,
+            "token_dim": 8 * ARCH.hash_levels * ARCH.hash_features}

@@ -24,6 +24,8 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from nfws.data.images import image_folder_records
+from nfws.data.manifest import positive_int, register_source
 from nfws.store import atomic_path
 
 HAIR_COLOURS = ("black", "blond", "brown", "gray", "red")
@@ -270,3 +272,18 @@ def write_face_folder(out_dir, n: int, seed: int, size: int = 128) -> None:
             Image.fromarray(image).save(tmp / name)
         table.insert(0, "file", names)
         table.to_csv(tmp / ATTRIBUTES_CSV, index=False)
+
+
+@register_source("faces", "synthetic")
+def synthetic_face_records(section: dict, seed: int, key: str, out_dir: Path) -> pd.DataFrame:
+    """Write ``count`` synthetic faces at ``resolution`` into ``out_dir`` and list them."""
+    count = positive_int(section, "count", key)
+    write_face_folder(out_dir, count, seed, positive_int(section, "resolution", key))
+    return image_folder_records(out_dir, out_dir / ATTRIBUTES_CSV, count, key)
+
+
+def faces_labels_csv(section: dict, sources_dir) -> str | None:
+    """The labels CSV the faces images store reads attributes from (None: unlabelled)."""
+    if section.get("source") == "synthetic":
+        return str(Path(sources_dir) / ATTRIBUTES_CSV)
+    return section.get("labels_csv")

@@ -29,7 +29,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 from tqdm import tqdm
 
-from nfws.data.manifest import read_manifest
+from nfws.data.manifest import positive_int, read_manifest, register_source, root_dir
 from nfws.data.paths import confined
 from nfws.store import write_zarr
 
@@ -167,6 +167,41 @@ def read_labels_csv(path) -> LabelTable:
     table["path"] = [str(confined(f, path.parent, f"{path}: column 'file'"))
                      for f in table["file"]]
     return LabelTable(table, label_column, attribute_names)
+
+
+def image_folder_records(root, labels_csv, count, key: str) -> pd.DataFrame:
+    """The first ``count`` (all if None) images under ``root``, labelled from the optional
+    labels CSV; class indices follow the sorted label names."""
+    root = Path(root)
+    paths = list_images(root)
+    if count is not None:
+        if count > len(paths):
+            raise ValueError(f"{key}.count: {count} images asked for, {root} has {len(paths)}")
+        paths = paths[:count]
+    ids = ["_".join(p.relative_to(root).with_suffix("").parts) for p in paths]
+    df = pd.DataFrame({"object_id": ids, "source": [str(p) for p in paths]})
+    if labels_csv is None:
+        df["class_name"], df["class_index"] = "unlabelled", 0
+        return df
+    labels = read_labels_csv(labels_csv)
+    table = labels.table.set_index("path")
+    resolved = [str(p.resolve()) for p in paths]
+    missing = [p for p in resolved if p not in table.index]
+    if missing:
+        raise ValueError(f"{labels_csv}: no row for {len(missing)} images, e.g. {missing[:3]}")
+    df["class_name"] = table.loc[resolved, labels.label_column].to_numpy()
+    class_names = sorted(df["class_name"].unique())
+    df["class_index"] = df["class_name"].map(class_names.index)
+    return df
+
+
+@register_source("faces", "folder")
+def folder_records(section: dict, seed: int, key: str, out_dir: Path) -> pd.DataFrame:
+    """The images of ``data.faces.root`` (``count``: the first N, all if unset)."""
+    count = section.get("count")
+    if count is not None:
+        count = positive_int(section, "count", key)
+    return image_folder_records(root_dir(section, key), section.get("labels_csv"), count, key)
 
 
 def build_images_store(manifest_path, out_path, resolution: int, limits: SizeLimits,

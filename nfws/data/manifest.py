@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from nfws.store import atomic_path, read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
 
-# ShapenetRender's 13 classes in the label order of SPEC (synset, name).
+# ShapenetRender's 13 classes as (synset, name), in label order (docs/recipes.md).
 SHAPENET_CLASSES = (
     ("02691156", "airplane"),
     ("02828884", "bench"),
@@ -185,34 +186,48 @@ def read_split_files(split_dir, key: str) -> dict[str, str]:
 
 # --------------------------------------------------------------- builders
 
-
-def synthetic3d_records(section: dict, seed: int, key: str, out_dir: Path) -> pd.DataFrame:
-    """Generate the synthetic 3D objects into ``out_dir`` and list them."""
-    from nfws.data.synthetic3d import generate_objects  # only the 3D dataset needs it
-
-    classes = shapenet_classes(section.get("classes"), f"{key}.classes")
-    per_class = _positive_int(section, "objects_per_class", key)
-    objects = generate_objects(classes, per_class, seed, out_dir)
-    df = pd.DataFrame(objects, columns=["object_id", "class_name", "source"])
-    foreign = sorted(set(df["class_name"]) - set(classes))
-    if foreign:
-        raise ValueError(f"{key}.classes: generator returned classes {foreign} not configured")
-    df["class_index"] = df["class_name"].map(CLASS_INDEX)
-    return df
+#: The object scanners, by (dataset, source): each takes (section, seed, key, out_dir) and
+#: returns the objects (object_id, class_name, class_index, source) before splitting;
+#: ``out_dir`` is where generated sources go. The modules that define them register here
+#: (``nfws.data.sources`` imports every one).
+SOURCES: dict[tuple[str, str], Callable[[dict, int, str, Path], pd.DataFrame]] = {}
 
 
-def shapenet_render_records(section: dict, key: str) -> pd.DataFrame:
+def register_source(dataset: str, source: str):
+    """Decorator: the scanner of ``data.<dataset>.source: <source>``."""
+    def register(scanner):
+        if (dataset, source) in SOURCES:
+            raise ValueError(f"source {source!r} of dataset {dataset!r} registered twice")
+        SOURCES[dataset, source] = scanner
+        return scanner
+    return register
+
+
+def source_scanner(dataset: str, source: str, key: str):
+    """The registered scanner; an unknown source is an error naming ``<key>.source`` and
+    the known sources of the dataset."""
+    if (dataset, source) not in SOURCES:
+        known = sorted(s for d, s in SOURCES if d == dataset)
+        raise ValueError(f"{key}.source: unknown source {source!r} for dataset "
+                         f"{dataset!r}; known: {known}")
+    return SOURCES[dataset, source]
+
+
+@register_source("shapenet", "shapenet_render")
+def shapenet_render_records(section: dict, seed: int, key: str, out_dir: Path) -> pd.DataFrame:
     """Objects of a DISN ShapenetRender root: ``<root>/image/<synset>/<model_id>/easy``."""
-    image_dir = _root(section, key) / "image"
+    image_dir = root_dir(section, key) / "image"
     if not image_dir.is_dir():
         raise FileNotFoundError(f"{key}.root: {image_dir} missing (expected "
                                 f"<root>/image/<synset>/<model_id>/)")
     return _scan_synset_tree(image_dir, section, key, required="easy")
 
 
-def nf2vec_records(section: dict, key: str) -> pd.DataFrame:
+@register_source("shapenet", "nf2vec")
+def nf2vec_records(section: dict, seed: int, key: str, out_dir: Path) -> pd.DataFrame:
     """Objects of an nf2vec root: ``<root>/<synset>/<model_id>/transforms_train.json``."""
-    return _scan_synset_tree(_root(section, key), section, key, required="transforms_train.json")
+    return _scan_synset_tree(root_dir(section, key), section, key,
+                             required="transforms_train.json")
 
 
 def _scan_synset_tree(tree: Path, section: dict, key: str, required: str) -> pd.DataFrame:
@@ -240,34 +255,6 @@ def _scan_synset_tree(tree: Path, section: dict, key: str, required: str) -> pd.
     return df
 
 
-def image_folder_records(root, labels_csv, count, key: str) -> pd.DataFrame:
-    """The first ``count`` (all if None) images under ``root``, labelled from the optional
-    labels CSV; class indices follow the sorted label names."""
-    from nfws.data.images import list_images, read_labels_csv
-
-    root = Path(root)
-    paths = list_images(root)
-    if count is not None:
-        if count > len(paths):
-            raise ValueError(f"{key}.count: {count} images asked for, {root} has {len(paths)}")
-        paths = paths[:count]
-    ids = ["_".join(p.relative_to(root).with_suffix("").parts) for p in paths]
-    df = pd.DataFrame({"object_id": ids, "source": [str(p) for p in paths]})
-    if labels_csv is None:
-        df["class_name"], df["class_index"] = "unlabelled", 0
-        return df
-    labels = read_labels_csv(labels_csv)
-    table = labels.table.set_index("path")
-    resolved = [str(p.resolve()) for p in paths]
-    missing = [p for p in resolved if p not in table.index]
-    if missing:
-        raise ValueError(f"{labels_csv}: no row for {len(missing)} images, e.g. {missing[:3]}")
-    df["class_name"] = table.loc[resolved, labels.label_column].to_numpy()
-    class_names = sorted(df["class_name"].unique())
-    df["class_index"] = df["class_name"].map(class_names.index)
-    return df
-
-
 # --------------------------------------------------------------- manifest
 
 
@@ -281,43 +268,15 @@ def build_manifest(dataset: str, section: dict, seed: int, manifest_path,
     """
     key = f"data.{dataset}"
     sources_dir = Path(sources_dir)
-    source = _required(section, "source", key)
+    scanner = source_scanner(dataset, required_key(section, "source", key), key)
     with atomic_path(sources_dir) as tmp:
         tmp.mkdir()
-        if dataset == "shapenet" and source == "synthetic":
-            df = synthetic3d_records(section, seed, key, tmp)
-        elif dataset == "shapenet" and source == "shapenet_render":
-            df = shapenet_render_records(section, key)
-        elif dataset == "shapenet" and source == "nf2vec":
-            df = nf2vec_records(section, key)
-        elif dataset == "faces" and source == "synthetic":
-            from nfws.data.faces import ATTRIBUTES_CSV, write_face_folder
-
-            count = _positive_int(section, "count", key)
-            write_face_folder(tmp, count, seed, _positive_int(section, "resolution", key))
-            df = image_folder_records(tmp, tmp / ATTRIBUTES_CSV, count, key)
-        elif dataset == "faces" and source == "folder":
-            count = section.get("count")
-            if count is not None:
-                count = _positive_int(section, "count", key)
-            df = image_folder_records(_root(section, key), section.get("labels_csv"), count,
-                                      key)
-        else:
-            raise ValueError(f"{key}.source: unknown source {source!r} for dataset "
-                             f"{dataset!r}")
+        df = scanner(section, seed, key, tmp)
         df = assign_splits(df, section, seed, key)
         validate_manifest(df, key)
         df["source"] = [_moved(s, tmp, sources_dir) for s in df["source"]]
     write_parquet(df, manifest_path)
     return df
-
-
-def faces_labels_csv(section: dict, sources_dir) -> str | None:
-    """The labels CSV the faces images store reads attributes from (None: unlabelled)."""
-    if section.get("source") == "synthetic":
-        from nfws.data.faces import ATTRIBUTES_CSV
-        return str(Path(sources_dir) / ATTRIBUTES_CSV)
-    return section.get("labels_csv")
 
 
 def assign_splits(df: pd.DataFrame, section: dict, seed: int, key: str) -> pd.DataFrame:
@@ -334,8 +293,8 @@ def assign_splits(df: pd.DataFrame, section: dict, seed: int, key: str) -> pd.Da
     else:
         if cap is not None:
             df = df.groupby("class_index", sort=False).head(cap).reset_index(drop=True)
-        df["split"] = stratified_splits(df, _required(section, "split_fractions", key), seed,
-                                        key)
+        df["split"] = stratified_splits(df, required_key(section, "split_fractions", key),
+                                        seed, key)
     df["split"] = df["split"].astype(str)
     return df.sort_values(["class_index", "object_id"], ignore_index=True)[list(COLUMNS)]
 
@@ -397,21 +356,21 @@ def _moved(source: str, tmp: Path, final: Path) -> str:
     return str(final / path.relative_to(tmp)) if path.is_relative_to(tmp) else source
 
 
-def _required(section: dict, name: str, key: str):
+def required_key(section: dict, name: str, key: str):
     if name not in section or section[name] is None:
         raise KeyError(f"{key}.{name}: required but missing")
     return section[name]
 
 
-def _positive_int(section: dict, name: str, key: str) -> int:
-    value = _required(section, name, key)
+def positive_int(section: dict, name: str, key: str) -> int:
+    value = required_key(section, name, key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{key}.{name}: must be a positive integer, got {value!r}")
     return value
 
 
-def _root(section: dict, key: str) -> Path:
-    root = Path(_required(section, "root", key))
+def root_dir(section: dict, key: str) -> Path:
+    root = Path(required_key(section, "root", key))
     if not root.is_dir():
         raise FileNotFoundError(f"{key}.root: directory {root} missing")
     return root

@@ -17,8 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
+from nfws.data.manifest import (
+    CLASS_INDEX,
+    positive_int,
+    register_source,
+    shapenet_classes,
+)
 from nfws.store import write_json
 
 FORMAT = "nfws.synthetic3d/1"
@@ -580,3 +587,17 @@ def generate_objects(class_names: list[str], per_class: int, seed: int, out_dir)
             obj.save(path)
             records.append({"object_id": object_id, "class_name": class_name, "source": str(path)})
     return records
+
+
+@register_source("shapenet", "synthetic")
+def synthetic3d_records(section: dict, seed: int, key: str, out_dir: Path) -> pd.DataFrame:
+    """Generate the synthetic 3D objects into ``out_dir`` and list them."""
+    classes = shapenet_classes(section.get("classes"), f"{key}.classes")
+    per_class = positive_int(section, "objects_per_class", key)
+    objects = generate_objects(classes, per_class, seed, out_dir)
+    df = pd.DataFrame(objects, columns=["object_id", "class_name", "source"])
+    foreign = sorted(set(df["class_name"]) - set(classes))
+    if foreign:
+        raise ValueError(f"{key}.classes: generator returned classes {foreign} not configured")
+    df["class_index"] = df["class_name"].map(CLASS_INDEX)
+    return df

@@ -23,7 +23,8 @@ import torch
 from tqdm import tqdm
 
 from nfws.data.targets import pixel_grid
-from nfws.fit.diffusion import checked_section, sample
+from nfws.config_files import checked_section
+from nfws.fit.diffusion import sample
 from nfws.models.feature_extractors import load_extractor, subsample_points
 from nfws.eval.figures import save_figure
 from nfws.store import atomic_path, read_parquet, read_zarr, write_json, write_zarr

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from nfws.data.targets import load_targets
-from nfws.eval.reconstruction import reconstruction_scores
+from nfws.metrics import reconstruction_scores
 from nfws.device import choose_device
 from nfws.fit.instances import fit_checkpoint, fit_params, make_representation
 from nfws.models.lora import DISPLAY_NAMES

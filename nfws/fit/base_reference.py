@@ -1,7 +1,7 @@
 """The base field's own reconstruction quality: the reference rows of the recon table.
 
-Two measurements, both scored by ``nfws.eval.reconstruction.reconstruction_scores`` exactly
-as the fitted representations are:
+Two measurements, both scored by ``nfws.metrics.reconstruction_scores`` exactly as the
+fitted representations are:
 
 - training latents: the base field at the auto-decoded latent of each of its training
   instances (how well it reconstructs what it was trained on);
@@ -19,9 +19,9 @@ import numpy as np
 
 from nfws.data.targets import load_targets
 from nfws.device import choose_device
-from nfws.eval.reconstruction import reconstruction_scores
 from nfws.fit.base_field import load_base
 from nfws.fit.instances import fit_checkpoint, fit_params, shared_init
+from nfws.metrics import reconstruction_scores
 from nfws.models.lora import latent_on_base
 from nfws.store import config_hash, write_zarr
 

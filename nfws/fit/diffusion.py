@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nfws.config_files import checked_section
 from nfws.device import choose_device
 from nfws.models.diffusion import GaussianDiffusion, WeightNormaliser
 from nfws.models.dit import TensorTokenDiT, layout_size
@@ -41,18 +42,6 @@ DEFAULTS = {
 def diffusion_config(cfg: dict) -> dict:
     """Check the ``diffusion`` config section: every key of ``DEFAULTS``, nothing else."""
     return checked_section(cfg, DEFAULTS, "diffusion")
-
-
-def checked_section(cfg: dict, keys, section: str, optional: dict | None = None) -> dict:
-    """``cfg`` if it has exactly ``keys`` (plus any of ``optional``, whose values fill in
-    when absent); missing or unknown keys name the config section."""
-    optional = optional or {}
-    cfg = dict(cfg or {})
-    missing = sorted(set(keys) - set(cfg))
-    unknown = sorted(set(cfg) - set(keys) - set(optional))
-    if missing or unknown:
-        raise ValueError(f"config {section}: missing keys {missing}, unknown keys {unknown}")
-    return {**optional, **cfg}
 
 
 def load_weight_shards(paths, manifest_path=None, split: str = "train"):

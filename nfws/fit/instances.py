@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from nfws.data.targets import load_targets, sample_batch, training_indices
-from nfws.eval.reconstruction import reconstruction_scores
+from nfws.metrics import reconstruction_scores
 from nfws.device import choose_device
 from nfws.fit.base_field import load_base
 from nfws.fit.divergence import divergence_reasons

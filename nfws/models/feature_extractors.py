@@ -39,8 +39,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from nfws.config_files import checked_section
 from nfws.device import choose_device
-from nfws.fit.diffusion import checked_section
 from nfws.store import load_torch, read_parquet, read_zarr, save_torch
 
 # The default CPU run's ``feature_extractor`` config section; ``checkpoint`` names an

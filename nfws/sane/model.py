@@ -24,30 +24,27 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from nfws.config_files import checked_section
 from nfws.sane.tokens import TokenLayout
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The ``sane.model`` config section."""
+    """The ``sane.model`` config section; every key is required (no defaults)."""
 
-    d_model: int = 64
-    heads: int = 4
-    layers: int = 2
-    d_latent: int = 16
-    dropout: float = 0.1
-    n_pos: int = 4
-    proj_hidden: int = 32
-    proj_dim: int = 16
-    rot_heads: int = 2
+    d_model: int
+    heads: int
+    layers: int
+    d_latent: int
+    dropout: float
+    n_pos: int
+    proj_hidden: int
+    proj_dim: int
+    rot_heads: int
 
     @classmethod
     def from_dict(cls, cfg: dict | None) -> "ModelConfig":
-        cfg = dict(cfg or {})
-        unknown = sorted(set(cfg) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"sane.model: unknown keys {unknown}")
-        out = cls(**cfg)
+        out = cls(**checked_section(cfg, [f.name for f in fields(cls)], "sane.model"))
         for key in ("d_model", "heads", "layers", "d_latent", "n_pos", "proj_hidden",
                     "proj_dim", "rot_heads"):
             if int(getattr(out, key)) < 1:

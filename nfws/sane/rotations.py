@@ -220,7 +220,7 @@ def validate_data_cfg(cfg: dict) -> None:
 
 
 def build_rotated_dataset(manifest_path, out_views, out_manifest, cfg: dict, seed: int,
-                          bbox: float = 0.7) -> pd.DataFrame:
+                          bbox: float) -> pd.DataFrame:
     """Render every selected object under K poses into a views store and a manifest.
 
     Reads the ShapeNet manifest (synthetic object JSON sources). Writes ``out_views``
@@ -275,7 +275,7 @@ def read_rotated_manifest(path) -> pd.DataFrame:
 
 
 def fit_rotated_nerfs(views_store, rot_manifest, spec: ArchSpec, farm_cfg: dict, out_dir,
-                      device, seed: int, shard_size: int = 64,
+                      device, seed: int, shard_size: int,
                       checkpoint_dir=None) -> list[str]:
     """Fit one hash-grid NeRF per instance with the farm, ``shard_size`` per shard.
 

@@ -47,11 +47,14 @@ from nfws.sane.rotations import (QUAT_COLUMNS, geodesic_angle, jitter_quats,  # 
 from nfws.sane.tokens import (Normaliser, TokenLayout, hash_tokens, mlp_tokens,  # noqa: E402
                               multiplicative_noise, permute_hidden, sample_points)
 from nfws.checkpoint import Checkpoint, input_fingerprint  # noqa: E402
+from nfws.config_files import checked_section  # noqa: E402
 from nfws.eval.figures import save_figure  # noqa: E402
 from nfws.store import (config_hash, load_torch, read_zarr,  # noqa: E402
                         save_torch, write_json, write_parquet)
 
 POINT_MODES = ("shared", "independent")
+TOKEN_KEYS = ("n_points", "points")    # TrainConfig's keys of ``sane.tokens``
+EVAL_KEYS = ("ks", "tsne_perplexity")
 REPORT = {"recon": "≈ 0.1 (train and test)", "ntx": "< 0.1",
           "rot_test": "did not generalise (test loss flat)"}
 
@@ -59,33 +62,35 @@ REPORT = {"recon": "≈ 0.1 (train and test)", "ntx": "< 0.1",
 # ----- configuration --------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainConfig:
-    """The ``sane.train`` section plus the token sampling keys of ``sane.tokens``."""
+    """The ``sane.train`` section plus the token sampling keys of ``sane.tokens``.
 
-    steps: int = 300
-    batch_size: int = 13
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    grad_clip: float = 5.0
-    tau: float = 0.1
-    gamma: tuple = (0.4, 0.05, 0.53, 0.02)
-    noise_sigma: float = 0.1
-    permute: bool = True
-    rotation_jitter_deg: float = 0.1
-    n_points: int = 64
-    points: str = "shared"
-    log_every: int = 10
-    eval_every: int = 50
-    checkpoint_every: int = 100
+    No defaults: every key comes from the config (``config.yaml``, checked by the schema).
+    """
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    grad_clip: float
+    tau: float
+    gamma: tuple
+    noise_sigma: float
+    permute: bool
+    rotation_jitter_deg: float
+    n_points: int
+    points: str
+    log_every: int
+    eval_every: int
+    checkpoint_every: int
 
     @classmethod
     def from_cfg(cls, cfg: dict) -> "TrainConfig":
-        """Build from the whole ``sane`` section (keys of ``train`` and ``tokens``)."""
-        merged = {**dict(cfg.get("train") or {}), **dict(cfg.get("tokens") or {})}
-        unknown = sorted(set(merged) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"sane.train / sane.tokens: unknown keys {unknown}")
-        if "gamma" in merged:
-            merged["gamma"] = tuple(float(g) for g in merged["gamma"])
+        """Build from the whole ``sane`` section (keys of ``train`` and ``tokens``); a
+        missing or unknown key is an error naming its section."""
+        train_keys = [f.name for f in fields(cls) if f.name not in TOKEN_KEYS]
+        merged = {**checked_section(cfg.get("train"), train_keys, "sane.train"),
+                  **checked_section(cfg.get("tokens"), TOKEN_KEYS, "sane.tokens")}
+        merged["gamma"] = tuple(float(g) for g in merged["gamma"])
         out = cls(**merged)
         for key in ("steps", "n_points", "log_every", "eval_every", "checkpoint_every"):
             if int(getattr(out, key)) < 1:
@@ -402,8 +407,8 @@ def evaluate_sane(model_path, nerf_shards, rot_manifest, cfg: dict, out_dir, see
     """
     device = torch.device(device)
     out_dir = Path(out_dir)
-    ev = dict(cfg.get("eval") or {})
-    ks = [int(k) for k in ev.get("ks", (1, 5, 10))]
+    ev = checked_section(cfg.get("eval"), EVAL_KEYS, "sane.eval")
+    ks = [int(k) for k in ev["ks"]]
     model, norm, record = load_model(model_path, device)
     tc = TrainConfig(**{**record["train_cfg"], "gamma": tuple(record["train_cfg"]["gamma"])})
     nerfs = load_nerfs(nerf_shards, rot_manifest)
@@ -466,7 +471,7 @@ def evaluate_sane(model_path, nerf_shards, rot_manifest, cfg: dict, out_dir, see
     emb_df["embedding"] = list(emb.astype(np.float32))
     write_parquet(emb_df, out_dir / "sane_embeddings.parquet")
     plot_loss_curves(record["log"], out_dir / "sane_loss_curves.png")
-    plot_tsne(emb, table, out_dir / "sane_tsne.png", seed, float(ev.get("tsne_perplexity", 10.0)))
+    plot_tsne(emb, table, out_dir / "sane_tsne.png", seed, float(ev["tsne_perplexity"]))
     return df
 
 

@@ -18,6 +18,8 @@ checkpoint objects:
     threads: stage_threads("data")
     resources:
         **stage_resources("data"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/objects.py"
 
@@ -39,6 +41,8 @@ rule render_objects:
     threads: stage_threads("data")
     resources:
         **stage_resources("data"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/render_objects.py"
 
@@ -58,6 +62,8 @@ rule views_store:
     threads: stage_threads("data")
     resources:
         **stage_resources("data"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/views_store.py"
 
@@ -77,6 +83,8 @@ rule images_store:
     threads: stage_threads("data")
     resources:
         **stage_resources("data"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/images_store.py"
 
@@ -97,6 +105,8 @@ rule contact_sheet_shapenet:
     threads: stage_threads("data")
     resources:
         **stage_resources("data"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/contact_sheet.py"
 
@@ -116,5 +126,7 @@ rule contact_sheet_faces:
     threads: stage_threads("data")
     resources:
         **stage_resources("data"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/contact_sheet.py"

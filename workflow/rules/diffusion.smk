@@ -19,6 +19,8 @@ rule feature_extractor:
     threads: stage_threads("diffusion")
     resources:
         **stage_resources("diffusion"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/feature_extractor.py"
 
@@ -41,6 +43,8 @@ rule train_diffusion:
     threads: stage_threads("diffusion")
     resources:
         **stage_resources("diffusion"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/train_diffusion.py"
 
@@ -71,6 +75,8 @@ rule generate:
     threads: stage_threads("diffusion")
     resources:
         **stage_resources("diffusion"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/generate.py"
 
@@ -89,5 +95,7 @@ rule generation_table:
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/generation_table.py"

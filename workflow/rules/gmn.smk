@@ -20,6 +20,8 @@ rule train_encoder:
     threads: stage_threads("gmn")
     resources:
         **stage_resources("gmn"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/train_encoder.py"
 
@@ -41,6 +43,8 @@ rule embed:
     threads: stage_threads("gmn")
     resources:
         **stage_resources("gmn"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/embed.py"
 
@@ -62,6 +66,8 @@ rule classify_all:
     threads: stage_threads("gmn")
     resources:
         **stage_resources("gmn"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/classify_all.py"
 
@@ -82,6 +88,8 @@ rule classify_single:
     threads: stage_threads("gmn")
     resources:
         **stage_resources("gmn"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/classify_single.py"
 
@@ -107,6 +115,8 @@ rule baseline:
     threads: stage_threads("gmn")
     resources:
         **stage_resources("gmn"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/baseline.py"
 
@@ -126,6 +136,8 @@ rule retrieve:
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/retrieve.py"
 
@@ -146,6 +158,8 @@ rule tsne:
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/tsne.py"
 
@@ -172,5 +186,7 @@ rule gmn_tables:
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/gmn_tables.py"

@@ -16,6 +16,8 @@ rule lora_shape_manifest:
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/lora_shape_manifest.py"
 
@@ -37,6 +39,8 @@ rule lora_targets:
     threads: stage_threads("lora")
     resources:
         **stage_resources("lora"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/lora_targets.py"
 
@@ -58,6 +62,8 @@ rule base_field:
     threads: stage_threads("lora")
     resources:
         **stage_resources("lora"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/base_field.py"
 
@@ -84,6 +90,8 @@ rule fit_instances:
     threads: stage_threads("lora")
     resources:
         **stage_resources("lora"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/fit_instances.py"
 
@@ -109,6 +117,8 @@ rule base_reference:
     threads: stage_threads("lora")
     resources:
         **stage_resources("lora"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/base_reference.py"
 
@@ -132,6 +142,8 @@ rule weight_structure:
     threads: stage_threads("lora")
     resources:
         **stage_resources("lora"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/weight_structure.py"
 
@@ -152,6 +164,8 @@ rule structure_outputs:
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/structure_outputs.py"
 
@@ -172,6 +186,8 @@ rule discriminative:
     threads: stage_threads("lora")
     resources:
         **stage_resources("lora"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/discriminative.py"
 
@@ -199,5 +215,7 @@ rule lora_tables:
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/lora_tables.py"

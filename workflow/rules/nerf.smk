@@ -22,6 +22,8 @@ rule train_nerfs:
     threads: stage_threads("nerf")
     resources:
         **stage_resources("nerf"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/train_nerfs.py"
 
@@ -42,6 +44,8 @@ rule nerf_previews:
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/nerf_previews.py"
 
@@ -62,6 +66,8 @@ rule nerf_table:
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/nerf_table.py"
 
@@ -78,5 +84,7 @@ rule graphs:
     threads: stage_threads("graphs")
     resources:
         **stage_resources("graphs"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/graphs.py"

@@ -19,6 +19,8 @@ rule sane_dataset:
     threads: stage_threads("sane")
     resources:
         **stage_resources("sane"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/sane_dataset.py"
 
@@ -44,6 +46,8 @@ rule sane_nerfs:
     threads: stage_threads("sane")
     resources:
         **stage_resources("sane"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/sane_nerfs.py"
 
@@ -66,6 +70,8 @@ rule train_sane:
     threads: stage_threads("sane")
     resources:
         **stage_resources("sane"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/train_sane.py"
 
@@ -96,5 +102,7 @@ rule evaluate_sane:
     threads: stage_threads("sane")
     resources:
         **stage_resources("sane"),
+    conda:
+        "../../envs/nfws.yaml"
     script:
         "../scripts/evaluate_sane.py"

@@ -1,6 +1,6 @@
 """Images store: the 2D dataset (synthetic faces or an image folder) in one Zarr store."""
 from nfws.data.images import SizeLimits, build_images_store
-from nfws.data.manifest import faces_labels_csv
+from nfws.data.faces import faces_labels_csv
 from nfws.runlog import script_setup
 
 with script_setup(snakemake):

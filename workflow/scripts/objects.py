@@ -1,5 +1,5 @@
 """Objects stage: the manifest and, for synthetic data, the object sources."""
-from nfws.data.manifest import build_manifest
+from nfws.data.sources import build_manifest
 from nfws.runlog import script_setup
 
 with script_setup(snakemake):

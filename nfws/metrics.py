@@ -1,5 +1,8 @@
 """Reconstruction quality of fitted fields: PSNR (2D) and Chamfer distance (3D).
 
+Shared by fitting (scores of each fit, ``nfws.fit``) and evaluation (``nfws.eval``), so it
+sits below both and imports neither.
+
 Chamfer distance (HyperDiffusion / PyTorch3D convention):
     CD(X, Y) = mean_{x∈X} min_{y∈Y} ‖x − y‖² + mean_{y∈Y} min_{x∈X} ‖x − y‖²
 i.e. squared nearest distances, averaged in each direction and summed. Tables print it

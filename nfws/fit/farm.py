@@ -5,7 +5,7 @@ stacked parameters. Adam is elementwise and the loss is the *sum* of per-NeRF lo
 every NeRF follows exactly the trajectory it would follow alone — batching only turns
 B small matmuls into one big ``bmm``.
 
-Recipe (SPEC, reference fork): Adam LR 1e-2, eps 1e-15, LR ×0.33 at 50/75/90 % of the
+Recipe (docs/recipes.md, "NeRF fitting"): Adam LR 1e-2, eps 1e-15, LR ×0.33 at 50/75/90 % of the
 steps, smooth-L1 on colour, a random background colour per training ray (the target is
 composited on the same colour with its alpha), black background for the held-out PSNR.
 Every NeRF of an architecture starts from one shared draw by default (``init``, see

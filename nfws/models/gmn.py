@@ -2,7 +2,7 @@
 
 A NeRF of any architecture becomes a graph (``nfws.graphs``); this encoder maps a batch of
 such graphs to one embedding per graph. With its defaults it is the authors' encoder
-(SPEC "GMN as the authors' code builds it"): every raw scalar through its own
+(docs/gmn.md, "The encoder"): every raw scalar through its own
 sin(Linear), types through embeddings; ``layers`` pre-LayerNorm blocks, all but the last
 updating nodes and edges, the last edges only; a final LayerNorm + Linear on edges; the
 readout ReLU(Linear(hidden -> d_embed)) per edge, averaged over each graph's edges, is

@@ -11,8 +11,6 @@ checkpoint objects:
         seed=config["seed"],
     log:
         R("logs/objects_{dataset}.log"),
-    benchmark:
-        R("benchmarks/objects_{dataset}.tsv")
     wildcard_constraints:
         dataset="shapenet|faces",
     threads: stage_threads("data")
@@ -36,8 +34,7 @@ rule render_objects:
         seed=config["seed"],
     log:
         R("logs/render_objects.log"),
-    benchmark:
-        R("benchmarks/render_objects.tsv")
+    priority: 60
     threads: stage_threads("data")
     resources:
         **stage_resources("data"),
@@ -57,8 +54,7 @@ rule views_store:
         layout=views_layout(),
     log:
         R("logs/views_store.log"),
-    benchmark:
-        R("benchmarks/views_store.tsv")
+    priority: 60
     threads: stage_threads("data")
     resources:
         **stage_resources("data"),
@@ -78,8 +74,6 @@ rule images_store:
         data=config["data"]["faces"],
     log:
         R("logs/images_store.log"),
-    benchmark:
-        R("benchmarks/images_store.tsv")
     threads: stage_threads("data")
     resources:
         **stage_resources("data"),
@@ -100,8 +94,6 @@ rule contact_sheet_shapenet:
         plot=config["plots"]["contact_sheet"],
     log:
         R("logs/contact_sheet_shapenet.log"),
-    benchmark:
-        R("benchmarks/contact_sheet_shapenet.tsv")
     threads: stage_threads("data")
     resources:
         **stage_resources("data"),
@@ -121,8 +113,6 @@ rule contact_sheet_faces:
         plot=config["plots"]["contact_sheet"],
     log:
         R("logs/contact_sheet_faces.log"),
-    benchmark:
-        R("benchmarks/contact_sheet_faces.tsv")
     threads: stage_threads("data")
     resources:
         **stage_resources("data"),

@@ -14,8 +14,6 @@ rule feature_extractor:
         lock_dir=config["gpu_lock_dir"],
     log:
         R("logs/feature_extractor/{dataset}.log"),
-    benchmark:
-        R("benchmarks/feature_extractor/{dataset}.tsv")
     threads: stage_threads("diffusion")
     resources:
         **stage_resources("diffusion"),
@@ -38,8 +36,6 @@ rule train_diffusion:
         lock_dir=config["gpu_lock_dir"],
     log:
         R("logs/train_diffusion/{dataset}_{variant}.log"),
-    benchmark:
-        R("benchmarks/train_diffusion/{dataset}_{variant}.tsv")
     threads: stage_threads("diffusion")
     resources:
         **stage_resources("diffusion"),
@@ -70,8 +66,6 @@ rule generate:
         lock_dir=config["gpu_lock_dir"],
     log:
         R("logs/generate/{dataset}_{variant}.log"),
-    benchmark:
-        R("benchmarks/generate/{dataset}_{variant}.tsv")
     threads: stage_threads("diffusion")
     resources:
         **stage_resources("diffusion"),
@@ -90,8 +84,6 @@ rule generation_table:
                   category="Tables", subcategory="Generation"),
     log:
         R("logs/generation_table/{dataset}.log"),
-    benchmark:
-        R("benchmarks/generation_table/{dataset}.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),

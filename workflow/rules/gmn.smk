@@ -15,8 +15,7 @@ rule train_encoder:
         checkpoint=R("checkpoints/gmn/{loss}/{trainset}.pt"),
     log:
         R("logs/train_encoder/{loss}_{trainset}.log"),
-    benchmark:
-        R("benchmarks/train_encoder/{loss}_{trainset}.tsv")
+    priority: 50
     threads: stage_threads("gmn")
     resources:
         **stage_resources("gmn"),
@@ -38,8 +37,7 @@ rule embed:
         lock_dir=config["gpu_lock_dir"],
     log:
         R("logs/embed/{loss}_{trainset}.log"),
-    benchmark:
-        R("benchmarks/embed/{loss}_{trainset}.tsv")
+    priority: 30
     threads: stage_threads("gmn")
     resources:
         **stage_resources("gmn"),
@@ -61,8 +59,7 @@ rule classify_all:
         device=config["device"],
     log:
         R("logs/classify/{loss}_ALL.log"),
-    benchmark:
-        R("benchmarks/classify/{loss}_ALL.tsv")
+    priority: 20
     threads: stage_threads("gmn")
     resources:
         **stage_resources("gmn"),
@@ -83,8 +80,7 @@ rule classify_single:
         device=config["device"],
     log:
         R("logs/classify/L_R_{trainset}_single.log"),
-    benchmark:
-        R("benchmarks/classify/L_R_{trainset}_single.tsv")
+    priority: 20
     threads: stage_threads("gmn")
     resources:
         **stage_resources("gmn"),
@@ -108,8 +104,6 @@ rule baseline:
         lock_dir=config["gpu_lock_dir"],
     log:
         R("logs/baseline/{baseline}.log"),
-    benchmark:
-        R("benchmarks/baseline/{baseline}.tsv")
     wildcard_constraints:
         baseline="nf2vec|cardace",
     threads: stage_threads("gmn")
@@ -131,8 +125,6 @@ rule retrieve:
         retrieval=config["gmn"]["retrieval"],
     log:
         R("logs/retrieve/{loss}.log"),
-    benchmark:
-        R("benchmarks/retrieve/{loss}.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
@@ -153,8 +145,6 @@ rule tsne:
         tsne=config["gmn"]["tsne"],
     log:
         R("logs/tsne/{loss}.log"),
-    benchmark:
-        R("benchmarks/tsne/{loss}.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
@@ -181,8 +171,6 @@ rule gmn_tables:
         encoders=gmn_encoders(),
     log:
         R("logs/gmn_tables.log"),
-    benchmark:
-        R("benchmarks/gmn_tables.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),

@@ -11,8 +11,6 @@ rule lora_shape_manifest:
         seed=config["seed"],
     log:
         R("logs/lora_shape_manifest.log"),
-    benchmark:
-        R("benchmarks/lora_shape_manifest.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
@@ -32,8 +30,6 @@ rule lora_targets:
         seed=config["seed"],
     log:
         R("logs/lora_targets/{dataset}.log"),
-    benchmark:
-        R("benchmarks/lora_targets/{dataset}.tsv")
     wildcard_constraints:
         dataset="faces|shapenet",
     threads: stage_threads("lora")
@@ -57,8 +53,6 @@ rule base_field:
         lock_dir=config["gpu_lock_dir"],
     log:
         R("logs/base_field/{dataset}.log"),
-    benchmark:
-        R("benchmarks/base_field/{dataset}.tsv")
     threads: stage_threads("lora")
     resources:
         **stage_resources("lora"),
@@ -82,8 +76,6 @@ rule fit_instances:
         lock_dir=config["gpu_lock_dir"],
     log:
         R("logs/fit_instances/{dataset}_{repr}_{shard}.log"),
-    benchmark:
-        R("benchmarks/fit_instances/{dataset}_{repr}_{shard}.tsv")
     wildcard_constraints:
         repr="mlp|mlp_asym|lora|lora_asym|mlora|mlora_asym",
         shard=r"\d+",
@@ -110,8 +102,6 @@ rule base_reference:
         lock_dir=config["gpu_lock_dir"],
     log:
         R("logs/base_reference/{dataset}.log"),
-    benchmark:
-        R("benchmarks/base_reference/{dataset}.tsv")
     wildcard_constraints:
         dataset="faces|shapenet",
     threads: stage_threads("lora")
@@ -137,8 +127,6 @@ rule weight_structure:
         lock_dir=config["gpu_lock_dir"],
     log:
         R("logs/weight_structure/{dataset}_{repr}.log"),
-    benchmark:
-        R("benchmarks/weight_structure/{dataset}_{repr}.tsv")
     threads: stage_threads("lora")
     resources:
         **stage_resources("lora"),
@@ -159,8 +147,6 @@ rule structure_outputs:
                   category="Tables", subcategory="mLoRA"),
     log:
         R("logs/structure_outputs/{dataset}.log"),
-    benchmark:
-        R("benchmarks/structure_outputs/{dataset}.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
@@ -181,8 +167,6 @@ rule discriminative:
         seed=config["seed"],
     log:
         R("logs/discriminative/{dataset}.log"),
-    benchmark:
-        R("benchmarks/discriminative/{dataset}.tsv")
     threads: stage_threads("lora")
     resources:
         **stage_resources("lora"),
@@ -210,8 +194,6 @@ rule lora_tables:
         kinds=config["lora"]["representations"],
     log:
         R("logs/lora_tables.log"),
-    benchmark:
-        R("benchmarks/lora_tables.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),

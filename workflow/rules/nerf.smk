@@ -17,8 +17,7 @@ rule train_nerfs:
         checkpoints=R("checkpoints/nerfs/{arch}/{shard}"),
     log:
         R("logs/train_nerfs/{arch}_{shard}.log"),
-    benchmark:
-        R("benchmarks/train_nerfs/{arch}_{shard}.tsv")
+    priority: 40
     threads: stage_threads("nerf")
     resources:
         **stage_resources("nerf"),
@@ -39,8 +38,6 @@ rule nerf_previews:
         previews=config["plots"]["nerf_previews"],
     log:
         R("logs/nerf_previews/{arch}.log"),
-    benchmark:
-        R("benchmarks/nerf_previews/{arch}.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
@@ -61,8 +58,6 @@ rule nerf_table:
         shards=lambda wildcards: {a: nerf_shard_paths(a) for a in arch_names(config["nerf"])},
     log:
         R("logs/nerf_table.log"),
-    benchmark:
-        R("benchmarks/nerf_table.tsv")
     threads: stage_threads("default")
     resources:
         **stage_resources("default"),
@@ -79,8 +74,7 @@ rule graphs:
         directory(R("graphs/{arch}/{shard}.zarr")),
     log:
         R("logs/graphs/{arch}_{shard}.log"),
-    benchmark:
-        R("benchmarks/graphs/{arch}_{shard}.tsv")
+    priority: 40
     threads: stage_threads("graphs")
     resources:
         **stage_resources("graphs"),

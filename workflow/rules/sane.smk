@@ -14,8 +14,6 @@ rule sane_dataset:
         seed=config["seed"],
     log:
         R("logs/sane/dataset.log"),
-    benchmark:
-        R("benchmarks/sane/dataset.tsv")
     threads: stage_threads("sane")
     resources:
         **stage_resources("sane"),
@@ -41,8 +39,6 @@ rule sane_nerfs:
         checkpoints=R("checkpoints/sane/nerfs"),
     log:
         R("logs/sane/nerfs.log"),
-    benchmark:
-        R("benchmarks/sane/nerfs.tsv")
     threads: stage_threads("sane")
     resources:
         **stage_resources("sane"),
@@ -65,8 +61,6 @@ rule train_sane:
         lock_dir=config["gpu_lock_dir"],
     log:
         R("logs/sane/train.log"),
-    benchmark:
-        R("benchmarks/sane/train.tsv")
     threads: stage_threads("sane")
     resources:
         **stage_resources("sane"),
@@ -97,8 +91,6 @@ rule evaluate_sane:
         lock_dir=config["gpu_lock_dir"],
     log:
         R("logs/sane/evaluate.log"),
-    benchmark:
-        R("benchmarks/sane/evaluate.tsv")
     threads: stage_threads("sane")
     resources:
         **stage_resources("sane"),

@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from nfws.bench.nerf_farm import synthetic_views
@@ -10,6 +13,7 @@ from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import initial_stack, make_stack, select
 from nfws.fit import farm
 from nfws.fit.farm import FarmConfig, train_shard
+from nfws.fit.rays import RayBank, object_boxes, split_views
 from nfws.fit.streams import NerfStreams
 from nfws.render.volrend import Rendered
 from nfws.store import read_zarr, write_zarr
@@ -185,9 +189,9 @@ def test_missing_views_and_bad_config_are_named(tmp_path, store, views):
 def test_foreground_rays_only_skip_pure_background(views):
     """Every pixel with alpha > 0 keeps its ray in the bank (the carved box is conservative)."""
     cfg = FarmConfig.from_dict(TINY)
-    train, _ = farm.split_views(views.images.shape[1], cfg, "mem")
-    boxes = farm.object_boxes(views, train, SPEC, cfg)
-    bank = farm.RayBank(views, train, boxes, "cpu")
+    train, _ = split_views(views.images.shape[1], cfg.heldout_views, "mem")
+    boxes = object_boxes(views, train, SPEC, cfg.carve_resolution)
+    bank = RayBank(views, train, boxes, "cpu")
     for b in range(len(views.object_ids)):
         fg = int((views.images[b, train, ..., 3] > 0).sum())
         kept_fg = int((bank.rgba[b, :int(bank.counts[b]), 3] > 0).sum())
@@ -298,3 +302,10 @@ def test_auto_precision_is_bf16_on_cuda_only():
         assert torch.is_autocast_enabled("cpu")
     with pytest.raises(ValueError, match="precision"):
         FarmConfig.from_dict({"precision": "fp16"})
+
+
+def test_the_config_defaults_are_config_yaml():
+    # the code's fallbacks (for partial configs in tools and tests) must not drift from
+    # the default run's nerf.fit section
+    fit = yaml.safe_load((Path(__file__).parents[1] / "config.yaml").read_text())["nerf"]["fit"]
+    assert FarmConfig.from_dict(fit) == FarmConfig()

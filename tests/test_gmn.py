@@ -140,7 +140,7 @@ def test_graphs_named_alike_share_topology_work_only_when_their_topology_is_equa
 
 
 def test_segment_mean_relu_linear_is_the_mean_of_relu_linear_per_segment():
-    from nfws.models.gmn import segment_mean_relu_linear
+    from nfws.models.segment_readout import segment_mean_relu_linear
 
     gen = torch.Generator().manual_seed(6)
     w = torch.randn(5, 3, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -306,7 +306,7 @@ def test_edge_groups_weigh_each_type_and_depth_role_equally():
 
 
 def test_weighted_segment_mean_is_the_weighted_sum():
-    from nfws.models.gmn import segment_mean_relu_linear
+    from nfws.models.segment_readout import segment_mean_relu_linear
 
     gen = torch.Generator().manual_seed(7)
     h = torch.randn(6, 3, generator=gen, dtype=torch.float64, requires_grad=True)

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from nfws.data.occupancy import HALF_EXTENT, sample_occupancy, surface_points
-from nfws.data.synthetic3d import Part, SDFObject, make_object
+from nfws.data.sdf_objects import Part, SDFObject
+from nfws.data.synthetic3d import make_object
 
 
 def _gen(seed=0):

@@ -7,7 +7,7 @@ import torch
 
 from nfws.data.cameras import intrinsics_from_fov, orbit_c2w
 from nfws.data.sphere_trace import LIGHT_DIR, render_views
-from nfws.data.synthetic3d import Part, SDFObject
+from nfws.data.sdf_objects import Part, SDFObject
 from nfws.fields.spec import ArchSpec
 from nfws.sane.model import SANE, ModelConfig
 from nfws.sane.rotations import (axis_angle_quat, check_fits, geodesic_angle, instance_rotations,

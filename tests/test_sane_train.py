@@ -16,13 +16,8 @@ from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import make_stack
 from nfws.sane.model import ModelConfig
 from nfws.sane.rotations import build_rotated_dataset
-from nfws.sane.train import (
-    TrainConfig,
-    chance_recall,
-    evaluate_sane,
-    load_model,
-    train_sane,
-)
+from nfws.sane.evaluate import chance_recall, evaluate_sane, load_model
+from nfws.sane.train import TrainConfig, train_sane
 from nfws.store import read_zarr, write_zarr
 
 SPEC = ArchSpec("SANE-TINY", "HASH", hidden_layers=1, width=16, hash_levels=2, hash_log2_T=6,

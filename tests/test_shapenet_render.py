@@ -16,7 +16,8 @@ from nfws.data.shapenet_render import (DISN_FOV_X, format_metadata, parse_metada
                                        sample_easy_views)
 from nfws.data.sphere_trace import (AMBIENT, LIGHT_DIR, object_rng, render_object,
                                     render_objects, render_views)
-from nfws.data.synthetic3d import Part, SDFObject, generate_objects
+from nfws.data.sdf_objects import Part, SDFObject
+from nfws.data.synthetic3d import generate_objects
 
 
 def _manifest(tmp_path, records):

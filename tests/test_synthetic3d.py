@@ -1,4 +1,4 @@
-"""Synthetic SDF objects: closed-form primitive distances, exact placement, JSON, generator."""
+"""SDF objects and the synthetic classes: closed-form primitive distances, exact placement, JSON, generator."""
 import json
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from nfws.data.synthetic3d import (CLASS_BUILDERS, Part, SDFObject, generate_objects,
-                                   make_object)
+from nfws.data.sdf_objects import Part, SDFObject
+from nfws.data.synthetic3d import CLASS_BUILDERS, generate_objects, make_object
 
 
 def _sdf(primitive, params, points, **placement):

@@ -10,7 +10,8 @@ from nfws.data.cameras import pixel_centres, pixel_rays
 from nfws.data.manifest import CLASS_INDEX, NAME_TO_SYNSET
 from nfws.data.shapenet_render import read_shapenet_render
 from nfws.data.sphere_trace import render_objects, trace
-from nfws.data.synthetic3d import SDFObject, generate_objects
+from nfws.data.sdf_objects import SDFObject
+from nfws.data.synthetic3d import generate_objects
 from nfws.data.views import build_views_store
 from nfws.store import open_zarr, read_zarr
 

@@ -43,7 +43,8 @@ from nfws.data.sphere_trace import object_rng, render_object
 from nfws.data.synthetic3d import CLASS_BUILDERS, make_object
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import make_stack
-from nfws.fit.farm import FarmConfig, ShardViews, autocast, fit_stack
+from nfws.data.views import ShardViews
+from nfws.fit.farm import FarmConfig, autocast, fit_stack
 from nfws.jobenv import malloc_env_active
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from nfws.data.synthetic3d import SDFObject
+from nfws.data.sdf_objects import SDFObject
 
 HALF_EXTENT = 0.55
 SURFACE_TOL = 1e-4

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from nfws.data.cameras import intrinsics_from_fov, orbit_c2w, pixel_centres, pixel_rays
 from nfws.data.shapenet_render import (DISN_FOV_X, class_synset, sample_easy_views,
                                        write_object_views)
-from nfws.data.synthetic3d import SDFObject
+from nfws.data.sdf_objects import SDFObject
 from nfws.store import read_parquet
 
 LIGHT_DIR = (0.4, 1.0, 0.6)   # world direction towards the light (normalised on use)

@@ -143,7 +143,7 @@ def read_shape(source, cfg: dict, generator: torch.Generator):
     path = Path(source)
     if path.suffix.lower() == ".json":
         from nfws.data.occupancy import sample_occupancy, surface_points
-        from nfws.data.synthetic3d import SDFObject
+        from nfws.data.sdf_objects import SDFObject
         obj = SDFObject.load(path)
         points, occ, _ = sample_occupancy(obj, cfg["n_uniform"], cfg["n_surface"],
                                           cfg["sigma"], generator)

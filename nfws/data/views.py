@@ -3,10 +3,12 @@
 ``views.zarr`` holds ``images`` uint8 [N, V, H, W, 4], ``c2w`` float32 [N, V, 4, 4],
 ``intrinsics`` float32 [N, V, 4] and ``object_ids`` str [N], in manifest order, chunked
 one object per chunk. Objects are streamed in one at a time, so the store can be larger
-than memory; the whole store is committed atomically.
+than memory; the whole store is committed atomically. :func:`load_views` reads the views
+of chosen objects back, checked.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from tqdm import tqdm
 
 from nfws import __version__
 from nfws.data.shapenet_render import class_synset, read_object_views
-from nfws.store import atomic_path, read_parquet
+from nfws.store import atomic_path, open_zarr, read_parquet
 
 
 def object_view_dir(row, layout: str, render_root, manifest_path) -> Path:
@@ -67,3 +69,54 @@ def build_views_store(manifest_path, out_path, resolution: int, layout: str,
         root.attrs.update({"nfws_version": __version__, "dataset": dataset,
                            "resolution": int(resolution), "n_views": int(n_views),
                            "layout": layout})
+
+
+@dataclass
+class ShardViews:
+    """The views of B objects: images uint8 [B, V, H, W, 4], c2w [B, V, 4, 4], intrinsics [B, V, 4]."""
+
+    object_ids: list[str]
+    images: np.ndarray
+    c2w: np.ndarray
+    intrinsics: np.ndarray
+    source: str = "<memory>"
+
+    def select(self, idx: list[int]) -> ShardViews:
+        """The views of the objects at positions ``idx``, in that order."""
+        return ShardViews([self.object_ids[i] for i in idx], self.images[idx], self.c2w[idx],
+                          self.intrinsics[idx], self.source)
+
+
+def load_views(views_store, object_ids: list[str]) -> ShardViews:
+    """Read the views of ``object_ids`` from a views store; every id must be present."""
+    root = open_zarr(views_store, required=["images", "c2w", "intrinsics", "object_ids"])
+    stored = [str(s) for s in root["object_ids"][...]]
+    where = {oid: i for i, oid in enumerate(stored)}
+    missing = [oid for oid in object_ids if oid not in where]
+    if missing:
+        raise KeyError(f"{views_store}: no views for objects {missing}")
+    rows = [where[oid] for oid in object_ids]
+    images = np.stack([root["images"][i] for i in rows])
+    c2w = np.stack([root["c2w"][i] for i in rows]).astype(np.float32)
+    intrinsics = np.stack([root["intrinsics"][i] for i in rows]).astype(np.float32)
+    views = ShardViews(list(object_ids), images, c2w, intrinsics, str(views_store))
+    check_views(views)
+    return views
+
+
+def check_views(views: ShardViews) -> None:
+    """Shapes, dtypes and finiteness; a blank or non-finite object is named."""
+    B = len(views.object_ids)
+    if views.images.dtype != np.uint8 or views.images.ndim != 5 or views.images.shape[-1] != 4:
+        raise ValueError(f"{views.source}: images must be uint8 [N, V, H, W, 4], "
+                         f"got {views.images.dtype} {views.images.shape}")
+    V = views.images.shape[1]
+    if views.images.shape[0] != B or views.c2w.shape != (B, V, 4, 4) or \
+            views.intrinsics.shape != (B, V, 4):
+        raise ValueError(f"{views.source}: c2w {views.c2w.shape} / intrinsics "
+                         f"{views.intrinsics.shape} do not match images {views.images.shape}")
+    for b, oid in enumerate(views.object_ids):
+        if not (np.isfinite(views.c2w[b]).all() and np.isfinite(views.intrinsics[b]).all()):
+            raise ValueError(f"{views.source}: object {oid!r} has non-finite poses or intrinsics")
+        if views.images[b, ..., 3].max() == 0:
+            raise ValueError(f"{views.source}: object {oid!r} has empty alpha in every view")

@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import train_test_split
 
-from nfws.eval.figures import save_figure
+from nfws.eval.tsne import tsne_scatter
 from nfws.store import write_parquet
 
 DISC_KEYS = ("n_runs", "test_fraction", "logistic_max_iter", "kmeans_n_init")
@@ -32,6 +32,14 @@ def nn1_cosine_accuracy(train_x, train_y, test_x, test_y) -> float:
     a = train_x / np.linalg.norm(train_x, axis=1, keepdims=True).clip(1e-12)
     b = test_x / np.linalg.norm(test_x, axis=1, keepdims=True).clip(1e-12)
     return float((train_y[(b @ a.T).argmax(1)] == test_y).mean())
+
+
+def logistic_accuracy(train_x, train_y, test_x, test_y, seed: int, max_iter: int) -> float:
+    """Test accuracy (fraction) of a logistic regression fitted on the training features,
+    both standardised with the training part's statistics."""
+    xtr, xte = standardise(train_x, test_x)
+    clf = LogisticRegression(max_iter=max_iter, random_state=seed).fit(xtr, train_y)
+    return float(clf.score(xte, test_y))
 
 
 def kmeans_ari(x: np.ndarray, labels: np.ndarray, seed: int, n_init: int = 10) -> float:
@@ -54,11 +62,10 @@ def discriminative_runs(weights: np.ndarray, labels: np.ndarray, cfg: dict,
         tr, te = train_test_split(np.arange(len(labels)), test_size=cfg["test_fraction"],
                                   stratify=labels, random_state=s)
         xtr, xte, xall = standardise(weights[tr], weights[te], weights)
-        clf = LogisticRegression(max_iter=int(cfg["logistic_max_iter"]), random_state=s)
-        clf.fit(xtr, labels[tr])
         rows.append({"run": run, "ari": kmeans_ari(xall, labels, s, int(cfg["kmeans_n_init"])),
                      "nn1": nn1_cosine_accuracy(xtr, labels[tr], xte, labels[te]),
-                     "logistic": float(clf.score(xte, labels[te]))})
+                     "logistic": logistic_accuracy(weights[tr], labels[tr], weights[te],
+                                                   labels[te], s, int(cfg["logistic_max_iter"]))})
     return pd.DataFrame(rows)
 
 
@@ -80,20 +87,6 @@ def discriminative_metrics(store_paths, cfg: dict, out_parquet, seed: int,
 def plot_tsne(weights: np.ndarray, labels: np.ndarray, class_names: list, title: str,
               out_png, seed: int) -> None:
     """2-D t-SNE of standardised weights coloured by class."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
-
     (x,) = standardise(weights)
-    emb = TSNE(n_components=2, perplexity=min(30.0, (len(x) - 1) / 3), random_state=seed,
-               init="pca").fit_transform(x)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for c in np.unique(labels):
-        m = labels == c
-        name = class_names[c] if 0 <= c < len(class_names) else str(c)
-        ax.scatter(emb[m, 0], emb[m, 1], s=8, label=name)
-    ax.set_title(f"t-SNE of {title} weights")
-    ax.legend(fontsize=6, markerscale=1.5, loc="best")
-    ax.set_xticks([]), ax.set_yticks([])
-    save_figure(fig, out_png, dpi=120, bbox_inches="tight")
+    tsne_scatter(x, labels, dict(enumerate(class_names)), out_png, f"t-SNE of {title} weights",
+                 seed)

@@ -11,7 +11,8 @@ from matplotlib.figure import Figure  # a bare Figure renders with Agg, no pyplo
 
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import FieldStack
-from nfws.fit.farm import FarmConfig, load_views, render_heldout
+from nfws.data.views import load_views
+from nfws.fit.farm import FarmConfig, render_heldout
 from nfws.eval.figures import save_figure
 from nfws.store import read_zarr
 

@@ -2,32 +2,13 @@
 
 One :class:`~nfws.fields.stacks.FieldStack` holds the B NeRFs; one Adam steps all their
 stacked parameters. Adam is elementwise and the loss is the *sum* of per-NeRF losses, so
-every NeRF follows exactly the trajectory it would follow alone — batching only turns
-B small matmuls into one big ``bmm``.
-
-Recipe (docs/recipes.md, "NeRF fitting"): Adam LR 1e-2, eps 1e-15, LR ×0.33 at 50/75/90 % of the
-steps, smooth-L1 on colour, a random background colour per training ray (the target is
-composited on the same colour with its alpha), black background for the held-out PSNR.
-Every NeRF of an architecture starts from one shared draw by default (``init``, see
-:func:`nfws.fields.stacks.initial_stack`). Each NeRF draws its rays, background colours
-and sample jitter from streams of its own (:mod:`nfws.fit.streams`), so on the CPU a NeRF
+every NeRF follows exactly the trajectory it would follow alone; batching only turns B
+small matmuls into one big ``bmm``. Each NeRF draws its rays, background colours and
+sample jitter from streams of its own (:mod:`nfws.fit.streams`), so on the CPU a NeRF
 trained in any shard is the NeRF trained alone, up to floating-point rounding.
 
-Rays per step are drawn per NeRF from its own training pixels whose ray hits the NeRF's
-carved box (:func:`nfws.render.sampling.carve_box`). Pixels outside it are background in
-every view (the carving is conservative), their rendering is exactly the background and
-their loss is zero, so leaving them out only concentrates the batch on informative
-(foreground-heavy) rays. The box is stored with the shard (``sample_box``) and is part of
-the trained NeRF: render it inside that box, as the reference renders inside its
-occupancy grid.
-
-Empty space: on CUDA each NeRF marches its own nerfacc occupancy grid. On the CPU, from
-``skip_after`` of the steps on, each ray's S samples are placed by the cells of the box
-that the NeRF's own density marks occupied (:mod:`nfws.render.skipping`, nerfacc's
-update rule on a ``skip_resolution``^3 grid; ``skip_bins`` bins per ray, empty ones at
-``skip_floor`` of the weight): the same S samples a ray, spaced finer on the object.
-Held-out PSNR, previews and every later stage sample evenly, so a NeRF is judged without
-the grid.
+The recipe, the carved sampling box and the empty-space skipping are in
+docs/recipes.md, "NeRF fitting".
 """
 from __future__ import annotations
 
@@ -42,16 +23,18 @@ import torch
 from tqdm import tqdm
 
 from nfws.data.cameras import pixel_rays
+from nfws.data.views import ShardViews, check_views, load_views
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import INIT_MODES, FieldStack, initial_stack, keyed_generator
 from nfws.fit.divergence import divergence_reasons
+from nfws.fit.rays import RayBank, object_boxes, split_views
 from nfws.fit.streams import NerfStreams
-from nfws.render.sampling import carve_box, ray_box_intersect
+from nfws.render.sampling import ray_box_intersect
 from nfws.render.skipping import OccupancyCells
 from nfws.render.volrend import (make_occupancy_estimators, render_pixels, render_rays,
                                  render_rays_occupancy, update_occupancy)
 from nfws.checkpoint import Checkpoint, input_fingerprint
-from nfws.store import config_hash, open_zarr, write_zarr
+from nfws.store import config_hash, write_zarr
 
 #: checkpoint layout; a checkpoint of another layout is set aside, not misread
 CHECKPOINT_FORMAT = 3
@@ -60,9 +43,10 @@ PRECISIONS = ("auto", "bf16", "fp32")   # auto: resolved_precision
 
 @dataclass(frozen=True)
 class FarmConfig:
-    """The ``nerf.fit`` config section (every key optional; defaults = the CPU default run)."""
+    """The ``nerf.fit`` config section (every key optional; the defaults are config.yaml's,
+    which a test checks)."""
 
-    steps: int = 270
+    steps: int = 200
     rays_per_step: int = 128
     samples_per_ray: int = 16
     eval_samples_per_ray: int = 24
@@ -148,22 +132,6 @@ class FarmConfig:
 
 
 @dataclass
-class ShardViews:
-    """The views of B objects: images uint8 [B, V, H, W, 4], c2w [B, V, 4, 4], intrinsics [B, V, 4]."""
-
-    object_ids: list[str]
-    images: np.ndarray
-    c2w: np.ndarray
-    intrinsics: np.ndarray
-    source: str = "<memory>"
-
-    def select(self, idx: list[int]) -> ShardViews:
-        """The views of the objects at positions ``idx``, in that order."""
-        return ShardViews([self.object_ids[i] for i in idx], self.images[idx], self.c2w[idx],
-                          self.intrinsics[idx], self.source)
-
-
-@dataclass
 class FitResult:
     stack: FieldStack
     boxes: torch.Tensor          # [B, 2, 3]
@@ -174,110 +142,6 @@ class FitResult:
     train_seconds: float
     eval_seconds: float
     cpu_seconds: float           # process CPU time of setup + training (robust to a busy host)
-
-
-def load_views(views_store, object_ids: list[str]) -> ShardViews:
-    """Read the views of ``object_ids`` from a views store; every id must be present."""
-    root = open_zarr(views_store, required=["images", "c2w", "intrinsics", "object_ids"])
-    stored = [str(s) for s in root["object_ids"][...]]
-    where = {oid: i for i, oid in enumerate(stored)}
-    missing = [oid for oid in object_ids if oid not in where]
-    if missing:
-        raise KeyError(f"{views_store}: no views for objects {missing}")
-    rows = [where[oid] for oid in object_ids]
-    images = np.stack([root["images"][i] for i in rows])
-    c2w = np.stack([root["c2w"][i] for i in rows]).astype(np.float32)
-    intrinsics = np.stack([root["intrinsics"][i] for i in rows]).astype(np.float32)
-    views = ShardViews(list(object_ids), images, c2w, intrinsics, str(views_store))
-    check_views(views)
-    return views
-
-
-def check_views(views: ShardViews) -> None:
-    """Shapes, dtypes and finiteness; a blank or non-finite object is named."""
-    B = len(views.object_ids)
-    if views.images.dtype != np.uint8 or views.images.ndim != 5 or views.images.shape[-1] != 4:
-        raise ValueError(f"{views.source}: images must be uint8 [N, V, H, W, 4], "
-                         f"got {views.images.dtype} {views.images.shape}")
-    V = views.images.shape[1]
-    if views.images.shape[0] != B or views.c2w.shape != (B, V, 4, 4) or \
-            views.intrinsics.shape != (B, V, 4):
-        raise ValueError(f"{views.source}: c2w {views.c2w.shape} / intrinsics "
-                         f"{views.intrinsics.shape} do not match images {views.images.shape}")
-    for b, oid in enumerate(views.object_ids):
-        if not (np.isfinite(views.c2w[b]).all() and np.isfinite(views.intrinsics[b]).all()):
-            raise ValueError(f"{views.source}: object {oid!r} has non-finite poses or intrinsics")
-        if views.images[b, ..., 3].max() == 0:
-            raise ValueError(f"{views.source}: object {oid!r} has empty alpha in every view")
-
-
-class RayBank:
-    """Every training pixel of every NeRF whose ray hits that NeRF's box, for fast draws."""
-
-    def __init__(self, views: ShardViews, view_idx: list[int], boxes: torch.Tensor, device):
-        B, _, H, W, _ = views.images.shape
-        jj, ii = torch.meshgrid(torch.arange(W) + 0.5, torch.arange(H) + 0.5, indexing="xy")
-        uv = torch.stack([jj, ii], -1).reshape(-1, 2)
-        dirs, rgba, view_of, counts = [], [], [], []
-        for b in range(B):
-            c2w = torch.from_numpy(views.c2w[b, view_idx])
-            intr = torch.from_numpy(views.intrinsics[b, view_idx])
-            o, d = pixel_rays(c2w[:, None], intr[:, None], uv[None])
-            hit = ray_box_intersect(o, d, boxes[b, 0], boxes[b, 1])[2].reshape(-1)
-            dirs.append(d.reshape(-1, 3)[hit])
-            rgba.append(torch.from_numpy(views.images[b, view_idx]).reshape(-1, 4)[hit])
-            view_of.append(torch.arange(len(view_idx)).repeat_interleave(H * W)[hit])
-            counts.append(int(hit.sum()))
-        if min(counts) == 0:
-            bad = [views.object_ids[b] for b, c in enumerate(counts) if c == 0]
-            raise ValueError(f"{views.source}: objects {bad}: no training ray meets the object box")
-        n_max = max(counts)
-        pad = lambda ts: torch.stack([torch.cat([t, t[:1].expand(n_max - len(t), *t.shape[1:])])
-                                      for t in ts])
-        self.dirs = pad(dirs).to(device)
-        self.rgba = pad(rgba).to(device)
-        self.view_of = pad(view_of).to(device)
-        self.origins = torch.from_numpy(views.c2w[:, view_idx][:, :, :3, 3].copy()).to(device)  # [B, Vt, 3]
-        self.counts = torch.tensor(counts, dtype=torch.float64)
-        self.device = device
-
-    def draw(self, u: torch.Tensor):
-        """The rays at uniform draws ``u [B, R]`` (float64, in [0, 1)) of each NeRF's bank:
-        origins, dirs [B, R, 3] and rgba [B, R, 4] in [0, 1]."""
-        idx = (u * self.counts[:, None]).long().to(self.device)
-        take = lambda t: torch.gather(t, 1, idx.view(*idx.shape, *[1] * (t.dim() - 2))
-                                      .expand(-1, -1, *t.shape[2:]))
-        view = take(self.view_of)
-        origins = torch.gather(self.origins, 1, view[..., None].expand(-1, -1, 3))
-        return origins, take(self.dirs), take(self.rgba).float() / 255.0
-
-
-def object_boxes(views: ShardViews, view_idx: list[int], spec: ArchSpec, cfg: FarmConfig):
-    """Per-NeRF sampling boxes [B, 2, 3]: carved from the training masks, or the full bbox."""
-    B = len(views.object_ids)
-    if cfg.carve_resolution == 0:
-        return torch.tensor([[[-spec.bbox] * 3, [spec.bbox] * 3]]).expand(B, 2, 3).clone()
-    boxes = []
-    for b, oid in enumerate(views.object_ids):
-        alpha = torch.from_numpy(views.images[b, view_idx, ..., 3]).float() / 255.0
-        try:
-            boxes.append(carve_box(alpha, torch.from_numpy(views.c2w[b, view_idx]),
-                                   torch.from_numpy(views.intrinsics[b, view_idx]), spec.bbox,
-                                   cfg.carve_resolution))
-        except ValueError as err:
-            raise ValueError(f"{views.source}: object {oid!r}: {err}") from err
-    return torch.stack(boxes)
-
-
-def split_views(n_views: int, cfg: FarmConfig, source: str) -> tuple[list[int], list[int]]:
-    bad = [v for v in cfg.heldout_views if not 0 <= v < n_views]
-    if bad:
-        raise ValueError(f"nerf.fit.heldout_views: {bad} out of range for {n_views} views in {source}")
-    held = sorted(set(cfg.heldout_views))
-    train = [v for v in range(n_views) if v not in held]
-    if not train:
-        raise ValueError(f"nerf.fit.heldout_views: leaves no training view in {source}")
-    return train, held
 
 
 def resolved_precision(device: torch.device, precision: str) -> str:
@@ -301,8 +165,8 @@ def fit_stack(views: ShardViews, spec: ArchSpec, cfg: FarmConfig, device, seed: 
     device = torch.device(device)
     check_views(views)
     B = len(views.object_ids)
-    train_idx, held_idx = split_views(views.images.shape[1], cfg, views.source)
-    boxes = object_boxes(views, train_idx, spec, cfg).to(device)
+    train_idx, held_idx = split_views(views.images.shape[1], cfg.heldout_views, views.source)
+    boxes = object_boxes(views, train_idx, spec, cfg.carve_resolution).to(device)
     bank = RayBank(views, train_idx, boxes, device)
 
     stack = initial_stack(spec, views.object_ids, cfg.init, seed, device)

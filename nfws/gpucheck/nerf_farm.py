@@ -30,7 +30,9 @@ from nfws.eval.contact_sheet import write_sheet
 from nfws.eval.figures import save_figure
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import select
-from nfws.fit.farm import FarmConfig, ShardViews, autocast, fit_stack, render_heldout, split_views
+from nfws.data.views import ShardViews
+from nfws.fit.farm import FarmConfig, autocast, fit_stack, render_heldout
+from nfws.fit.rays import split_views
 from nfws.gpucheck.report import Context
 from nfws.gpucheck.sizes import recipe
 from nfws.render.volrend import make_occupancy_estimators, render_rays_occupancy, update_occupancy
@@ -84,7 +86,7 @@ def occupancy_render(stack, views: ShardViews, view: int, boxes, cfg: FarmConfig
 
 def _renders(name: str, fit, views: ShardViews, cfg: FarmConfig, n: int, device):
     """Sheet rows of the first ``n`` NeRFs of a trained shard and the occupancy-vs-even PSNR."""
-    view = split_views(views.images.shape[1], cfg, views.source)[1][0]
+    view = split_views(views.images.shape[1], cfg.heldout_views, views.source)[1][0]
     sub, sub_views = select(fit.stack, list(range(n))), views.select(list(range(n)))
     boxes = fit.boxes[:n].to(device)
     even, target = render_heldout(sub, sub_views, [view], boxes, cfg, device)

@@ -13,19 +13,9 @@ the neuron index of hidden-neuron nodes is replaced by -1 (as the authors do); i
 outputs, tri-plane and hash nodes keep theirs. The embedding is then invariant to
 hidden-neuron permutations.
 
-Departures from the authors' design are options, off by default; ``docs/gmn.md`` has the
-ablation behind each default of ``config.yaml``:
-
-- ``value_norm: group``: edge values standardised within each (graph, layer, edge type)
-  group (:func:`standardise_groups`) before their sin feature.
-- ``extras_freq``: the sin Linear of the edge extras (tri-plane position, hash level and
-  entry) initialised as Gaussian random Fourier features of this std.
-- ``pool_width``: the per-edge readout pools this many features, then a Linear maps the
-  mean to ``d_embed``.
-- ``whiten``: the pooled readout whitened with running dataset statistics
-  (:class:`RunningWhitening`) before that Linear.
-- ``pool: groups``: the mean over a graph's edges weighs every (edge type, depth role)
-  group equally instead of every edge (:func:`edge_groups`).
+Departures from the authors' design (``value_norm``, ``extras_freq``, ``pool_width``,
+``whiten``, ``pool``) are options; docs/gmn.md lists them with the ablation behind each
+default of ``config.yaml``.
 """
 from __future__ import annotations
 
@@ -34,6 +24,7 @@ from torch import nn
 from torch_geometric.utils import scatter
 
 from nfws.graphs.vocab import EDGE_TYPE, EDGE_TYPES, NODE_TYPE, NODE_TYPES
+from nfws.models.segment_readout import segment_mean_relu_linear
 
 VALUE_NORMS = ("none", "group")
 POOLS = ("edges", "groups")
@@ -255,68 +246,6 @@ class RunningWhitening(nn.Module):
         floor = self.eps * evals.clamp_min(0).mean()
         w = (evecs * (evals.clamp_min(0) + floor).rsqrt()) @ evecs.T
         return (p - centre) @ w.to(p.dtype)
-
-
-class _SegmentWeightedReLULinear(torch.autograd.Function):
-    """``out[g] = sum over rows i of segment g of w_i relu(h_i W^T + b)``, chunk by chunk.
-
-    The pooled width P is several times the hidden width, so the [E, P] activation of all
-    edges of a batch (hundreds of MB) would be written, read back for the sum and again
-    for the backward pass. Here only a chunk of rows exists at a time and the backward
-    pass recomputes it: the matmuls are cheap next to that memory traffic (about 2.5x
-    faster for 320k edges, hidden 16, P 128, one thread).
-    """
-
-    @staticmethod
-    def forward(ctx, h, weight, bias, row_weight, counts, chunk):
-        out = h.new_zeros(len(counts), weight.shape[0])
-        for g, start, stop in _chunks(counts, chunk):
-            z = torch.addmm(bias, h[start:stop], weight.t()).relu_()
-            out[g] += row_weight[start:stop] @ z
-        ctx.save_for_backward(h, weight, bias, row_weight)
-        ctx.counts, ctx.chunk = counts, chunk
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        h, weight, bias, row_weight = ctx.saved_tensors
-        grad_h, grad_w, grad_b = torch.empty_like(h), torch.zeros_like(weight), torch.zeros_like(bias)
-        for g, start, stop in _chunks(ctx.counts, ctx.chunk):
-            rows = h[start:stop]
-            active = torch.addmm(bias, rows, weight.t()) > 0
-            grad_z = active * grad[g] * row_weight[start:stop, None]
-            grad_w.addmm_(grad_z.t(), rows)
-            grad_b += grad_z.sum(0)
-            torch.mm(grad_z, weight, out=grad_h[start:stop])
-        return grad_h, grad_w, grad_b, None, None, None
-
-
-def _chunks(counts: torch.Tensor, chunk: int):
-    """(segment, start, stop) row ranges of at most ``chunk`` rows, segment by segment."""
-    start = 0
-    for g, n in enumerate(counts.tolist()):
-        for s in range(start, start + n, chunk):
-            yield g, s, min(s + chunk, start + n)
-        start += n
-
-
-def segment_mean_relu_linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                             segment: torch.Tensor, n_segments: int, row_weight=None,
-                             chunk: int | None = None) -> torch.Tensor:
-    """Mean of ``relu(h W^T + b)`` over each segment: rows of ``h [E, H]`` are grouped by
-    ``segment [E]`` (non-decreasing, as the edges of a PyG batch). Returns [n_segments, P];
-    an empty segment gives zeros. ``row_weight [E]`` (summing to 1 within each segment)
-    replaces the plain mean by a weighted one. ``chunk`` rows at a time (default: 2,048 on
-    the CPU, where they stay in cache; 65,536 on a GPU, where fewer launches matter more)."""
-    if chunk is None:
-        chunk = 2048 if h.device.type == "cpu" else 1 << 16
-    if len(segment) and bool((segment[1:] < segment[:-1]).any()):
-        raise ValueError("segment_mean_relu_linear: segment ids must be non-decreasing "
-                         "(rows grouped by graph, as in a PyG batch)")
-    counts = torch.bincount(segment, minlength=n_segments)
-    if row_weight is None:
-        row_weight = 1.0 / counts.clamp_min(1).to(h.dtype)[segment]
-    return _SegmentWeightedReLULinear.apply(h, weight, bias, row_weight.to(h.dtype), counts, chunk)
 
 
 def edge_groups(edge_graph: torch.Tensor, layer: torch.Tensor, etype: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from nfws.data.cameras import intrinsics_from_fov, orbit_c2w
 from nfws.data.manifest import read_manifest
 from nfws.data.shapenet_render import DISN_FOV_X, sample_easy_views
 from nfws.data.sphere_trace import LIGHT_DIR, render_views
-from nfws.data.synthetic3d import SDFObject
+from nfws.data.sdf_objects import SDFObject
 from nfws.fields.spec import ArchSpec
 from nfws.store import read_parquet, write_parquet, write_zarr
 

@@ -1,4 +1,5 @@
-# Track C: SANE on hash-grid NeRFs of objects under known rotations.
+# Track C: SANE on hash-grid NeRFs of objects under known rotations. Its chain is serial
+# and long, so it outranks Track B's short jobs (priority 10; Track A's critical path 20-60).
 
 
 rule sane_dataset:
@@ -14,6 +15,7 @@ rule sane_dataset:
         seed=config["seed"],
     log:
         R("logs/sane/dataset.log"),
+    priority: 10
     threads: stage_threads("sane")
     resources:
         **stage_resources("sane"),
@@ -39,6 +41,7 @@ rule sane_nerfs:
         checkpoints=R("checkpoints/sane/nerfs"),
     log:
         R("logs/sane/nerfs.log"),
+    priority: 10
     threads: stage_threads("sane")
     resources:
         **stage_resources("sane"),
@@ -61,6 +64,7 @@ rule train_sane:
         lock_dir=config["gpu_lock_dir"],
     log:
         R("logs/sane/train.log"),
+    priority: 10
     threads: stage_threads("sane")
     resources:
         **stage_resources("sane"),

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from nfws.device import job_device
 from nfws.runlog import script_setup
-from nfws.sane.train import evaluate_sane
+from nfws.sane.evaluate import evaluate_sane
 
 p, i = snakemake.params, snakemake.input
 with script_setup(snakemake, p.seed), job_device(p.device, p.lock_dir) as device:

@@ -32,10 +32,9 @@ check_config_devices(config)
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/nerf.smk"
+include: "workflow/rules/farm.smk"
 include: "workflow/rules/gmn.smk"
-include: "workflow/rules/lora.smk"
-include: "workflow/rules/diffusion.smk"
+include: "workflow/rules/mlora.smk"
 include: "workflow/rules/sane.smk"
 
 

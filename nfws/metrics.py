@@ -1,6 +1,6 @@
 """Reconstruction quality of fitted fields: PSNR (2D) and Chamfer distance (3D).
 
-Shared by fitting (scores of each fit, ``nfws.fit``) and evaluation (``nfws.eval``), so it
+Shared by fitting (the scores of each fit) and evaluation, so it
 sits below both and imports neither.
 
 Chamfer distance (HyperDiffusion / PyTorch3D convention):

@@ -1,12 +1,21 @@
-"""How the pipeline fans out: which objects each architecture's NeRFs cover, in which shards.
+"""How the pipeline fans out, for the Snakemake rules: which objects each architecture's
+NeRFs cover, in which shards, and the tracks' config helpers the rules need.
 
-Pure functions over the manifest and the config, used by the Snakemake rules (through
-``workflow/rules/common.smk``) and by the training scripts, so the rule graph and the
-jobs agree on every shard's members.
+Pure functions over the manifest and the config. ``workflow/rules/common.smk`` imports
+from this module alone; it sits above the tracks (:mod:`nfws.gmn.config`,
+:mod:`nfws.mlora.config`), whose jobs read the same helpers, so the rule graph and the
+jobs agree on every shard's members and every job's config.
 """
 from __future__ import annotations
 
 import pandas as pd
+
+from nfws.gmn.config import BASELINE_METHODS, family_archs, training_archs
+from nfws.mlora.config import ABLATION, base_config, fit_config, variant_kind
+
+__all__ = ["ABLATION", "BASELINE_METHODS", "arch_names", "arch_objects", "arch_splits",
+           "base_config", "family_archs", "fit_config", "shard_members", "training_archs",
+           "variant_kind"]
 
 
 def arch_names(nerf_cfg: dict) -> list[str]:

@@ -1,6 +1,6 @@
 """Session-wide fixtures: one torch thread for every test, one smoke run of the whole DAG.
 
-The smoke run goes through a real single-node SLURM cluster (tests/slurm/cluster.sh,
+The smoke run goes through a real single-node SLURM cluster (tests/workflow/slurm/cluster.sh,
 the slurm profile) when this machine can start one (root and slurm-wlm + munge, as in
 CI), and through the local executor otherwise. ``NFWS_REQUIRE_SLURM=1`` turns a machine
 that cannot start the cluster into a failure instead of the local fallback.
@@ -22,7 +22,7 @@ from workflow_helpers import REPO, SMOKE_CONFIG, snakemake_cmd
 #: the machine).
 SMOKE_TIMEOUT = 2400
 
-SLURM_CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
+SLURM_CLUSTER = REPO / "tests" / "workflow" / "slurm" / "cluster.sh"
 SLURM_REQUIRED = os.environ.get("NFWS_REQUIRE_SLURM") == "1"
 SLURM_AVAILABLE = shutil.which("slurmctld") is not None and os.geteuid() == 0
 
@@ -39,6 +39,16 @@ class SmokeRun:
     workdir: Path
     executor: str   # "slurm" | "local"
     output: str
+
+
+WORKFLOW_TESTS = Path(__file__).parent / "workflow"
+
+
+def pytest_collection_modifyitems(items):
+    """Everything under tests/workflow is a whole-DAG test: ``-m "not workflow"`` skips it."""
+    for item in items:
+        if WORKFLOW_TESTS in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.workflow)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -65,7 +75,7 @@ def slurm_cluster():
 
 @pytest.fixture(scope="session")
 def smoke_result(tmp_path_factory) -> SmokeRun:
-    """``snakemake all`` of tests/smoke.yaml, through SLURM where possible."""
+    """``snakemake all`` of tests/workflow/smoke.yaml, through SLURM where possible."""
     workdir = tmp_path_factory.mktemp("smoke")
     use_slurm = SLURM_AVAILABLE or SLURM_REQUIRED
     args = SLURM_ARGS if use_slurm else ("--cores", "2")

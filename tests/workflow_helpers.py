@@ -3,7 +3,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE_CONFIG = REPO / "tests" / "smoke.yaml"
+SMOKE_CONFIG = REPO / "tests" / "workflow" / "smoke.yaml"
 
 
 def snakemake_cmd(workdir, *args):

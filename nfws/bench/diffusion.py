@@ -11,9 +11,9 @@ import time
 
 import torch
 
-from nfws.fit.diffusion import DEFAULTS, build_denoiser
-from nfws.models.diffusion import GaussianDiffusion
-from nfws.models.dit import layout_size
+from nfws.mlora.diffusion import DEFAULTS, build_denoiser
+from nfws.mlora.ddpm import GaussianDiffusion
+from nfws.mlora.dit import layout_size
 
 N_SAMPLES = 64
 

@@ -19,11 +19,11 @@ import torch
 
 from nfws.bench._threads import torch_threads
 from nfws.fields.spec import ArchSpec
-from nfws.fit.encoder import render_in_box
+from nfws.gmn.train import render_in_box
 from nfws.graphs.dataset import GraphBatcher
 from nfws.graphs.topology import topology
-from nfws.models.gmn import GMNEncoder
-from nfws.models.nf2vec import NF2VecDecoder
+from nfws.gmn.models import GMNEncoder
+from nfws.gmn.nf2vec import NF2VecDecoder
 
 FAMILIES = (
     ArchSpec("MLP", "MLP"),

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from nfws.data.targets import ImageTargets
-from nfws.fit.instances import fit_params, shared_init
-from nfws.models.lora import build_representation
-from nfws.models.modulated import ModulatedField
+from nfws.mlora.train import fit_params, shared_init
+from nfws.mlora.models import build_representation
+from nfws.mlora.modulated import ModulatedField
 
 N_INSTANCES, RESOLUTION = 32, 32
 FIT = dict(steps=30, points=512, lr_start=1e-2, lr_end=1e-5, log_every=10, checkpoint_every=10**9,

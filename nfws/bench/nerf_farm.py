@@ -3,7 +3,7 @@
 Same objects (rendered in memory like the default dataset), same steps and rays per NeRF,
 the same starting fields (the farm's shared initialisation, one seed for both paths), and
 the same training rays and background colours: each NeRF draws them from streams of its
-own (:mod:`nfws.fit.streams`), so alone and in the shard it sees the same ones.
+own (:mod:`nfws.farm.streams`), so alone and in the shard it sees the same ones.
 Baseline: each NeRF alone (B = 1), float32, stratified samples over the whole bbox.
 Ours: the farm's default path — default-sized shards (32 NeRFs) each as one stack, trained
 the way ``snakemake --cores N`` runs the NeRF stage (one single-thread job per core: here one
@@ -44,7 +44,7 @@ from nfws.data.synthetic3d import CLASS_BUILDERS, make_object
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import make_stack
 from nfws.data.views import ShardViews
-from nfws.fit.farm import FarmConfig, autocast, fit_stack
+from nfws.farm.train import FarmConfig, autocast, fit_stack
 from nfws.jobenv import malloc_env_active
 
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from nfws.device import pick_device
 from nfws.eval.embeddings import STATISTICS, embedding_matrix, load_embeddings, scalers, select
-from nfws.fit.batches import shuffled_batches
+from nfws.batches import shuffled_batches
 from nfws.store import write_parquet
 
 REQUIRED_KEYS = ("widths", "dropout", "epochs", "batch_size", "lr", "weight_decay", "seeds")

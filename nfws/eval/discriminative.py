@@ -15,8 +15,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import train_test_split
 
-from nfws.eval.tsne import tsne_scatter
-from nfws.store import write_parquet
 
 DISC_KEYS = ("n_runs", "test_fraction", "logistic_max_iter", "kmeans_n_init")
 
@@ -67,26 +65,3 @@ def discriminative_runs(weights: np.ndarray, labels: np.ndarray, cfg: dict,
                      "logistic": logistic_accuracy(weights[tr], labels[tr], weights[te],
                                                    labels[te], s, int(cfg["logistic_max_iter"]))})
     return pd.DataFrame(rows)
-
-
-def discriminative_metrics(store_paths, cfg: dict, out_parquet, seed: int,
-                           tsne_png=None) -> pd.DataFrame:
-    """Read fitted shards of one representation, write per-run scores (and a t-SNE plot)."""
-    from nfws.fit.instances import load_fitted_weights
-
-    weights, labels, attrs = load_fitted_weights(store_paths)
-    df = discriminative_runs(weights, labels, cfg, seed)
-    df.insert(0, "representation", attrs["display_name"])
-    write_parquet(df, out_parquet)
-    if tsne_png is not None:
-        plot_tsne(weights, labels, attrs.get("class_names", []), attrs["display_name"],
-                  tsne_png, seed)
-    return df
-
-
-def plot_tsne(weights: np.ndarray, labels: np.ndarray, class_names: list, title: str,
-              out_png, seed: int) -> None:
-    """2-D t-SNE of standardised weights coloured by class."""
-    (x,) = standardise(weights)
-    tsne_scatter(x, labels, dict(enumerate(class_names)), out_png, f"t-SNE of {title} weights",
-                 seed)

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
 from nfws.eval.embeddings import embedding_matrix, load_embeddings, select  # noqa: E402
-from nfws.eval.figures import save_figure  # noqa: E402
+from nfws.figures import save_figure  # noqa: E402
 
 MARKERS = "o^s*Dvp<>hX"
 

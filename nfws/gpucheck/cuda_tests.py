@@ -1,4 +1,4 @@
-"""Step 2: ``pytest -m cuda``, the tests of the GPU paths (tests/test_cuda_paths.py and
+"""Step 2: ``pytest -m cuda``, the tests of the GPU paths (tests/unit/test_cuda_paths.py and
 every other test marked ``cuda``).
 
 Only the test files that mark a test ``cuda`` are collected (collecting the whole suite
@@ -22,7 +22,7 @@ OPTIONAL_SKIP = "tinycudann"
 
 def marked_files(tests: Path = REPO / "tests") -> list[Path]:
     """Test files that mark something ``cuda``."""
-    return sorted(p for p in tests.glob("test_*.py") if "pytest.mark.cuda" in p.read_text())
+    return sorted(p for p in tests.rglob("test_*.py") if "pytest.mark.cuda" in p.read_text())
 
 
 def cases(junit_xml: Path) -> list[dict]:
@@ -52,7 +52,8 @@ def run(ctx: Context) -> dict:
     mine = [c for c in found if c["device"] == ctx.device.type]
     must_run = [c for c in mine if not (c["outcome"] == "skipped" and OPTIONAL_SKIP in c["message"])]
     counts = {k: sum(c["outcome"] == k for c in found) for k in ("passed", "failed", "skipped")}
-    return {"exit_code": code, "pytest_seconds": seconds, "files": [p.name for p in files],
+    return {"exit_code": code, "pytest_seconds": seconds,
+            "files": [str(p.relative_to(REPO)) for p in files],
             **counts, f"{ctx.device.type}_cases": len(mine),
             "not_passed": [c for c in found if c["outcome"] != "passed"],
             "log_tail": "" if code == 0 else tail(log),

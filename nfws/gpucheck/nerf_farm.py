@@ -26,13 +26,13 @@ from nfws.bench.nerf_farm import (ARCHS, BASELINE, OURS, SEED, compare_paths, fa
                                   fit_alone, matmul_peak, mlp_flops_per_second, points_per_call,
                                   synthetic_views, warm_up)
 from nfws.data.cameras import pixel_centres, pixel_rays
-from nfws.eval.contact_sheet import write_sheet
-from nfws.eval.figures import save_figure
+from nfws.data.contact_sheet import write_sheet
+from nfws.figures import save_figure
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import select
 from nfws.data.views import ShardViews
-from nfws.fit.farm import FarmConfig, autocast, fit_stack, render_heldout
-from nfws.fit.rays import split_views
+from nfws.farm.train import FarmConfig, autocast, fit_stack, render_heldout
+from nfws.farm.rays import split_views
 from nfws.gpucheck.report import Context
 from nfws.gpucheck.sizes import recipe
 from nfws.render.volrend import make_occupancy_estimators, render_rays_occupancy, update_occupancy

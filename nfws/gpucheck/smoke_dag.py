@@ -1,4 +1,4 @@
-"""Step 5: the smoke DAG (tests/smoke.yaml, every rule) through Snakemake on this device.
+"""Step 5: the smoke DAG (tests/workflow/smoke.yaml, every rule) through Snakemake on this device.
 
 On CUDA: ``device: cuda`` and ``--resources gpu=1``, so GPU jobs run one at a time, each
 holding the GPU slot of ``gpu_lock_dir`` (a lock file per GPU appears there); on the CPU:
@@ -18,7 +18,7 @@ from nfws.gpucheck.procs import run_logged, tail
 from nfws.gpucheck.report import Context
 from nfws.gpucheck.sizes import REPO
 
-SMOKE_CONFIG = REPO / "tests" / "smoke.yaml"
+SMOKE_CONFIG = REPO / "tests" / "workflow" / "smoke.yaml"
 
 
 def command(workdir: Path, device: str, cores: int) -> list[str]:

@@ -21,13 +21,13 @@ import torch  # noqa: E402
 
 from nfws.config_files import checked_section  # noqa: E402
 from nfws.eval.discriminative import logistic_accuracy  # noqa: E402
-from nfws.eval.figures import save_figure  # noqa: E402
+from nfws.figures import save_figure  # noqa: E402
 from nfws.eval.retrieval import recall_at_k  # noqa: E402
 from nfws.eval.tables import write_table  # noqa: E402
 from nfws.eval.tsne import tsne_scatter  # noqa: E402
 from nfws.fields.spec import ArchSpec  # noqa: E402
 from nfws.sane.losses import LOSS_NAMES  # noqa: E402
-from nfws.sane.model import SANE  # noqa: E402
+from nfws.sane.models import SANE  # noqa: E402
 from nfws.sane.rotations import geodesic_angle, mean_quat, relative_quat  # noqa: E402
 from nfws.sane.tokens import Normaliser  # noqa: E402
 from nfws.sane.train import (NerfSet, TrainConfig, build_model, evaluate_pairs,  # noqa: E402

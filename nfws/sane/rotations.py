@@ -284,7 +284,7 @@ def fit_rotated_nerfs(views_store, rot_manifest, spec: ArchSpec, farm_cfg: dict,
     checkpoints go to ``checkpoint_dir`` (default ``<out_dir>/.checkpoints``, removed when
     empty at the end).
     """
-    from nfws.fit.farm import train_shard
+    from nfws.farm.train import train_shard
 
     if spec.family != "HASH":
         raise ValueError(f"sane.arch: SANE tokenises hash-grid NeRFs, got family {spec.family}")

@@ -26,7 +26,7 @@ from nfws.config_files import checked_section
 from nfws.fields.spec import ArchSpec
 from nfws.sane.losses import (LOSS_NAMES, geodesic_loss, latent_l2, nt_xent,
                               reconstruction_loss, weighted_total)
-from nfws.sane.model import SANE, ModelConfig
+from nfws.sane.models import SANE, ModelConfig
 from nfws.sane.rotations import (QUAT_COLUMNS, jitter_quats, read_rotated_manifest,
                                  relative_quat)
 from nfws.sane.tokens import (Normaliser, TokenLayout, hash_tokens, mlp_tokens,

@@ -1,7 +1,8 @@
 # Helpers shared by every rule file: paths, config sections, fan-out, resources.
 import pandas as pd
 
-from nfws.plan import arch_names, shard_members
+from nfws.plan import (ABLATION, BASELINE_METHODS, arch_names, base_config, family_archs,
+                       fit_config, shard_members, training_archs, variant_kind)
 
 RESULTS = config.get("results", "results")
 
@@ -113,8 +114,6 @@ def shard_objects(wildcards):
 
 
 # ----- track A -----------------------------------------------------------------------
-from nfws.stages.gmn import BASELINE_METHODS, family_archs, training_archs
-
 GMN_TABLES = ("gmn_classification_seen", "gmn_classification_unseen",
               "gmn_classification_single_arch", "gmn_retrieval", "gmn_centroid_shift")
 
@@ -203,8 +202,6 @@ def gmn_targets():
 
 
 # ----- track B -----------------------------------------------------------------------
-from nfws.stages.lora import ABLATION, base_config, fit_config, variant_kind
-
 
 def lora_shapes_section(wildcards=None):
     return config["lora"]["datasets"]["shapenet"]["shapes"]

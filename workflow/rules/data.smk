@@ -1,4 +1,4 @@
-# Data stages: objects (manifest + sources), synthetic renders, views / images stores,
+# Data stages (nfws.data): objects (manifest + sources), synthetic renders, views / images stores,
 # contact sheets.
 
 

@@ -1,4 +1,21 @@
-# Track A: GMN encoders on parameter graphs, embeddings, classification, retrieval, tables.
+# Track A (nfws.gmn): parameter graphs of the NeRFs, GMN encoders, embeddings, classification, retrieval, tables.
+
+
+rule graphs:
+    input:
+        R("nerfs/{arch}/{shard}.zarr"),
+    output:
+        directory(R("graphs/{arch}/{shard}.zarr")),
+    log:
+        R("logs/graphs/{arch}_{shard}.log"),
+    priority: 40
+    threads: stage_threads("graphs")
+    resources:
+        **stage_resources("graphs"),
+    conda:
+        "../../envs/nfws.yaml"
+    script:
+        "../scripts/graphs.py"
 
 
 rule train_encoder:

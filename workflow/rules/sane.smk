@@ -1,4 +1,4 @@
-# Track C: SANE on hash-grid NeRFs of objects under known rotations. Its chain is serial
+# Track C (nfws.sane): SANE on hash-grid NeRFs of objects under known rotations. Its chain is serial
 # and long, so it outranks Track B's short jobs (priority 10; Track A's critical path 20-60).
 
 

@@ -1,8 +1,4 @@
-"""The feature extractor of the generation metrics, trained on the reference data."""
-from nfws.device import job_device
-from nfws.runlog import script_setup
-from nfws.stages.lora import train_extractor
+"""Rule feature_extractor (workflow/rules/mlora.smk): nfws.mlora.jobs.feature_extractor."""
+from nfws.mlora.jobs import feature_extractor
 
-p, i = snakemake.params, snakemake.input
-with script_setup(snakemake, p.seed), job_device(p.device, p.lock_dir) as device:
-    train_extractor(i.targets, i.manifest, p.extractor, p.seed, snakemake.output[0], device)
+feature_extractor(snakemake)  # noqa: F821 (Snakemake defines it)

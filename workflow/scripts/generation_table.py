@@ -1,10 +1,4 @@
-"""Generation metrics of every diffusion variant of one dataset, beside the published ones."""
-from pathlib import Path
+"""Rule generation_table (workflow/rules/mlora.smk): nfws.mlora.jobs.generation_table."""
+from nfws.mlora.jobs import generation_table
 
-from nfws.runlog import script_setup
-from nfws.stages.lora import generation_table
-
-with script_setup(snakemake):
-    metrics = {Path(p).parent.name: p for p in snakemake.input}
-    generation_table(metrics, snakemake.wildcards.dataset, snakemake.output.csv,
-                     snakemake.output.md)
+generation_table(snakemake)  # noqa: F821 (Snakemake defines it)

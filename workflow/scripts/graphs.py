@@ -1,6 +1,4 @@
-"""Parameter graphs of one NeRF shard: the topology once, edge values per NeRF."""
-from nfws.graphs.store import convert_shard
-from nfws.runlog import script_setup
+"""Rule graphs (workflow/rules/gmn.smk): nfws.gmn.jobs.graphs."""
+from nfws.gmn.jobs import graphs
 
-with script_setup(snakemake):
-    convert_shard(snakemake.input[0], snakemake.output[0])
+graphs(snakemake)  # noqa: F821 (Snakemake defines it)

@@ -1,7 +1,4 @@
-"""Ground truth beside NeRF renders of held-out views, for a few objects of one shard."""
-from nfws.eval.nerf_previews import nerf_previews
-from nfws.runlog import script_setup
+"""Rule nerf_previews (workflow/rules/farm.smk): nfws.farm.jobs.nerf_previews."""
+from nfws.farm.jobs import nerf_previews
 
-with script_setup(snakemake):
-    nerf_previews(snakemake.input.shard, snakemake.input.views, snakemake.output[0],
-                  **snakemake.params.previews)
+nerf_previews(snakemake)  # noqa: F821 (Snakemake defines it)

@@ -1,6 +1,4 @@
-"""NeRF farm summary table: NeRFs kept and dropped, held-out PSNR, per architecture."""
-from nfws.eval.nerf_table import nerf_table
-from nfws.runlog import script_setup
+"""Rule nerf_table (workflow/rules/farm.smk): nfws.farm.jobs.nerf_table."""
+from nfws.farm.jobs import nerf_table
 
-with script_setup(snakemake):
-    nerf_table(snakemake.params.shards, snakemake.output.csv, snakemake.output.md)
+nerf_table(snakemake)  # noqa: F821 (Snakemake defines it)

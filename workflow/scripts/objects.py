@@ -1,7 +1,4 @@
-"""Objects stage: the manifest and, for synthetic data, the object sources."""
-from nfws.data.sources import build_manifest
-from nfws.runlog import script_setup
+"""Rule objects (workflow/rules/data.smk): nfws.data.jobs.objects."""
+from nfws.data.jobs import objects
 
-with script_setup(snakemake):
-    build_manifest(snakemake.wildcards.dataset, snakemake.params.data, snakemake.params.seed,
-                   snakemake.output.manifest, snakemake.output.sources)
+objects(snakemake)  # noqa: F821 (Snakemake defines it)

@@ -1,7 +1,4 @@
-"""Render stage: sphere-trace every synthetic object into the DISN ShapenetRender layout."""
-from nfws.data.sphere_trace import render_objects
-from nfws.runlog import script_setup
+"""Rule render_objects (workflow/rules/data.smk): nfws.data.jobs.render_objects."""
+from nfws.data.jobs import render_objects
 
-with script_setup(snakemake):
-    render_objects(snakemake.input.manifest, snakemake.output[0], snakemake.params.resolution,
-                   snakemake.params.n_views, snakemake.params.seed)
+render_objects(snakemake)  # noqa: F821 (Snakemake defines it)

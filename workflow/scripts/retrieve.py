@@ -1,8 +1,4 @@
-"""Table 10: instance retrieval across architectures."""
-from nfws.runlog import script_setup
-from nfws.stages.gmn import retrieve
+"""Rule retrieve (workflow/rules/gmn.smk): nfws.gmn.jobs.retrieve."""
+from nfws.gmn.jobs import retrieve
 
-p = snakemake.params
-with script_setup(snakemake):
-    retrieve(snakemake.wildcards.loss, snakemake.input[0], p.train_archs, p.retrieval,
-             snakemake.output[0])
+retrieve(snakemake)  # noqa: F821 (Snakemake defines it)

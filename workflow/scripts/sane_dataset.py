@@ -1,7 +1,4 @@
-"""Objects under K known rotations: views store and manifest of rotated instances."""
-from nfws.runlog import script_setup
-from nfws.sane.rotations import build_rotated_dataset
+"""Rule sane_dataset (workflow/rules/sane.smk): nfws.sane.jobs.sane_dataset."""
+from nfws.sane.jobs import sane_dataset
 
-p, o = snakemake.params, snakemake.output
-with script_setup(snakemake, p.seed):
-    build_rotated_dataset(snakemake.input.manifest, o.views, o.manifest, p.data, p.seed, bbox=p.bbox)
+sane_dataset(snakemake)  # noqa: F821 (Snakemake defines it)

@@ -1,7 +1,4 @@
-"""Views store: every object's images and cameras in one Zarr store."""
-from nfws.data.views import build_views_store
-from nfws.runlog import script_setup
+"""Rule views_store (workflow/rules/data.smk): nfws.data.jobs.views_store."""
+from nfws.data.jobs import views_store
 
-with script_setup(snakemake):
-    build_views_store(snakemake.input.manifest, snakemake.output[0], snakemake.params.resolution,
-                      snakemake.params.layout, render_root=snakemake.input.get("renders"))
+views_store(snakemake)  # noqa: F821 (Snakemake defines it)

@@ -1,0 +1,100 @@
+"""The base field's own reconstruction quality: the reference rows of the recon table.
+
+Two measurements, both scored by ``nfws.metrics.reconstruction_scores`` exactly as the
+fitted representations are:
+
+- training latents: the base field at the auto-decoded latent of each of its training
+  instances (how well it reconstructs what it was trained on);
+- latent-only fit: every test-split instance fitted through its latent alone (base weights
+  frozen, d_z entries per instance) with the representations' fitting schedule
+  (:func:`nfws.mlora.train.fit_params`, same steps, points and learning rates), every
+  instance starting from the latent the adapters fold in (``fit.base_latent``). The loss is
+  the plain reconstruction loss the representations minimise (no latent prior).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nfws.data.targets import load_targets
+from nfws.device import choose_device
+from nfws.mlora.base_field import load_base
+from nfws.mlora.train import fit_checkpoint, fit_params, shared_init
+from nfws.metrics import reconstruction_scores
+from nfws.mlora.models import latent_on_base
+from nfws.store import config_hash, write_zarr
+
+TEST_SPLIT = "test"
+
+
+def training_instances(base: dict, targets) -> np.ndarray:
+    """Targets indices of the base field's training instances (``load_base``'s
+    ``object_ids``, in the order of its ``latents``; ``load_base`` checked they exist)."""
+    where = {str(o): i for i, o in enumerate(targets.object_ids)}
+    return np.array([where[o] for o in base["object_ids"]])
+
+
+def split_instances(targets, split: str, where) -> np.ndarray:
+    """Indices of the instances of ``split``; none (or no splits recorded) is an error."""
+    if targets.splits is None:
+        raise ValueError(f"{where}: targets record no splits, so there is no {split!r} "
+                         "split to fit latents to")
+    idx = np.flatnonzero(targets.splits == split)
+    if len(idx) == 0:
+        raise ValueError(f"{where}: no instance of the {split!r} split")
+    return idx
+
+
+def base_reference(base_ckpt, targets_path, cfg: dict, out_path, seed: int,
+                   device=None, base_cfg: dict | None = None) -> dict:
+    """Measure the base field (module doc) and write ``out_path`` (.zarr); a base file of
+    other targets or of another config than ``base_cfg`` is refused.
+
+    Arrays: ``train_object_ids`` / ``train_score`` (training latents), ``test_object_ids``
+    / ``test_score`` / ``test_latents`` [n, d_z] / ``test_loss_curve`` (latent-only fit). Attrs: metric, n_params
+    (d_z, the per-instance entries), n_base_params (the shared frozen base), the fit
+    schedule, seed. Resumable through ``out_path``.progress.pt.
+    """
+    device = device or choose_device("auto")
+    targets = load_targets(targets_path)
+    base = load_base(base_ckpt, cfg["base_latent"], base_cfg, targets)
+    model = base["model"].to(device)
+    train_idx = training_instances(base, targets)
+    test_idx = split_instances(targets, TEST_SPLIT, targets_path)
+    train_score = np.concatenate([  # in groups no larger than the latent fit's batch
+        reconstruction_scores(lambda p, z=base["latents"][g].to(device): model(p, z),
+                              train_idx[g], targets, cfg, seed, device)
+        for g in np.array_split(np.arange(len(train_idx)),
+                                math.ceil(len(train_idx) / len(test_idx)))])
+
+    rep = latent_on_base(model.cpu(), base["latent"])
+    start = shared_init(rep, len(test_idx), seed)
+    checkpoint = fit_checkpoint(str(out_path) + ".progress.pt", rep, start, test_idx, cfg,
+                                seed, targets_path, base_ckpt)
+    fitted, curve = fit_params(rep, start, targets, test_idx, cfg, seed, device, checkpoint,
+                               desc="latent-only fit")
+    rep.to(device)
+    z_test = fitted["z"].to(device)
+    test_score = reconstruction_scores(lambda p: rep.forward({"z": z_test}, p), test_idx,
+                                       targets, cfg, seed, device)
+    rep.to("cpu")
+    n_base = sum(p.numel() for p in model.parameters())
+    write_zarr(out_path, {
+        "train_object_ids": targets.object_ids[train_idx],
+        "train_score": train_score.astype(np.float32),
+        "test_object_ids": targets.object_ids[test_idx],
+        "test_score": test_score.astype(np.float32),
+        "test_latents": fitted["z"].numpy().astype(np.float32),
+        "test_loss_curve": curve.astype(np.float32)},
+        attrs={"metric": "psnr_db" if targets.kind == "image" else "chamfer",
+               "target_kind": targets.kind, "n_params": rep.n_params,
+               "n_base_params": n_base, "test_split": TEST_SPLIT,
+               "start_latent": cfg["base_latent"],
+               "schedule": {k: cfg[k] for k in ("steps", "points", "lr_start", "lr_end")},
+               "fit": cfg, "config_hash": config_hash(cfg), "seed": seed,
+               "base_ckpt": str(base_ckpt)})
+    checkpoint.clear()
+    return {"n_train": len(train_idx), "n_test": len(test_idx),
+            "train_score_mean": float(np.nanmean(train_score)),
+            "test_score_mean": float(np.nanmean(test_score))}

@@ -1,0 +1,154 @@
+"""Diffusion transformer with the hierarchical LoRA layer encoder (Yang et al. 2026, §3.5).
+
+For each adapted layer with A [r, d_in] and B [d_out, r], rank pair i is the token
+(a_i, b_i) = (row i of A, column i of B). Within a layer the r tokens get a learned
+rank-index encoding, attend to each other with r heads, and are mean-pooled into one layer
+token. Layer tokens get a learned layer-index encoding and go through the DiT backbone;
+a per-layer linear decoder maps each output token back to the layer's r pairs, i.e. to
+the layer's slice of the flat weight vector. Tensors of the layout that are not LoRA
+factors (if any) are tokens of their own, as in ``TensorTokenDiT``.
+
+Layout convention (``attrs['layout']`` of an instance-weight shard, as written by
+``nfws.mlora.models.Representation.layout``): entries ``{name, shape, role, ...}``; an entry
+is an A factor when its ``role`` (or ``kind``) is ``A``/``lora_A`` (any case), a B factor
+when it is ``B``/``lora_B``; everything else is another tensor. Factors that carry a
+``layer`` index are paired by it (one A and one B per layer); without one the k-th A is
+paired with the k-th B.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from nfws.mlora.dit import Attention, DiTBackbone, layout_slices, mlp
+
+
+def _role(entry: dict) -> str | None:
+    role = str(entry.get("role", entry.get("kind", ""))).lower()
+    return {"a": "A", "lora_a": "A", "b": "B", "lora_b": "B"}.get(role)
+
+
+def lora_structure(layout: list[dict]):
+    """Split a layout into LoRA layers and other tensors.
+
+    Returns (layers, others): layers = list of dicts with rank, d_in, d_out and the
+    (start, end) slices of A and B; others = list of (start, end) of remaining tensors.
+    """
+    slices = layout_slices(layout)
+    a_list, b_list, others = [], [], []
+    for entry, (name, shape, start, end) in zip(layout, slices):
+        role = _role(entry)
+        if role is None:
+            others.append((start, end))
+        elif len(shape) != 2:
+            raise ValueError(f"layout entry {name!r}: LoRA factor must be 2-D, got shape {shape}")
+        else:
+            (a_list if role == "A" else b_list).append((name, shape, start, end))
+    if not a_list or len(a_list) != len(b_list):
+        raise ValueError(f"layout has {len(a_list)} LoRA A and {len(b_list)} B factors; "
+                         "need equal, non-zero counts")
+    layers = []
+    for (an, ash, a0, a1), (bn, bsh, b0, b1) in _pairs(layout, a_list, b_list):
+        if ash[0] != bsh[1]:
+            raise ValueError(f"layout: A {an!r} {ash} and B {bn!r} {bsh} disagree on the rank "
+                             "(expected A [r, d_in], B [d_out, r])")
+        layers.append({"rank": ash[0], "d_in": ash[1], "d_out": bsh[0],
+                       "a": (a0, a1), "b": (b0, b1)})
+    return layers, others
+
+
+def _pairs(layout: list[dict], a_list: list, b_list: list) -> list:
+    """(A, B) per layer: by the entries' ``layer`` index when they all carry one, else in
+    order (the k-th A with the k-th B)."""
+    layer_of = {str(e["name"]): e["layer"] for e in layout if "layer" in e}
+    if not all(f[0] in layer_of for f in a_list + b_list):
+        return list(zip(a_list, b_list))
+    by_layer = {}
+    for factor in a_list + b_list:
+        by_layer.setdefault(layer_of[factor[0]], []).append(factor)
+    pairs = []
+    for layer, factors in by_layer.items():
+        a = [f for f in factors if f in a_list]
+        b = [f for f in factors if f in b_list]
+        if len(a) != 1 or len(b) != 1:
+            raise ValueError(f"layout layer {layer}: {len(a)} A and {len(b)} B factors; "
+                             "need exactly one of each")
+        pairs.append((a[0], b[0]))
+    return pairs
+
+
+class LoRALayerEncoder(nn.Module):
+    """r rank-pair tokens of one layer -> one layer token (attention with r heads, mean pool).
+
+    Attention runs at width r * ceil(hidden / r) so every rank gets one whole head; a
+    linear map brings the pooled token to ``hidden`` when the two differ.
+    """
+
+    def __init__(self, rank: int, d_in: int, d_out: int, hidden: int,
+                 rank_encoding: bool = True, mlp_ratio: float = 4.0):
+        super().__init__()
+        inner = rank * -(-hidden // rank)
+        self.proj = nn.Linear(d_in + d_out, inner)
+        self.rank_pos = nn.Parameter(torch.randn(rank, inner) * 0.02) if rank_encoding else None
+        self.norm1 = nn.LayerNorm(inner)
+        self.attn = Attention(inner, heads=rank)
+        self.norm2 = nn.LayerNorm(inner)
+        self.mlp = mlp(inner, mlp_ratio)
+        self.out = nn.Identity() if inner == hidden else nn.Linear(inner, hidden)
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        tok = self.proj(pairs)
+        if self.rank_pos is not None:
+            tok = tok + self.rank_pos
+        tok = tok + self.attn(self.norm1(tok))
+        tok = tok + self.mlp(self.norm2(tok))
+        return self.out(tok.mean(dim=1))
+
+
+class HierarchicalLoRADiT(nn.Module):
+    """epsilon-prediction network over flat LoRA weight vectors of ``layout``."""
+
+    def __init__(self, layout: list[dict], hidden: int, depth: int, heads: int,
+                 mlp_ratio: float = 4.0, rank_encoding: bool = True):
+        super().__init__()
+        self.layers, self.others = lora_structure(layout)
+        self.encoders = nn.ModuleList(
+            LoRALayerEncoder(l["rank"], l["d_in"], l["d_out"], hidden, rank_encoding, mlp_ratio)
+            for l in self.layers)
+        self.other_in = nn.ModuleList(nn.Linear(e - s, hidden) for s, e in self.others)
+        self.layer_pos = nn.Parameter(
+            torch.randn(len(self.layers) + len(self.others), hidden) * 0.02)
+        self.backbone = DiTBackbone(hidden, depth, heads, mlp_ratio)
+        self.decoders = nn.ModuleList(
+            nn.Linear(hidden, l["rank"] * (l["d_in"] + l["d_out"])) for l in self.layers)
+        self.other_out = nn.ModuleList(nn.Linear(hidden, e - s) for s, e in self.others)
+        for layer in [*self.decoders, *self.other_out]:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def pairs(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Rank-pair tokens [B, r, d_in + d_out] of layer ``k`` from flat weights x [B, P]."""
+        l = self.layers[k]
+        a = x[:, l["a"][0]:l["a"][1]].reshape(-1, l["rank"], l["d_in"])
+        b = x[:, l["b"][0]:l["b"][1]].reshape(-1, l["d_out"], l["rank"])
+        return torch.cat([a, b.transpose(1, 2)], dim=-1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Layer tokens [B, L, hidden] before the layer-index encoding."""
+        return torch.stack([enc(self.pairs(x, k)) for k, enc in enumerate(self.encoders)], dim=1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        tokens = [self.encode(x)]
+        if self.others:
+            tokens.append(torch.stack([proj(x[:, s:e]) for proj, (s, e)
+                                       in zip(self.other_in, self.others)], dim=1))
+        tokens = self.backbone(torch.cat(tokens, dim=1) + self.layer_pos, t)
+        pieces = []
+        for k, (l, dec) in enumerate(zip(self.layers, self.decoders)):
+            out = dec(tokens[:, k]).reshape(-1, l["rank"], l["d_in"] + l["d_out"])
+            pieces.append((l["a"][0], out[..., :l["d_in"]].reshape(x.shape[0], -1)))
+            pieces.append((l["b"][0], out[..., l["d_in"]:].transpose(1, 2).reshape(x.shape[0], -1)))
+        offset = len(self.layers)
+        for j, ((s, _), proj) in enumerate(zip(self.others, self.other_out)):
+            pieces.append((s, proj(tokens[:, offset + j])))
+        return torch.cat([p for _, p in sorted(pieces, key=lambda item: item[0])], dim=-1)

@@ -1,0 +1,85 @@
+"""Targets stores record each instance's split; the MLP template comes from the train split."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nfws.data.targets import build_image_targets, build_shape_targets, load_targets
+from nfws.mlora.train import fit_params, make_representation, shared_init, starting_params
+from nfws.store import write_parquet, write_zarr
+
+FIT = dict(steps=6, points=16, lr_start=1e-2, lr_end=1e-5, log_every=3, checkpoint_every=100,
+           base_latent="mean", mlp_template_init=True, rank=2, kappa=6.0, mask_seed=3,
+           mlp_hidden=6, omega0=6.0, mlora_init_std=0.1, mc_resolution=12, mc_bound=0.6,
+           n_chamfer=200, eval_chunk=512)
+
+
+def _images_store(tmp_path, n=4):
+    rng = np.random.default_rng(0)
+    ids = np.array([f"o{i}" for i in range(n)])
+    write_zarr(tmp_path / "images.zarr", {"images": rng.integers(0, 256, (n, 8, 8, 3)).astype(np.uint8),
+                                          "object_ids": ids, "labels": np.zeros(n, np.int64)})
+    return tmp_path / "images.zarr", ids
+
+
+def test_image_targets_carry_manifest_splits_and_template_is_first_train_instance(tmp_path):
+    store, ids = _images_store(tmp_path)
+    write_parquet(pd.DataFrame({"object_id": ids, "split": ["test", "test", "train", "train"]}),
+                  tmp_path / "m.parquet")
+    build_image_targets(store, tmp_path / "t.zarr", 4, None, tmp_path / "m.parquet")
+    data = load_targets(tmp_path / "t.zarr")
+    assert data.splits.tolist() == ["test", "test", "train", "train"]
+    rep = make_representation("mlp", None, data, FIT)
+    start, tid = starting_params(rep, data, 2, FIT, 0, torch.device("cpu"))
+    assert tid == "o2"
+    template, _ = fit_params(rep, shared_init(rep, 1, 0), data, [2], FIT, 0, torch.device("cpu"))
+    for k in start:
+        assert torch.equal(start[k][1], template[k][0])
+    write_parquet(pd.DataFrame({"object_id": ids[:3], "split": ["train"] * 3}),
+                  tmp_path / "short.parquet")
+    with pytest.raises(ValueError, match="no split for 1 objects"):
+        build_image_targets(store, tmp_path / "u.zarr", 4, None, tmp_path / "short.parquet")
+    build_image_targets(store, tmp_path / "plain.zarr", 4)
+    assert load_targets(tmp_path / "plain.zarr").splits is None
+
+
+def test_shape_targets_carry_manifest_splits(tmp_path):
+    from nfws.data.synthetic3d import generate_objects
+
+    objects = generate_objects(["airplane"], 2, 0, tmp_path / "src")
+    df = pd.DataFrame(objects, columns=["object_id", "class_name", "source"])
+    df["class_index"], df["split"] = 0, ["val", "train"]
+    write_parquet(df, tmp_path / "m.parquet")
+    cfg = dict(n_uniform=64, n_surface=32, sigma=0.01, n_surface_gt=16)
+    build_shape_targets(tmp_path / "m.parquet", tmp_path / "t.zarr", cfg, seed=0)
+    data = load_targets(tmp_path / "t.zarr")
+    assert data.splits.tolist() == ["val", "train"]
+    assert data.points.shape == (2, 96, 3) and data.surface.shape == (2, 16, 3)
+
+
+def test_base_field_learns_only_from_the_train_split(tmp_path):
+    from nfws.mlora.base_field import train_base_field
+
+    store, ids = _images_store(tmp_path)
+    write_parquet(pd.DataFrame({"object_id": ids, "split": ["train", "test", "train", "test"]}),
+                  tmp_path / "m.parquet")
+    build_image_targets(store, tmp_path / "t.zarr", 4, None, tmp_path / "m.parquet")
+    cfg = dict(d_z=4, mapping_layers=1, mapping_width=8, n_blocks=1, width=8, enc_width=8,
+               omega0=4.0, stages=[dict(steps=2, batch=8, points=8, lr=1e-3)], lambda_r=1e-4,
+               ema_decay=0.9, latent_init_std=0.01, checkpoint_every=100)
+    train_base_field(tmp_path / "t.zarr", cfg, tmp_path / "base.pt", seed=0,
+                     device=torch.device("cpu"))
+    ck = torch.load(tmp_path / "base.pt", weights_only=True)
+    assert ck["object_ids"] == ["o0", "o2"] and ck["latents"].shape == (2, 4)
+    # replacing the held-out images changes nothing the base field learns
+    images = (load_targets(tmp_path / "t.zarr").images.numpy() * 255).round().astype(np.uint8)
+    images[[1, 3]] = 255 - images[[1, 3]]
+    write_zarr(tmp_path / "t2.zarr", {"images": images, "object_ids": ids,
+                                      "labels": np.zeros(4, np.int64),
+                                      "splits": np.array(["train", "test", "train", "test"])},
+               attrs={"kind": "image"})
+    train_base_field(tmp_path / "t2.zarr", cfg, tmp_path / "base2.pt", seed=0,
+                     device=torch.device("cpu"))
+    ck2 = torch.load(tmp_path / "base2.pt", weights_only=True)
+    assert all(torch.equal(ck["state"][k], ck2["state"][k]) for k in ck["state"])
+    assert torch.equal(ck["latents"], ck2["latents"])

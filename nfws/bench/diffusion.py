@@ -2,8 +2,8 @@
 over all T = 500 steps (the baseline), same denoiser, same batch, same run.
 
 The denoiser is the hierarchical LoRA layer encoder DiT at the default CPU config on an
-mLoRA-shaped layout (rank 4 adapters on a 6-layer, 64-wide synthesis network); its weights
-are untrained, which does not change the cost of a forward pass.
+mLoRA-shaped layout (rank 4 adapters on the default 6-layer, 48-wide synthesis network);
+its weights are untrained, which does not change the cost of a forward pass.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from nfws.mlora.dit import layout_size
 N_SAMPLES = 64
 
 
-def bench_layout(rank: int = 4, width: int = 64, n_layers: int = 6, out_dim: int = 3) -> list[dict]:
+def bench_layout(rank: int = 4, width: int = 48, n_layers: int = 6, out_dim: int = 3) -> list[dict]:
     dims = [(width, width)] * (n_layers - 1) + [(width, out_dim)]
     layout = []
     for l, (d_in, d_out) in enumerate(dims):

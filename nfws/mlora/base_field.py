@@ -5,11 +5,14 @@ recon + λ_r‖z_i‖². The schedule is a list of stages, each with its own ste
 (instances per step), points per instance and learning rate: early stages use many
 instances with few points, late stages few instances with many points, and the learning
 rate falls stage by stage (paper: 1e-3 → 1e-5 in 5 stages). An exponential moving average
-of θ is what gets saved. Progress checkpoints make the job resumable.
+of θ is what gets saved, with a snapshot of it and of the latents every ``curve_every``
+steps and the process CPU seconds spent so far, so that ``nfws.mlora.base_reference`` can
+score reconstruction against training cost. Progress checkpoints make the job resumable.
 """
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 
 import torch
@@ -21,7 +24,8 @@ from nfws.checkpoint import Checkpoint, input_fingerprint
 from nfws.mlora.modulated import ModulatedField
 from nfws.store import config_hash, load_torch, save_torch
 
-TRAIN_KEYS = ("stages", "lambda_r", "ema_decay", "latent_init_std", "checkpoint_every")
+TRAIN_KEYS = ("stages", "lambda_r", "ema_decay", "latent_init_std", "checkpoint_every",
+              "curve_every")
 
 
 def _validate(cfg: dict) -> None:
@@ -40,8 +44,10 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
 
     The checkpoint holds ``cfg`` (architecture), ``train_cfg`` (``cfg`` as given, so
     consumers can refuse a file of another config: :func:`check_base`), ``target_kind``,
-    ``state`` (EMA weights), ``latents`` [N_train, d_z], their ``object_ids`` and
-    ``loss_curve`` (one value per step). Returns a summary.
+    ``state`` (EMA weights), ``latents`` [N_train, d_z], their ``object_ids``,
+    ``loss_curve`` (one value per step) and ``snapshots`` (every ``curve_every`` steps and
+    at the end: ``step``, ``cpu_seconds`` of training so far, EMA ``state``, ``latents``).
+    Returns a summary.
     """
     _validate(cfg)
     device = device or choose_device("auto")
@@ -59,7 +65,7 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
     checkpoint = Checkpoint(Path(str(out_path) + ".progress.pt"), {
         "config_hash": config_hash(cfg), "seed": seed, "inputs": input_fingerprint([targets_path]),
         "object_ids": [str(targets.object_ids[i]) for i in train.tolist()]})
-    step0, curve = 0, []
+    step0, curve, snapshots, seconds0 = 0, [], [], 0.0
     ck = checkpoint.load(device)
     if ck is not None:
         model.load_state_dict(ck["model"]), ema.load_state_dict(ck["ema"])
@@ -67,6 +73,9 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
         with torch.no_grad():
             latents.copy_(ck["latents"])
         step0, curve = ck["step"], ck["loss_curve"].tolist()
+        snapshots, seconds0 = ck["snapshots"], float(ck["cpu_seconds"])
+    clock = time.process_time()
+    cpu_seconds = lambda: seconds0 + time.process_time() - clock
     schedule = [(s, st) for st in cfg["stages"] for s in range(int(st["steps"]))]
     bar = tqdm(total=len(schedule), initial=step0, desc="base field")
     for step in range(step0, len(schedule)):
@@ -92,19 +101,29 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
         curve.append(recon.item())
         bar.update(1)
         bar.set_postfix(recon=f"{curve[-1]:.4f}")
+        if (step + 1) % cfg["curve_every"] == 0 or step + 1 == len(schedule):
+            snapshots.append(snapshot(ema, latents, step + 1, cpu_seconds()))
         if (step + 1) % cfg["checkpoint_every"] == 0 and step + 1 < len(schedule):
             checkpoint.save({"model": model.state_dict(), "ema": ema.state_dict(),
                              "opt": opt.state_dict(), "gen": gen.get_state(),
                              "latents": latents.detach(), "step": step + 1,
-                             "loss_curve": torch.tensor(curve)})
+                             "loss_curve": torch.tensor(curve), "snapshots": snapshots,
+                             "cpu_seconds": cpu_seconds()})
     bar.close()
     save_torch({"cfg": model.cfg, "train_cfg": dict(cfg), "target_kind": targets.kind,
                 "state": ema.state_dict(), "latents": latents.detach().cpu(),
                 "object_ids": [str(targets.object_ids[i]) for i in train.tolist()],
-                "loss_curve": torch.tensor(curve)}, out_path)
+                "loss_curve": torch.tensor(curve), "snapshots": snapshots}, out_path)
     checkpoint.clear()
     return {"steps": len(schedule), "final_recon": curve[-1] if curve else None,
             "n_params": sum(p.numel() for p in model.parameters())}
+
+
+def snapshot(ema, latents: torch.Tensor, step: int, cpu_seconds: float) -> dict:
+    """The EMA weights and latents after ``step`` steps and ``cpu_seconds`` of training."""
+    return {"step": step, "cpu_seconds": cpu_seconds,
+            "state": {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()},
+            "latents": latents.detach().cpu().clone()}
 
 
 def check_base(ck: dict, path, expect: dict | None = None, targets=None) -> None:
@@ -153,8 +172,9 @@ def load_base(path, latent: str = "mean", expect: dict | None = None, targets=No
 
     ``expect`` / ``targets``: refuse a file of another config or dataset (:func:`check_base`).
     Returns weights/biases (per synthesis layer), enc_weight/enc_bias, omega0, n_blocks,
-    the ``model`` itself (EMA weights), its ``train_cfg`` (None for older files), and its
-    training ``latents`` [N, d_z] with their ``object_ids`` for reference evaluations.
+    the ``model`` itself (EMA weights), its ``train_cfg`` (None for older files), its
+    training ``snapshots`` and training ``latents`` [N, d_z] with their ``object_ids`` for
+    reference evaluations.
     """
     ck = load_torch(path)
     check_base(ck, path, expect, targets)
@@ -172,5 +192,5 @@ def load_base(path, latent: str = "mean", expect: dict | None = None, targets=No
             "enc_weight": model.encoder.proj.weight.detach().clone(),
             "enc_bias": model.encoder.proj.bias.detach().clone(),
             "omega0": model.encoder.omega0, "n_blocks": model.n_blocks, "model": model,
-            "train_cfg": ck.get("train_cfg"),
+            "train_cfg": ck.get("train_cfg"), "snapshots": ck.get("snapshots", []),
             "latents": ck["latents"].float(), "object_ids": [str(o) for o in ck["object_ids"]]}

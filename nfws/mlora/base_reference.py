@@ -1,6 +1,6 @@
 """The base field's own reconstruction quality: the reference rows of the recon table.
 
-Two measurements, both scored by ``nfws.metrics.reconstruction_scores`` exactly as the
+Three measurements, each scored by ``nfws.metrics.reconstruction_scores`` exactly as the
 fitted representations are:
 
 - training latents: the base field at the auto-decoded latent of each of its training
@@ -9,7 +9,10 @@ fitted representations are:
   frozen, d_z entries per instance) with the representations' fitting schedule
   (:func:`nfws.mlora.train.fit_params`, same steps, points and learning rates), every
   instance starting from the latent the adapters fold in (``fit.base_latent``). The loss is
-  the plain reconstruction loss the representations minimise (no latent prior).
+  the plain reconstruction loss the representations minimise (no latent prior);
+- the training curve: every snapshot the base field kept while training, at the latents
+  of its first training instances (as many as the test split has), against the CPU
+  seconds of training it had cost.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import numpy as np
 from nfws.data.targets import load_targets
 from nfws.device import choose_device
 from nfws.mlora.base_field import load_base
+from nfws.mlora.modulated import ModulatedField
 from nfws.mlora.train import fit_checkpoint, fit_params, shared_init
 from nfws.metrics import reconstruction_scores
 from nfws.mlora.models import latent_on_base
@@ -46,13 +50,32 @@ def split_instances(targets, split: str, where) -> np.ndarray:
     return idx
 
 
+def training_curve(base: dict, targets, instances: np.ndarray, cfg: dict, seed: int,
+                   device) -> dict[str, np.ndarray]:
+    """Mean score of every training snapshot of ``base`` (``load_base``) at the latents of
+    ``instances`` (targets indices of its first training instances, in latent order)."""
+    model = ModulatedField(base["model"].cfg).to(device).eval().requires_grad_(False)
+    steps, seconds, scores = [], [], []
+    for snap in base["snapshots"]:
+        model.load_state_dict(snap["state"])
+        z = snap["latents"][:len(instances)].float().to(device)
+        score = reconstruction_scores(lambda p: model(p, z), instances, targets, cfg, seed, device)
+        steps.append(snap["step"]), seconds.append(snap["cpu_seconds"])
+        scores.append(float(np.nanmean(score)))
+    return {"curve_step": np.array(steps, np.int64),
+            "curve_cpu_seconds": np.array(seconds, np.float32),
+            "curve_score": np.array(scores, np.float32)}
+
+
 def base_reference(base_ckpt, targets_path, cfg: dict, out_path, seed: int,
                    device=None, base_cfg: dict | None = None) -> dict:
     """Measure the base field (module doc) and write ``out_path`` (.zarr); a base file of
     other targets or of another config than ``base_cfg`` is refused.
 
     Arrays: ``train_object_ids`` / ``train_score`` (training latents), ``test_object_ids``
-    / ``test_score`` / ``test_latents`` [n, d_z] / ``test_loss_curve`` (latent-only fit). Attrs: metric, n_params
+    / ``test_score`` / ``test_latents`` [n, d_z] / ``test_loss_curve`` (latent-only fit),
+    ``curve_step`` / ``curve_cpu_seconds`` / ``curve_score`` (the training curve, mean
+    score per snapshot). Attrs: metric, n_params
     (d_z, the per-instance entries), n_base_params (the shared frozen base), the fit
     schedule, seed. Resumable through ``out_path``.progress.pt.
     """
@@ -68,12 +91,13 @@ def base_reference(base_ckpt, targets_path, cfg: dict, out_path, seed: int,
         for g in np.array_split(np.arange(len(train_idx)),
                                 math.ceil(len(train_idx) / len(test_idx)))])
 
+    curve = training_curve(base, targets, train_idx[:len(test_idx)], cfg, seed, device)
     rep = latent_on_base(model.cpu(), base["latent"])
     start = shared_init(rep, len(test_idx), seed)
     checkpoint = fit_checkpoint(str(out_path) + ".progress.pt", rep, start, test_idx, cfg,
                                 seed, targets_path, base_ckpt)
-    fitted, curve = fit_params(rep, start, targets, test_idx, cfg, seed, device, checkpoint,
-                               desc="latent-only fit")
+    fitted, fit_curve = fit_params(rep, start, targets, test_idx, cfg, seed, device,
+                                   checkpoint, desc="latent-only fit")
     rep.to(device)
     z_test = fitted["z"].to(device)
     test_score = reconstruction_scores(lambda p: rep.forward({"z": z_test}, p), test_idx,
@@ -86,7 +110,7 @@ def base_reference(base_ckpt, targets_path, cfg: dict, out_path, seed: int,
         "test_object_ids": targets.object_ids[test_idx],
         "test_score": test_score.astype(np.float32),
         "test_latents": fitted["z"].numpy().astype(np.float32),
-        "test_loss_curve": curve.astype(np.float32)},
+        "test_loss_curve": fit_curve.astype(np.float32), **curve},
         attrs={"metric": "psnr_db" if targets.kind == "image" else "chamfer",
                "target_kind": targets.kind, "n_params": rep.n_params,
                "n_base_params": n_base, "test_split": TEST_SPLIT,

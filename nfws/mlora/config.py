@@ -24,16 +24,20 @@ def check_dataset(dataset: str) -> None:
 
 
 def base_config(lora: Mapping, dataset: str) -> dict:
-    """The base-field section with the dataset's Fourier frequency."""
+    """The base-field section, with the dataset's own ``base`` keys over it and its Fourier
+    frequency."""
     check_dataset(dataset)
-    return {**lora["base"], "omega0": float(lora["datasets"][dataset]["omega0"])}
+    entry = lora["datasets"][dataset]
+    return {**lora["base"], **entry.get("base", {}), "omega0": float(entry["omega0"])}
 
 
 def fit_config(lora: Mapping, dataset: str) -> dict:
-    """The fitting section with the dataset's frequency, MLP initialisation rule and MLP
-    width: ``fit.mlp_hidden``, or when it is null (or absent) :func:`matched_mlp_hidden`."""
+    """The fitting section, with the dataset's own ``fit`` keys over it, its frequency, MLP
+    initialisation rule and MLP width: ``mlp_hidden``, or when it is null (or absent)
+    :func:`matched_mlp_hidden`."""
+    check_dataset(dataset)
     entry = lora["datasets"][dataset]
-    fit = {**lora["fit"], "omega0": float(entry["omega0"]),
+    fit = {**lora["fit"], **entry.get("fit", {}), "omega0": float(entry["omega0"]),
            "mlp_template_init": bool(entry["mlp_template_init"])}
     if fit.get("mlp_hidden") is None:
         fit["mlp_hidden"] = matched_mlp_hidden_for(lora, dataset)
@@ -43,12 +47,12 @@ def fit_config(lora: Mapping, dataset: str) -> dict:
 def matched_mlp_hidden_for(lora: Mapping, dataset: str) -> int:
     """The MLP width matching the LoRA kinds' parameter count on this dataset's base
     field (``nfws.mlora.budget.matched_mlp_hidden``)."""
-    check_dataset(dataset)
     coord_dim, out_dim = FIELD_DIMS[DATASETS[dataset]]
-    base = lora["base"]
+    base = base_config(lora, dataset)
+    rank = {**lora["fit"], **lora["datasets"][dataset].get("fit", {})}["rank"]
     dims = synthesis_dims(int(base["enc_width"]), int(base["width"]), int(base["n_blocks"]),
                           out_dim)
-    return matched_mlp_hidden(lora_n_params(dims, int(lora["fit"]["rank"])), coord_dim, out_dim)
+    return matched_mlp_hidden(lora_n_params(dims, int(rank)), coord_dim, out_dim)
 
 
 def variant_kind(variant: str) -> tuple[str, str]:

@@ -33,7 +33,7 @@ DENOISERS = ("auto", "dit", "lora_encoder")
 DEFAULTS = {
     "timesteps": 500, "beta_start": 1e-4, "beta_end": 2e-2,
     "sampling_steps": 100, "eta": 0.0,
-    "hidden": 128, "depth": 2, "heads": 4, "mlp_ratio": 2.0, "rank_encoding": True,
+    "hidden": 384, "depth": 2, "heads": 4, "mlp_ratio": 2.0, "rank_encoding": True,
     "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0, "steps": 150,
     "checkpoint_every": 100, "sample_batch": 256, "device": "auto",
 }

@@ -7,8 +7,11 @@ linear layer), so each block starts as the identity.
 
 ``TensorTokenDiT`` is the HyperDiffusion-style denoiser: one token per parameter tensor
 of the weight layout, each with its own linear projection in and out, plus a learned
-token-position embedding. Applied to LoRA layouts it is the "without layer encoder"
-ablation (each A and each B matrix one token).
+token-position embedding. A tensor with more values than the token width ``hidden`` is
+split into consecutive chunks of at most ``hidden`` values, one token each: a token
+narrower than its values could not carry them, and epsilon-prediction at high noise
+(where the noise is nearly the input) needs the whole input. Applied to LoRA layouts it is
+the "without layer encoder" ablation (each A and each B matrix one or more tokens).
 """
 from __future__ import annotations
 
@@ -125,26 +128,60 @@ class DiTBackbone(nn.Module):
         return modulate(self.norm(tokens), shift, scale)
 
 
+def chunk_spans(spans: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """Each (start, end) span split into consecutive pieces of at most ``size`` values, in order."""
+    return [(a, min(a + size, end)) for start, end in spans for a in range(start, end, size)]
+
+
+class ChunkTokens(nn.Module):
+    """Spans of a flat weight vector <-> tokens of width ``hidden``, one per chunk of at most
+    ``hidden`` values, each chunk with its own linear map in and out.
+
+    A chunk never has more values than its token, so the map in can be injective. The maps
+    out start at zero (DiT zero-initialises the output projection).
+    """
+
+    def __init__(self, spans: list[tuple[int, int]], hidden: int):
+        super().__init__()
+        self.hidden = hidden
+        self.chunks = chunk_spans(spans, hidden)
+        self.embed_in = nn.ModuleList(nn.Linear(e - s, hidden) for s, e in self.chunks)
+        self.embed_out = nn.ModuleList(nn.Linear(hidden, e - s) for s, e in self.chunks)
+        for layer in self.embed_out:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Flat weights x [B, P] -> tokens [B, n_chunks, hidden]."""
+        if not self.chunks:
+            return x.new_zeros(x.shape[0], 0, self.hidden)
+        return torch.stack([proj(x[:, s:e]) for proj, (s, e) in zip(self.embed_in, self.chunks)],
+                           dim=1)
+
+    def decode(self, tokens: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+        """Tokens [B, n_chunks, hidden] -> (start, values [B, end - start]) of every chunk."""
+        return [(s, proj(tokens[:, k])) for k, (proj, (s, _))
+                in enumerate(zip(self.embed_out, self.chunks))]
+
+
 class TensorTokenDiT(nn.Module):
-    """epsilon-prediction network with one token per parameter tensor of ``layout``."""
+    """epsilon-prediction network with one token per parameter tensor of ``layout`` (per
+    chunk of ``hidden`` values for larger tensors)."""
 
     def __init__(self, layout: list[dict], hidden: int, depth: int, heads: int,
                  mlp_ratio: float = 4.0):
         super().__init__()
-        self.slices = layout_slices(layout)
-        if not self.slices:
+        slices = layout_slices(layout)
+        if not slices:
             raise ValueError("weight layout is empty")
-        sizes = [end - start for _, _, start, end in self.slices]
-        self.embed_in = nn.ModuleList(nn.Linear(s, hidden) for s in sizes)
-        self.pos = nn.Parameter(torch.randn(len(sizes), hidden) * 0.02)
+        self.tokens = ChunkTokens([(start, end) for _, _, start, end in slices], hidden)
+        self.pos = nn.Parameter(torch.randn(len(self.tokens.chunks), hidden) * 0.02)
         self.backbone = DiTBackbone(hidden, depth, heads, mlp_ratio)
-        self.embed_out = nn.ModuleList(nn.Linear(hidden, s) for s in sizes)
-        for layer in self.embed_out:  # DiT zero-initialises the output projection
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Input tokens [B, n_chunks, hidden] of flat weights x [B, P], positions included."""
+        return self.tokens(x) + self.pos
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        tokens = torch.stack([proj(x[:, s:e]) for proj, (_, _, s, e)
-                              in zip(self.embed_in, self.slices)], dim=1) + self.pos
-        tokens = self.backbone(tokens, t)
-        return torch.cat([proj(tokens[:, k]) for k, proj in enumerate(self.embed_out)], dim=-1)
+        tokens = self.backbone(self.embed(x), t)
+        return torch.cat([values for _, values in self.tokens.decode(tokens)], dim=-1)

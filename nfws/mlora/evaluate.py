@@ -239,3 +239,38 @@ def generation_table(metrics: Mapping[str, object], dataset: str, csv_path, md_p
                       for c in json.loads(Path(path).read_text()).get("classes", [])})
     write_generation_table(dict(metrics), dataset,
                            published_generation_dataset(dataset, classes), csv_path, md_path)
+
+
+def base_field_curve(reference_path, kind_shards: Mapping[str, Sequence], out_png,
+                     dataset: str) -> None:
+    """Reconstruction against the base field's training cost: its training curve (scores at
+    the snapshots' training latents, ``nfws.mlora.base_reference``) against CPU seconds,
+    with the test-split means of the latent-only fit and of every representation as lines."""
+    import matplotlib.pyplot as plt
+
+    from nfws.figures import save_figure
+
+    arrays, attrs = read_zarr(reference_path, ["curve_cpu_seconds", "curve_score", "curve_step",
+                                               "test_object_ids", "test_score"])
+    image = attrs["metric"] == "psnr_db"
+    scale = 1.0 if image else 100.0
+    test_ids = {str(o) for o in arrays["test_object_ids"]}
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(arrays["curve_cpu_seconds"], arrays["curve_score"] * scale, "o-", color="black",
+            label="base field, training latents")
+    for step, x, y in zip(arrays["curve_step"], arrays["curve_cpu_seconds"], arrays["curve_score"]):
+        ax.annotate(f"{int(step)}", (x, y * scale), fontsize=6, textcoords="offset points",
+                    xytext=(0, 4))
+    levels = {"base (latent-only fit)": _mean(arrays["test_score"].astype(np.float64))}
+    for kind, shards in kind_shards.items():
+        s, a = _scores(shards)
+        on_test = np.array([str(o) in test_ids for o in a["object_ids"]], dtype=bool)
+        levels[DISPLAY_NAMES[kind]] = np.nanmean(s[on_test]) if on_test.any() else np.nan
+    colours = plt.get_cmap("tab10")
+    for k, (name, value) in enumerate(levels.items()):
+        ax.axhline(value * scale, ls="--", lw=1, color=colours(k), label=f"{name} (test split)")
+    ax.set_xlabel("base field training, CPU seconds (labels: steps)")
+    ax.set_ylabel("PSNR (dB)" if image else "Chamfer distance ×1e-2")
+    ax.set_title(f"{dataset}: reconstruction against base-field cost")
+    ax.legend(fontsize=7, loc="lower right" if image else "upper right")
+    save_figure(fig, out_png)

@@ -117,6 +117,16 @@ def lora_tables(smk) -> None:
                              {"faces": i.faces_base, "shapenet": i.shapenet_base})
 
 
+def base_field_curve(smk) -> None:
+    """The base field's training curve beside the representations' reconstruction."""
+    from nfws.mlora import evaluate
+
+    with script_setup(smk):
+        evaluate.base_field_curve(smk.input.reference,
+                                  group_by_parent(smk.input.shards, smk.params.kinds),
+                                  smk.output[0], smk.wildcards.dataset)
+
+
 def feature_extractor(smk) -> None:
     """Train our feature extractor for the generation metrics, or record the configured
     external one (``checkpoint``)."""

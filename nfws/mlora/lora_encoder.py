@@ -1,12 +1,19 @@
 """Diffusion transformer with the hierarchical LoRA layer encoder (Yang et al. 2026, §3.5).
 
 For each adapted layer with A [r, d_in] and B [d_out, r], rank pair i is the token
-(a_i, b_i) = (row i of A, column i of B). Within a layer the r tokens get a learned
-rank-index encoding, attend to each other with r heads, and are mean-pooled into one layer
-token. Layer tokens get a learned layer-index encoding and go through the DiT backbone;
-a per-layer linear decoder maps each output token back to the layer's r pairs, i.e. to
-the layer's slice of the flat weight vector. Tensors of the layout that are not LoRA
-factors (if any) are tokens of their own, as in ``TensorTokenDiT``.
+(a_i, b_i) = (row i of A, column i of B). Within a layer the r tokens, each of width
+hidden / r, get a learned rank-index encoding, attend to each other with r heads (fewer
+when r does not divide hidden / r), and are concatenated in rank order into one layer
+token of width ``hidden`` (the aggregated layer representation). Layer tokens get a
+learned layer-index encoding and go through the DiT backbone; a per-layer linear decoder
+maps each output token back to the layer's r pairs, i.e. to the layer's slice of the flat
+weight vector. Tensors of the layout that are not LoRA factors (if any) are tokens of
+their own, chunked as in ``TensorTokenDiT``.
+
+The layer token must carry all r·(d_in + d_out) values of its layer: epsilon-prediction at
+high noise has to output nearly its input, so a narrower token leaves part of the noise
+unpredictable, and the sampler's x0 estimate amplifies that part until samples diverge.
+``HierarchicalLoRADiT`` refuses such a ``hidden``.
 
 Layout convention (``attrs['layout']`` of an instance-weight shard, as written by
 ``nfws.mlora.models.Representation.layout``): entries ``{name, shape, role, ...}``; an entry
@@ -20,7 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from nfws.mlora.dit import Attention, DiTBackbone, layout_slices, mlp
+from nfws.mlora.dit import Attention, ChunkTokens, DiTBackbone, layout_slices, mlp
 
 
 def _role(entry: dict) -> str | None:
@@ -31,8 +38,9 @@ def _role(entry: dict) -> str | None:
 def lora_structure(layout: list[dict]):
     """Split a layout into LoRA layers and other tensors.
 
-    Returns (layers, others): layers = list of dicts with rank, d_in, d_out and the
-    (start, end) slices of A and B; others = list of (start, end) of remaining tensors.
+    Returns (layers, others): layers = list of dicts with the factors' names, rank, d_in,
+    d_out and the (start, end) slices of A and B; others = list of (start, end) of the
+    remaining tensors.
     """
     slices = layout_slices(layout)
     a_list, b_list, others = [], [], []
@@ -52,7 +60,7 @@ def lora_structure(layout: list[dict]):
         if ash[0] != bsh[1]:
             raise ValueError(f"layout: A {an!r} {ash} and B {bn!r} {bsh} disagree on the rank "
                              "(expected A [r, d_in], B [d_out, r])")
-        layers.append({"rank": ash[0], "d_in": ash[1], "d_out": bsh[0],
+        layers.append({"factors": (an, bn), "rank": ash[0], "d_in": ash[1], "d_out": bsh[0],
                        "a": (a0, a1), "b": (b0, b1)})
     return layers, others
 
@@ -77,32 +85,60 @@ def _pairs(layout: list[dict], a_list: list, b_list: list) -> list:
     return pairs
 
 
-class LoRALayerEncoder(nn.Module):
-    """r rank-pair tokens of one layer -> one layer token (attention with r heads, mean pool).
+def check_width(layers: list[dict], hidden: int) -> None:
+    """Refuse a ``hidden`` narrower than some layer's r·(d_in + d_out) values (see the
+    module docstring for why)."""
+    needs = [l["rank"] * (l["d_in"] + l["d_out"]) for l in layers]
+    for l, need in zip(layers, needs):
+        if hidden < need:
+            raise ValueError(
+                f"diffusion.model.hidden = {hidden} is narrower than LoRA layer "
+                f"{l['factors'][0]}/{l['factors'][1]} (rank {l['rank']}, d_in {l['d_in']}, "
+                f"d_out {l['d_out']}), whose token needs r·(d_in + d_out) = {need} values: a "
+                "denoiser narrower than its tokens cannot represent the noise at high noise "
+                "levels, and its samples diverge. Set diffusion.model.hidden to at least "
+                f"{max(needs)} (a multiple of every layer's rank and of diffusion.model.heads)")
 
-    Attention runs at width r * ceil(hidden / r) so every rank gets one whole head; a
-    linear map brings the pooled token to ``hidden`` when the two differ.
+
+def rank_heads(width: int, rank: int) -> int:
+    """Attention heads over the rank tokens: r when r divides the token width, else the
+    largest head count below r that does."""
+    return max(h for h in range(1, rank + 1) if width % h == 0)
+
+
+class LoRALayerEncoder(nn.Module):
+    """r rank-pair tokens of one layer -> one layer token of width ``hidden``.
+
+    Each pair is projected to width w = hidden / r and gets the rank-index encoding; one
+    pre-LayerNorm block (self-attention over the r tokens with ``rank_heads`` heads, then an
+    MLP, both residual) mixes them; the r tokens are concatenated in rank order.
+    Concatenation keeps every pair (pooling would keep only a symmetric summary of them), so
+    the map can be injective when w >= d_in + d_out.
     """
 
     def __init__(self, rank: int, d_in: int, d_out: int, hidden: int,
                  rank_encoding: bool = True, mlp_ratio: float = 4.0):
         super().__init__()
-        inner = rank * -(-hidden // rank)
-        self.proj = nn.Linear(d_in + d_out, inner)
-        self.rank_pos = nn.Parameter(torch.randn(rank, inner) * 0.02) if rank_encoding else None
-        self.norm1 = nn.LayerNorm(inner)
-        self.attn = Attention(inner, heads=rank)
-        self.norm2 = nn.LayerNorm(inner)
-        self.mlp = mlp(inner, mlp_ratio)
-        self.out = nn.Identity() if inner == hidden else nn.Linear(inner, hidden)
+        if hidden % rank:
+            raise ValueError(f"diffusion.model.hidden = {hidden} is not a multiple of the LoRA "
+                             f"rank {rank}: the layer token concatenates {rank} rank tokens of "
+                             "equal width")
+        width = hidden // rank
+        self.proj = nn.Linear(d_in + d_out, width)
+        self.rank_pos = nn.Parameter(torch.randn(rank, width) * 0.02) if rank_encoding else None
+        self.norm1 = nn.LayerNorm(width)
+        self.attn = Attention(width, heads=rank_heads(width, rank))
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = mlp(width, mlp_ratio)
 
     def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        """Pairs [B, r, d_in + d_out] -> layer token [B, hidden] (rank tokens side by side)."""
         tok = self.proj(pairs)
         if self.rank_pos is not None:
             tok = tok + self.rank_pos
         tok = tok + self.attn(self.norm1(tok))
         tok = tok + self.mlp(self.norm2(tok))
-        return self.out(tok.mean(dim=1))
+        return tok.flatten(1)
 
 
 class HierarchicalLoRADiT(nn.Module):
@@ -111,18 +147,18 @@ class HierarchicalLoRADiT(nn.Module):
     def __init__(self, layout: list[dict], hidden: int, depth: int, heads: int,
                  mlp_ratio: float = 4.0, rank_encoding: bool = True):
         super().__init__()
-        self.layers, self.others = lora_structure(layout)
+        self.layers, others = lora_structure(layout)
+        check_width(self.layers, hidden)
         self.encoders = nn.ModuleList(
             LoRALayerEncoder(l["rank"], l["d_in"], l["d_out"], hidden, rank_encoding, mlp_ratio)
             for l in self.layers)
-        self.other_in = nn.ModuleList(nn.Linear(e - s, hidden) for s, e in self.others)
+        self.others = ChunkTokens(others, hidden)
         self.layer_pos = nn.Parameter(
-            torch.randn(len(self.layers) + len(self.others), hidden) * 0.02)
+            torch.randn(len(self.layers) + len(self.others.chunks), hidden) * 0.02)
         self.backbone = DiTBackbone(hidden, depth, heads, mlp_ratio)
         self.decoders = nn.ModuleList(
             nn.Linear(hidden, l["rank"] * (l["d_in"] + l["d_out"])) for l in self.layers)
-        self.other_out = nn.ModuleList(nn.Linear(hidden, e - s) for s, e in self.others)
-        for layer in [*self.decoders, *self.other_out]:
+        for layer in self.decoders:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -138,17 +174,12 @@ class HierarchicalLoRADiT(nn.Module):
         return torch.stack([enc(self.pairs(x, k)) for k, enc in enumerate(self.encoders)], dim=1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        tokens = [self.encode(x)]
-        if self.others:
-            tokens.append(torch.stack([proj(x[:, s:e]) for proj, (s, e)
-                                       in zip(self.other_in, self.others)], dim=1))
-        tokens = self.backbone(torch.cat(tokens, dim=1) + self.layer_pos, t)
+        tokens = torch.cat([self.encode(x), self.others(x)], dim=1) + self.layer_pos
+        tokens = self.backbone(tokens, t)
         pieces = []
         for k, (l, dec) in enumerate(zip(self.layers, self.decoders)):
             out = dec(tokens[:, k]).reshape(-1, l["rank"], l["d_in"] + l["d_out"])
             pieces.append((l["a"][0], out[..., :l["d_in"]].reshape(x.shape[0], -1)))
             pieces.append((l["b"][0], out[..., l["d_in"]:].transpose(1, 2).reshape(x.shape[0], -1)))
-        offset = len(self.layers)
-        for j, ((s, _), proj) in enumerate(zip(self.others, self.other_out)):
-            pieces.append((s, proj(tokens[:, offset + j])))
+        pieces += self.others.decode(tokens[:, len(self.layers):])
         return torch.cat([p for _, p in sorted(pieces, key=lambda item: item[0])], dim=-1)

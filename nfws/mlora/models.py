@@ -22,9 +22,10 @@ input stay frozen.
 Asymmetric mask (``*_asym``): per adapted matrix, round(√d_out) entries of each row are
 frozen (d_out = the layer's output width; capped at d_in − 1 so every row keeps a trainable
 entry), at positions drawn from ``mask_seed`` and therefore shared by all instances and
-runs. MLP weights are masked directly; LoRA kinds mask A (paper §3.4). Frozen values: 0
-for mLoRA; N(0, κ σ²) for MLP and additive LoRA, σ being the std of that tensor's regular
-initialisation (the paper's N(0, κI) against N(0, I)).
+runs. MLP weights are masked directly; LoRA kinds mask A (paper §3.4), mLoRA with the
+``identity`` start every row but the first (the pair that carries the base weights).
+Frozen values: 0 for mLoRA; N(0, κ σ²) for MLP and additive LoRA, σ being the std of that
+tensor's regular initialisation (the paper's N(0, κI) against N(0, I)).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from torch.nn import functional as F
 
 from nfws.mlora.modulated import linear, synthesis
 
+MLORA_INITS = ("identity", "uniform")
 KINDS = ("mlp", "mlp_asym", "lora", "lora_asym", "mlora", "mlora_asym")
 DISPLAY_NAMES = {"mlp": "MLP", "mlp_asym": "MLP-Asym", "lora": "LoRA",
                  "lora_asym": "LoRA-Asym", "mlora": "mLoRA", "mlora_asym": "mLoRA-Asym"}
@@ -59,13 +61,14 @@ def asymmetric_mask(rows: int, cols: int, n_per_row: int,
 
 @dataclass
 class Entry:
-    """One named per-instance tensor: init = mean + scale·ι; frozen entries where mask."""
+    """One named per-instance tensor: init = mean + scale·ι (both scalars or of ``shape``);
+    frozen entries where mask."""
     name: str
     shape: tuple
     layer: int
     role: str
     mean: float | torch.Tensor
-    scale: float
+    scale: float | torch.Tensor
     mask: torch.Tensor | None = None
     frozen: torch.Tensor | None = None
 
@@ -178,32 +181,33 @@ def standalone_mlp(asym: bool, coord_dim: int, out_dim: int, hidden: int, omega0
 
 
 def lora_on_base(multiplicative: bool, asym: bool, base: dict, rank: int, kappa: float,
-                 mlora_init_std: float, mask_seed: int) -> Representation:
+                 mlora_init: str, mlora_init_std: float, mask_seed: int) -> Representation:
     """Rank-r adapters on every synthesis layer of a frozen, style-folded base.
 
     ``base`` holds ``weights``/``biases`` (lists of [out, in] / [out] from
     ``ModulatedField.folded``), ``enc_weight``/``enc_bias``, ``omega0`` and ``n_blocks``.
     Every layer gets the same rank r (also the 1–3-row output layer, where BA then has
     rank ≤ d_out), so each layer holds exactly r (a_i, b_i) pairs for the diffusion tokens.
-    Initialisation: additive A ~ N(0, 1/d_in), B = 0 (so W' = W̄); multiplicative
-    A, B ~ N(1/√r, (σ/√r)²) so BA ≈ 1 and W' ≈ W̄.
+    Initialisation (W' = W̄ up to the noise): additive A ~ N(0, 1/d_in), B = 0;
+    multiplicative by ``mlora_init``: ``uniform`` A, B ~ N(1/√r, (σ/√r)²), every pair
+    holding 1/r of BA ≈ 1; ``identity`` the first pair holds it exactly (a_1 = 1, b_1 = 1)
+    and the others start as additive LoRA does, b_i = 0, a_i ~ N(0, σ²/d_in), so the
+    structure study's ι perturb those a_i only and the asymmetric mask freezes entries of
+    the other pairs only (with r = 1, none).
     """
+    if mlora_init not in MLORA_INITS:
+        raise ValueError(f"fit.mlora_init must be one of {MLORA_INITS}, got {mlora_init!r}")
     weights = base["weights"]
     gen = torch.Generator().manual_seed(mask_seed)
     entries = []
     for layer, w in enumerate(weights):
         d_out, d_in = w.shape
-        r = rank
-        if multiplicative:
-            a = Entry(f"layer{layer}.A", (r, d_in), layer, "A", 1 / math.sqrt(r),
-                      mlora_init_std / math.sqrt(r))
-            b = Entry(f"layer{layer}.B", (d_out, r), layer, "B", 1 / math.sqrt(r),
-                      mlora_init_std / math.sqrt(r))
-        else:
-            a = Entry(f"layer{layer}.A", (r, d_in), layer, "A", 0.0, 1 / math.sqrt(d_in))
-            b = Entry(f"layer{layer}.B", (d_out, r), layer, "B", 0.0, 0.0)
+        a, b = _adapter_pair(layer, rank, d_in, d_out, multiplicative, mlora_init,
+                             mlora_init_std)
         if asym:
-            a.mask = asymmetric_mask(r, d_in, n_frozen_per_row(d_out, d_in), gen)
+            a.mask = asymmetric_mask(rank, d_in, n_frozen_per_row(d_out, d_in), gen)
+            if multiplicative and mlora_init == "identity":
+                a.mask[0] = False
             a.frozen = (torch.zeros(a.shape) if multiplicative else
                         _frozen_values(a.shape, a.mask, math.sqrt(kappa) * a.scale, gen))
         entries += [a, b]
@@ -220,6 +224,25 @@ def lora_on_base(multiplicative: bool, asym: bool, base: dict, rank: int, kappa:
     kind = ("mlora" if multiplicative else "lora") + ("_asym" if asym else "")
     buffers = {k: base[k] for k in ("weights", "biases", "enc_weight", "enc_bias")}
     return Representation(kind, entries, forward, weights[-1].shape[0], buffers)
+
+
+def _adapter_pair(layer: int, r: int, d_in: int, d_out: int, multiplicative: bool,
+                  mlora_init: str, std: float) -> tuple[Entry, Entry]:
+    """Entries A [r, d_in] and B [d_out, r] of one layer with their shared initialisation
+    (``lora_on_base``)."""
+    name = f"layer{layer}."
+    if not multiplicative:
+        return (Entry(name + "A", (r, d_in), layer, "A", 0.0, 1 / math.sqrt(d_in)),
+                Entry(name + "B", (d_out, r), layer, "B", 0.0, 0.0))
+    if mlora_init == "uniform":
+        return (Entry(name + "A", (r, d_in), layer, "A", 1 / math.sqrt(r), std / math.sqrt(r)),
+                Entry(name + "B", (d_out, r), layer, "B", 1 / math.sqrt(r), std / math.sqrt(r)))
+    a_mean, b_mean = torch.zeros(r, d_in), torch.zeros(d_out, r)
+    a_mean[0], b_mean[:, 0] = 1.0, 1.0
+    a_scale = torch.full((r, d_in), std / math.sqrt(d_in))
+    a_scale[0] = 0.0                               # the base's pair starts exact
+    return (Entry(name + "A", (r, d_in), layer, "A", a_mean, a_scale),
+            Entry(name + "B", (d_out, r), layer, "B", b_mean, 0.0))
 
 
 def latent_on_base(model, z0: torch.Tensor) -> Representation:
@@ -256,8 +279,9 @@ def build_representation(kind: str, cfg: dict, coord_dim: int, out_dim: int,
         raise ValueError(f"{kind}: needs a base field checkpoint")
     if int(cfg.get("rank", 0)) < 1:
         raise ValueError(f"fit.rank must be a positive integer, got {cfg.get('rank')!r}")
-    for key in ("rank", "mlora_init_std"):
+    for key in ("rank", "mlora_init", "mlora_init_std"):
         if key not in cfg:
             raise KeyError(f"fit config: missing key {key!r}")
     return lora_on_base(kind.startswith("mlora"), asym, base, int(cfg["rank"]),
-                        float(cfg["kappa"]), float(cfg["mlora_init_std"]), int(cfg["mask_seed"]))
+                        float(cfg["kappa"]), str(cfg["mlora_init"]),
+                        float(cfg["mlora_init_std"]), int(cfg["mask_seed"]))

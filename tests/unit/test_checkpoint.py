@@ -136,7 +136,7 @@ def test_killed_nerf_job_rerun_with_an_edited_config_starts_afresh(tmp_path, cap
 
 BASE_CFG = dict(d_z=4, mapping_layers=1, mapping_width=8, n_blocks=1, width=8, enc_width=8,
                 omega0=4.0, stages=[dict(steps=100000, batch=4, points=16, lr=1e-3)],
-                lambda_r=1e-4, ema_decay=0.9, latent_init_std=0.01, checkpoint_every=5)
+                lambda_r=1e-4, ema_decay=0.9, latent_init_std=0.01, checkpoint_every=5, curve_every=3)
 
 
 def test_killed_base_field_job_rerun_with_an_edited_config_starts_afresh(tmp_path, caplog):

@@ -283,6 +283,7 @@ def lora_targets():
     lora = config["lora"]
     targets = [R("tables/mlora_reconstruction.md"), R("tables/mlora_discriminative.md")]
     targets += [R(f"tables/mlora_structure_{lora['structure']['dataset']}.md")]
+    targets += [R(f"plots/base_field_{dataset}.png") for dataset in lora["datasets"]]
     return targets
 
 

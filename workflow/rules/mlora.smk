@@ -177,6 +177,28 @@ rule discriminative:
         "../scripts/discriminative.py"
 
 
+rule base_field_curve:
+    input:
+        reference=R("lora/{dataset}/base_reference.zarr"),
+        shards=lambda wildcards: lora_shards_of(wildcards.dataset),
+    output:
+        report(R("plots/base_field_{dataset}.png"), caption="../report/base_field.rst",
+               category="mLoRA", subcategory="base field"),
+    params:
+        kinds=config["lora"]["representations"],
+    log:
+        R("logs/base_field_curve/{dataset}.log"),
+    wildcard_constraints:
+        dataset="faces|shapenet",
+    threads: stage_threads("default")
+    resources:
+        **stage_resources("default"),
+    conda:
+        "../../envs/nfws.yaml"
+    script:
+        "../scripts/base_field_curve.py"
+
+
 rule lora_tables:
     input:
         faces=lora_shards_of("faces"),

@@ -10,7 +10,7 @@ from nfws.store import write_parquet, write_zarr
 
 FIT = dict(steps=6, points=16, lr_start=1e-2, lr_end=1e-5, log_every=3, checkpoint_every=100,
            base_latent="mean", mlp_template_init=True, rank=2, kappa=6.0, mask_seed=3,
-           mlp_hidden=6, omega0=6.0, mlora_init_std=0.1, mc_resolution=12, mc_bound=0.6,
+           mlp_hidden=6, omega0=6.0, mlora_init="identity", mlora_init_std=0.1, mc_resolution=12, mc_bound=0.6,
            n_chamfer=200, eval_chunk=512)
 
 
@@ -66,7 +66,7 @@ def test_base_field_learns_only_from_the_train_split(tmp_path):
     build_image_targets(store, tmp_path / "t.zarr", 4, None, tmp_path / "m.parquet")
     cfg = dict(d_z=4, mapping_layers=1, mapping_width=8, n_blocks=1, width=8, enc_width=8,
                omega0=4.0, stages=[dict(steps=2, batch=8, points=8, lr=1e-3)], lambda_r=1e-4,
-               ema_decay=0.9, latent_init_std=0.01, checkpoint_every=100)
+               ema_decay=0.9, latent_init_std=0.01, checkpoint_every=100, curve_every=100)
     train_base_field(tmp_path / "t.zarr", cfg, tmp_path / "base.pt", seed=0,
                      device=torch.device("cpu"))
     ck = torch.load(tmp_path / "base.pt", weights_only=True)

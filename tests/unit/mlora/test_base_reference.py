@@ -15,7 +15,7 @@ from nfws.store import read_zarr, write_zarr
 CPU = torch.device("cpu")
 BASE = dict(d_z=4, mapping_layers=1, mapping_width=8, n_blocks=1, width=8, enc_width=8,
             omega0=4.0, stages=[dict(steps=4, batch=4, points=16, lr=1e-3)], lambda_r=1e-4,
-            ema_decay=0.9, latent_init_std=0.5, checkpoint_every=100)
+            ema_decay=0.9, latent_init_std=0.5, checkpoint_every=100, curve_every=2)
 FIT = dict(steps=6, points=24, lr_start=1e-2, lr_end=1e-5, log_every=2, checkpoint_every=100,
            base_latent="mean", mlp_template_init=False, mc_resolution=12, mc_bound=0.6, n_chamfer=200, eval_chunk=512)
 SPLITS = np.array(["train", "test", "train", "val", "train", "test"])
@@ -82,6 +82,24 @@ def test_reference_scores_match_hand_computed_psnr(trained, tmp_path):
     assert attrs["schedule"] == {"steps": 6, "points": 24, "lr_start": 1e-2, "lr_end": 1e-5}
     assert info["n_train"] == 3 and info["n_test"] == 2
     assert not (tmp_path / "ref.zarr.progress.pt").exists()
+
+
+def test_training_curve_scores_every_snapshot_and_ends_at_the_final_field(trained, tmp_path):
+    """curve_every 2 over 4 steps: snapshots after steps 2 and 4. The last one is the saved
+    EMA field at the saved latents, so its score is the mean hand-computed PSNR of the
+    first two training instances (as many as the test split has); the first is an earlier
+    field and scores otherwise."""
+    d, imgs = trained
+    base_reference(d / "base.pt", d / "t.zarr", FIT, tmp_path / "ref.zarr", 0, CPU)
+    arrays, _ = read_zarr(tmp_path / "ref.zarr")
+    base = load_base(d / "base.pt")
+    assert list(arrays["curve_step"]) == [2, 4]
+    seconds = arrays["curve_cpu_seconds"]
+    assert 0 <= seconds[0] <= seconds[1]
+    want = np.mean([hand_psnr(base["model"], base["latents"][k], imgs[int(oid[1:])])
+                    for k, oid in enumerate(["o0", "o2"])])
+    assert arrays["curve_score"][1] == pytest.approx(want, abs=1e-3)
+    assert arrays["curve_score"][0] != pytest.approx(want, abs=1e-3)
 
 
 def test_a_fit_that_cannot_move_scores_the_mean_latent(trained, tmp_path):

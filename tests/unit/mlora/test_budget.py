@@ -6,7 +6,7 @@ from nfws.data.targets import ImageTargets, OccupancyTargets
 from nfws.mlora.budget import lora_n_params, matched_mlp_hidden, mlp_n_params, synthesis_dims
 from nfws.mlora.models import build_representation, lora_on_base, standalone_mlp
 from nfws.mlora.modulated import ModulatedField
-from nfws.mlora.config import DATASETS, FIELD_DIMS, fit_config
+from nfws.mlora.config import DATASETS, FIELD_DIMS, base_config, fit_config
 
 
 def test_counts_by_hand():
@@ -31,7 +31,7 @@ def test_counts_agree_with_the_layouts():
             "enc_bias": model.encoder.proj.bias, "omega0": 3.0, "n_blocks": 2}
     for mult in (False, True):
         for asym in (False, True):
-            rep = lora_on_base(mult, asym, base, 3, 6.0, 0.1, 0)
+            rep = lora_on_base(mult, asym, base, 3, 6.0, "identity", 0.1, 0)
             # 3·(6 + 10) + 4 · 3·(10 + 10) + 3·(10 + 3)
             assert rep.n_params == lora_n_params(synthesis_dims(6, 10, 2, 3), 3) == 327
     for asym in (False, True):
@@ -71,6 +71,20 @@ def test_fit_config_derives_the_width_unless_set():
     assert rep.n_params == 2153
     with pytest.raises(ValueError, match="mlp_hidden is null"):
         build_representation("mlp", {**fit, "mlp_hidden": None}, 2, 3, None)
+
+
+def test_a_datasets_own_base_and_fit_keys_win_for_that_dataset_only():
+    """faces at width 96 and rank 2: LoRA holds 2·((48 + 96) + 4·(96 + 96) + (96 + 3)) =
+    2,022 entries; the MLP 2 → h → h → 3 holds 3h + h(h + 1) + 3(h + 1): 1,971 at h = 41,
+    2,061 at h = 42, which is 39 over against 51 under, so 42."""
+    lora = lora_section(None)
+    lora["datasets"]["faces"].update(base={"width": 96}, fit={"rank": 2, "lr_start": 0.03})
+    assert base_config(lora, "faces")["width"] == 96
+    assert base_config(lora, "shapenet")["width"] == 48
+    faces, shapes = fit_config(lora, "faces"), fit_config(lora, "shapenet")
+    assert (faces["rank"], faces["lr_start"]) == (2, 0.03)
+    assert shapes["rank"] == 4 and "lr_start" not in shapes
+    assert faces["mlp_hidden"] == 42 and shapes["mlp_hidden"] == 43
 
 
 def test_field_dims_are_the_targets_dims():

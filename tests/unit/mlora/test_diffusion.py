@@ -163,3 +163,16 @@ def test_bad_inputs_name_the_problem(shard, tmp_path):
                {"layout": lora_layout()})
     with pytest.raises(ValueError, match="NaN"):
         load_weight_shards(tmp / "nan.zarr")
+
+
+def test_train_refuses_a_backbone_narrower_than_a_lora_layer(shard):
+    tmp, _ = shard
+    # lora_layout(), rank 2: layer0 (6 -> 8) needs 2 × (6 + 8) = 28 values, layer1 (8 -> 8) 32
+    with pytest.raises(ValueError, match=r"diffusion.model.hidden = 16 is narrower than LoRA "
+                                         r"layer layer0.A/layer0.B .* = 28 values.*at least 32"):
+        train_diffusion(tmp / "w.zarr", {**CFG, "hidden": 16}, tmp / "narrow.pt", 0,
+                        tmp / "manifest.parquet")
+    assert not (tmp / "narrow.pt").exists()
+    info = train_diffusion(tmp / "w.zarr", {**CFG, "hidden": 16}, tmp / "dit.pt", 0,
+                           tmp / "manifest.parquet", denoiser="dit")
+    assert info["denoiser"] == "dit"  # tensor tokens are chunked: no width is too narrow

@@ -10,7 +10,7 @@ from nfws.mlora.modulated import ModulatedField
 
 ARCH = dict(coord_dim=3, out_dim=1, d_z=6, mapping_layers=2, mapping_width=16,
             n_blocks=2, width=16, enc_width=12, omega0=3.0)
-FIT = dict(rank=3, kappa=6.0, mask_seed=7, mlora_init_std=0.1, mlp_hidden=9, omega0=4.0)
+FIT = dict(rank=3, kappa=6.0, mask_seed=7, mlora_init="identity", mlora_init_std=0.1, mlp_hidden=9, omega0=4.0)
 
 
 def _base():
@@ -51,7 +51,7 @@ def test_lora_with_b_zero_reproduces_base():
 @pytest.mark.parametrize("multiplicative", [True, False])
 def test_adapted_forward_matches_hand_written_network(multiplicative):
     _, _, base = _base()
-    rep = lora_on_base(multiplicative, False, base, 2, 6.0, 0.1, 0)
+    rep = lora_on_base(multiplicative, False, base, 2, 6.0, "uniform", 0.1, 0)
     gen = torch.Generator().manual_seed(0)
     params = {e.name: torch.randn((1, *e.shape), generator=gen) for e in rep.entries}
     x = torch.rand(5, 3) - 0.5
@@ -86,8 +86,9 @@ def test_asymmetric_mask_counts_and_determinism():
 
 def test_asym_representations_share_positions_and_frozen_values():
     _, _, base = _base()
-    a = build_representation("mlora_asym", FIT, 3, 1, base)
-    b = build_representation("mlora_asym", FIT, 3, 1, base)
+    uniform = {**FIT, "mlora_init": "uniform"}      # every row masked (identity: below)
+    a = build_representation("mlora_asym", uniform, 3, 1, base)
+    b = build_representation("mlora_asym", uniform, 3, 1, base)
     for ea, eb in zip(a.entries, b.entries):
         if ea.role == "A":
             assert torch.equal(ea.mask, eb.mask)
@@ -124,3 +125,33 @@ def test_unknown_kind_and_missing_key():
     with pytest.raises(KeyError, match="mlp_hidden"):
         build_representation("mlp", {k: v for k, v in FIT.items() if k != "mlp_hidden"},
                              3, 1, None)
+
+
+@pytest.mark.parametrize("kind", ["mlora", "mlora_asym"])
+def test_identity_start_is_the_base_and_keeps_the_first_pair_unmasked(kind):
+    """identity: a_1 = 1, b_1 = 1 and b_i = 0 for i > 1, so (BA)_jk = 1 for every entry
+    whatever the a_i (i > 1) draw is: the start is the base field itself, masked or not."""
+    model, z, base = _base()
+    rep = build_representation(kind, FIT, 3, 1, base)
+    params = rep.init(rep.draw_codes(2, torch.Generator().manual_seed(5)))
+    p = torch.rand(2, 50, 3) - 0.5
+    with torch.no_grad():
+        assert torch.allclose(rep.forward(params, p), model(p, z.expand(2, -1)), atol=1e-5)
+    for e in rep.entries:
+        if e.role == "B":
+            assert torch.equal(params[e.name][:, :, 1:], torch.zeros(2, e.shape[0], 2))
+        if e.mask is not None:
+            d_out = base["weights"][e.layer].shape[0]
+            assert not e.mask[0].any()
+            assert (e.mask[1:].sum(1) == n_frozen_per_row(d_out, e.shape[1])).all()
+
+
+def test_uniform_start_spreads_ba_over_every_pair():
+    _, _, base = _base()
+    rep = build_representation("mlora_asym", {**FIT, "mlora_init": "uniform"}, 3, 1, base)
+    for e in rep.entries:
+        assert torch.allclose(torch.as_tensor(e.mean), torch.tensor(1 / math.sqrt(3)))
+        if e.mask is not None:
+            assert e.mask[0].any()              # every row masked, the first too
+    with pytest.raises(ValueError, match="fit.mlora_init"):
+        build_representation("mlora", {**FIT, "mlora_init": "ones"}, 3, 1, base)

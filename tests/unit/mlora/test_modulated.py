@@ -58,7 +58,7 @@ def test_base_training_reduces_loss(tmp_path):
     cfg = {k: v for k, v in ARCH.items() if k not in ("coord_dim", "out_dim")}
     cfg.update(stages=[dict(steps=40, batch=4, points=32, lr=3e-3),
                        dict(steps=20, batch=2, points=64, lr=1e-3)],
-               lambda_r=1e-4, ema_decay=0.9, latent_init_std=0.01, checkpoint_every=25)
+               lambda_r=1e-4, ema_decay=0.9, latent_init_std=0.01, checkpoint_every=25, curve_every=25)
     info = train_base_field(tmp_path / "t.zarr", cfg, tmp_path / "base.pt", seed=0,
                             device=torch.device("cpu"))
     ck = torch.load(tmp_path / "base.pt", weights_only=True)

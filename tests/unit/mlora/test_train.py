@@ -11,7 +11,7 @@ from nfws.store import read_zarr, write_zarr
 CPU = torch.device("cpu")
 FIT = dict(steps=12, points=24, lr_start=1e-2, lr_end=1e-5, log_every=4, checkpoint_every=5,
            base_latent="mean", mlp_template_init=False, rank=2, kappa=6.0, mask_seed=3,
-           mlp_hidden=8, omega0=6.0, mlora_init_std=0.1, mc_resolution=12, mc_bound=0.6,
+           mlp_hidden=8, omega0=6.0, mlora_init="identity", mlora_init_std=0.1, mc_resolution=12, mc_bound=0.6,
            n_chamfer=200, eval_chunk=512, max_weight_growth=20.0, on_failure="fail")
 
 
@@ -30,7 +30,7 @@ def base_ckpt(tmp_path_factory, image_targets):
     from nfws.mlora.base_field import train_base_field
     cfg = dict(d_z=4, mapping_layers=1, mapping_width=8, n_blocks=1, width=8, enc_width=8,
                omega0=4.0, stages=[dict(steps=3, batch=5, points=16, lr=1e-3)], lambda_r=1e-4,
-               ema_decay=0.9, latent_init_std=0.01, checkpoint_every=100)
+               ema_decay=0.9, latent_init_std=0.01, checkpoint_every=100, curve_every=100)
     out = tmp_path_factory.mktemp("base") / "base.pt"
     train_base_field(image_targets, cfg, out, seed=0, device=CPU)
     return out

@@ -19,7 +19,7 @@ from nfws.mlora.modulated import ModulatedField
 N_INSTANCES, RESOLUTION = 32, 32
 FIT = dict(steps=30, points=512, lr_start=1e-2, lr_end=1e-5, log_every=10, checkpoint_every=10**9,
            base_latent="mean", mlp_template_init=False, rank=4, kappa=6.0, mask_seed=0,
-           mlora_init="identity", mlora_init_std=0.1)
+           mlora_init="partition", mlora_init_std=0.1)
 ARCH = dict(coord_dim=2, out_dim=3, d_z=64, mapping_layers=2, mapping_width=128, n_blocks=2,
             width=64, enc_width=64, omega0=32.0)
 

@@ -24,6 +24,7 @@ frozen (d_out = the layer's output width; capped at d_in − 1 so every row keep
 entry), at positions drawn from ``mask_seed`` and therefore shared by all instances and
 runs. MLP weights are masked directly; LoRA kinds mask A (paper §3.4), mLoRA with the
 ``identity`` start every row but the first (the pair that carries the base weights).
+mLoRA starts (``fit.mlora_init``) are compared in docs/trackb.md.
 Frozen values: 0 for mLoRA; N(0, κ σ²) for MLP and additive LoRA, σ being the std of that
 tensor's regular initialisation (the paper's N(0, κI) against N(0, I)).
 """
@@ -37,7 +38,7 @@ from torch.nn import functional as F
 
 from nfws.mlora.modulated import linear, synthesis
 
-MLORA_INITS = ("identity", "uniform")
+MLORA_INITS = ("partition", "uniform", "identity")
 KINDS = ("mlp", "mlp_asym", "lora", "lora_asym", "mlora", "mlora_asym")
 DISPLAY_NAMES = {"mlp": "MLP", "mlp_asym": "MLP-Asym", "lora": "LoRA",
                  "lora_asym": "LoRA-Asym", "mlora": "mLoRA", "mlora_asym": "mLoRA-Asym"}
@@ -188,12 +189,14 @@ def lora_on_base(multiplicative: bool, asym: bool, base: dict, rank: int, kappa:
     ``ModulatedField.folded``), ``enc_weight``/``enc_bias``, ``omega0`` and ``n_blocks``.
     Every layer gets the same rank r (also the 1–3-row output layer, where BA then has
     rank ≤ d_out), so each layer holds exactly r (a_i, b_i) pairs for the diffusion tokens.
-    Initialisation (W' = W̄ up to the noise): additive A ~ N(0, 1/d_in), B = 0;
-    multiplicative by ``mlora_init``: ``uniform`` A, B ~ N(1/√r, (σ/√r)²), every pair
-    holding 1/r of BA ≈ 1; ``identity`` the first pair holds it exactly (a_1 = 1, b_1 = 1)
-    and the others start as additive LoRA does, b_i = 0, a_i ~ N(0, σ²/d_in), so the
-    structure study's ι perturb those a_i only and the asymmetric mask freezes entries of
-    the other pairs only (with r = 1, none).
+    Initialisation, with BA = 1 (multiplicative) or BA = 0 (additive) up to the noise, so
+    W' = W̄: additive A ~ N(0, 1/d_in), B = 0; multiplicative by ``mlora_init``:
+    ``partition`` every input column belongs to one pair, b_i = 1 and a_i = 1 on its own
+    columns, 0 elsewhere (the pairs differ from the start; with the asymmetric mask a column
+    belongs to a pair that does not freeze it); ``uniform`` every pair at a, b = 1/√r
+    (the pairs start alike); ``identity`` the first pair holds BA = 1 exactly, the others
+    start as additive LoRA does, b_i = 0 and a_i ~ N(0, σ²/d_in), and the mask leaves the
+    first pair alone. Noise: σ/√r on every entry (σ/√d_in on the a_i of ``identity``).
     """
     if mlora_init not in MLORA_INITS:
         raise ValueError(f"fit.mlora_init must be one of {MLORA_INITS}, got {mlora_init!r}")
@@ -202,12 +205,13 @@ def lora_on_base(multiplicative: bool, asym: bool, base: dict, rank: int, kappa:
     entries = []
     for layer, w in enumerate(weights):
         d_out, d_in = w.shape
-        a, b = _adapter_pair(layer, rank, d_in, d_out, multiplicative, mlora_init,
-                             mlora_init_std)
-        if asym:
-            a.mask = asymmetric_mask(rank, d_in, n_frozen_per_row(d_out, d_in), gen)
-            if multiplicative and mlora_init == "identity":
-                a.mask[0] = False
+        mask = asymmetric_mask(rank, d_in, n_frozen_per_row(d_out, d_in), gen) if asym else None
+        if mask is not None and multiplicative and mlora_init == "identity":
+            mask[0] = False
+        a, b = (_mlora_pair if multiplicative else _lora_pair)(
+            f"layer{layer}.", layer, rank, d_in, d_out, mlora_init, mlora_init_std, mask)
+        if mask is not None:
+            a.mask = mask
             a.frozen = (torch.zeros(a.shape) if multiplicative else
                         _frozen_values(a.shape, a.mask, math.sqrt(kappa) * a.scale, gen))
         entries += [a, b]
@@ -226,23 +230,42 @@ def lora_on_base(multiplicative: bool, asym: bool, base: dict, rank: int, kappa:
     return Representation(kind, entries, forward, weights[-1].shape[0], buffers)
 
 
-def _adapter_pair(layer: int, r: int, d_in: int, d_out: int, multiplicative: bool,
-                  mlora_init: str, std: float) -> tuple[Entry, Entry]:
-    """Entries A [r, d_in] and B [d_out, r] of one layer with their shared initialisation
-    (``lora_on_base``)."""
-    name = f"layer{layer}."
-    if not multiplicative:
-        return (Entry(name + "A", (r, d_in), layer, "A", 0.0, 1 / math.sqrt(d_in)),
-                Entry(name + "B", (d_out, r), layer, "B", 0.0, 0.0))
-    if mlora_init == "uniform":
-        return (Entry(name + "A", (r, d_in), layer, "A", 1 / math.sqrt(r), std / math.sqrt(r)),
-                Entry(name + "B", (d_out, r), layer, "B", 1 / math.sqrt(r), std / math.sqrt(r)))
+def _lora_pair(name: str, layer: int, r: int, d_in: int, d_out: int, *_) -> tuple[Entry, Entry]:
+    """Additive A [r, d_in] ~ N(0, 1/d_in) and B [d_out, r] = 0 (``lora_on_base``)."""
+    return (Entry(name + "A", (r, d_in), layer, "A", 0.0, 1 / math.sqrt(d_in)),
+            Entry(name + "B", (d_out, r), layer, "B", 0.0, 0.0))
+
+
+def _mlora_pair(name: str, layer: int, r: int, d_in: int, d_out: int, init: str,
+                std: float, mask: torch.Tensor | None) -> tuple[Entry, Entry]:
+    """Multiplicative A [r, d_in] and B [d_out, r] started by ``init`` (``lora_on_base``)."""
+    noise = std / math.sqrt(r)
+    if init == "uniform":
+        return (Entry(name + "A", (r, d_in), layer, "A", 1 / math.sqrt(r), noise),
+                Entry(name + "B", (d_out, r), layer, "B", 1 / math.sqrt(r), noise))
+    if init == "partition":
+        owners = partition_owners(r, d_in, mask).float()
+        return (Entry(name + "A", (r, d_in), layer, "A", owners, noise),
+                Entry(name + "B", (d_out, r), layer, "B", 1.0, noise))
     a_mean, b_mean = torch.zeros(r, d_in), torch.zeros(d_out, r)
     a_mean[0], b_mean[:, 0] = 1.0, 1.0
     a_scale = torch.full((r, d_in), std / math.sqrt(d_in))
     a_scale[0] = 0.0                               # the base's pair starts exact
     return (Entry(name + "A", (r, d_in), layer, "A", a_mean, a_scale),
             Entry(name + "B", (d_out, r), layer, "B", b_mean, 0.0))
+
+
+def partition_owners(r: int, d_in: int, mask: torch.Tensor | None) -> torch.Tensor:
+    """Bool [r, d_in]: column j belongs to the first pair, in the order j mod r, j mod r + 1,
+    …, that ``mask`` (True = frozen) leaves free; a column every pair freezes belongs to
+    none (its BA starts at 0)."""
+    owners = torch.zeros(r, d_in, dtype=torch.bool)
+    for j in range(d_in):
+        for i in ((j + k) % r for k in range(r)):
+            if mask is None or not mask[i, j]:
+                owners[i, j] = True
+                break
+    return owners
 
 
 def latent_on_base(model, z0: torch.Tensor) -> Representation:

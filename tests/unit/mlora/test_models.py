@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from nfws.mlora.models import (asymmetric_mask, build_representation, lora_on_base,
-                              n_frozen_per_row)
+                              n_frozen_per_row, partition_owners)
 from nfws.mlora.modulated import ModulatedField
 
 ARCH = dict(coord_dim=3, out_dim=1, d_z=6, mapping_layers=2, mapping_width=16,
             n_blocks=2, width=16, enc_width=12, omega0=3.0)
-FIT = dict(rank=3, kappa=6.0, mask_seed=7, mlora_init="identity", mlora_init_std=0.1, mlp_hidden=9, omega0=4.0)
+FIT = dict(rank=3, kappa=6.0, mask_seed=7, mlora_init="partition", mlora_init_std=0.1, mlp_hidden=9, omega0=4.0)
 
 
 def _base():
@@ -132,7 +132,7 @@ def test_identity_start_is_the_base_and_keeps_the_first_pair_unmasked(kind):
     """identity: a_1 = 1, b_1 = 1 and b_i = 0 for i > 1, so (BA)_jk = 1 for every entry
     whatever the a_i (i > 1) draw is: the start is the base field itself, masked or not."""
     model, z, base = _base()
-    rep = build_representation(kind, FIT, 3, 1, base)
+    rep = build_representation(kind, {**FIT, "mlora_init": "identity"}, 3, 1, base)
     params = rep.init(rep.draw_codes(2, torch.Generator().manual_seed(5)))
     p = torch.rand(2, 50, 3) - 0.5
     with torch.no_grad():
@@ -155,3 +155,39 @@ def test_uniform_start_spreads_ba_over_every_pair():
             assert e.mask[0].any()              # every row masked, the first too
     with pytest.raises(ValueError, match="fit.mlora_init"):
         build_representation("mlora", {**FIT, "mlora_init": "ones"}, 3, 1, base)
+
+
+def test_partition_owners_by_hand():
+    """r = 3, 5 columns: without a mask column j is pair j mod 3's; with pair 1 frozen at
+    column 1 and pairs 0, 1 at column 3, those go to the next free pair in cyclic order,
+    and column 4, frozen in every pair, is nobody's."""
+    want = torch.tensor([[1, 0, 0, 1, 0], [0, 1, 0, 0, 1], [0, 0, 1, 0, 0]], dtype=torch.bool)
+    assert torch.equal(partition_owners(3, 5, None), want)
+    mask = torch.zeros(3, 5, dtype=torch.bool)
+    mask[1, 1] = mask[0, 3] = mask[1, 3] = True
+    mask[:, 4] = True
+    want = torch.tensor([[1, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 1, 1, 1, 0]], dtype=torch.bool)
+    assert torch.equal(partition_owners(3, 5, mask), want)
+
+
+@pytest.mark.parametrize("kind", ["mlora", "mlora_asym"])
+def test_partition_start_is_the_base_with_pairs_on_disjoint_columns(kind):
+    """The shared start (ι = 0): b_i = 1 and a_i the indicator of pair i's columns, so
+    (BA)_jk = 1 wherever column k has an owner. Unmasked, every column has one and the
+    start is the base itself; masked, a column goes to a pair that does not freeze it, and
+    only a column frozen in every pair (these 12-column layers with 4 frozen per row have
+    some) starts at 0."""
+    model, z, base = _base()
+    rep = build_representation(kind, FIT, 3, 1, base)
+    params = rep.init({e.name: torch.zeros(2, *e.shape) for e in rep.entries})
+    for e in rep.entries:
+        if e.role == "A":
+            owned = params[e.name][0].sum(0)
+            frozen_everywhere = e.mask.all(0) if e.mask is not None else torch.zeros(e.shape[1], dtype=torch.bool)
+            assert torch.equal(owned, (~frozen_everywhere).float())
+            if e.mask is not None:
+                assert not (e.mask & (params[e.name][0] > 0)).any()
+    if kind == "mlora":
+        p = torch.rand(2, 50, 3) - 0.5
+        with torch.no_grad():
+            assert torch.allclose(rep.forward(params, p), model(p, z.expand(2, -1)), atol=1e-5)

@@ -22,7 +22,7 @@ BASE = dict(d_z=4, mapping_layers=1, mapping_width=8, n_blocks=1, width=8, enc_w
             ema_decay=0.9, latent_init_std=0.5, checkpoint_every=100, curve_every=2)
 FIT = dict(steps=6, points=24, lr_start=1e-2, lr_end=1e-5, log_every=2, checkpoint_every=100,
            base_latent="mean", rank=2, kappa=6.0, mask_seed=0, mlp_hidden=8,
-           mlora_init="identity", mlora_init_std=0.1, eval_chunk=512)
+           mlora_init="partition", mlora_init_std=0.1, eval_chunk=512)
 OMEGA0 = 5.0
 VARIANTS = {"first": None, "more_steps": {"fit": {"steps": 8}},
             "wider": {"base": {"width": 12}}}

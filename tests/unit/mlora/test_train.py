@@ -11,7 +11,7 @@ from nfws.store import read_zarr, write_zarr
 CPU = torch.device("cpu")
 FIT = dict(steps=12, points=24, lr_start=1e-2, lr_end=1e-5, log_every=4, checkpoint_every=5,
            base_latent="mean", mlp_template_init=False, rank=2, kappa=6.0, mask_seed=3,
-           mlp_hidden=8, omega0=6.0, mlora_init="identity", mlora_init_std=0.1, mc_resolution=12, mc_bound=0.6,
+           mlp_hidden=8, omega0=6.0, mlora_init="partition", mlora_init_std=0.1, mc_resolution=12, mc_bound=0.6,
            n_chamfer=200, eval_chunk=512, max_weight_growth=20.0, on_failure="fail")
 
 

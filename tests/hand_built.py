@@ -1,10 +1,13 @@
 """Test inputs built by hand, shared by the unit tests of several packages: parameter graphs
-of small MLPs from the rules of docs/recipes.md, and one NeRF's arrays."""
+of small MLPs from the rules of docs/recipes.md, one NeRF's arrays and a targets store of
+random images."""
+import numpy as np
 import torch
 from torch_geometric.data import Data
 
 from nfws.fields.stacks import make_stack
 from nfws.graphs.vocab import EDGE_TYPE, NODE_TYPE
+from nfws.store import write_zarr
 
 
 def mlp_graph(weights, biases, object_id="obj", arch="toy"):
@@ -48,3 +51,15 @@ def random_mlp(gen, sizes):
 def one_nerf(spec, seed=0):
     stack = make_stack(spec, 1, torch.Generator().manual_seed(seed))
     return {k: v[0] for k, v in stack.state_arrays().items()}
+
+
+def random_image_targets(path, n: int, size: int, splits=None, labels=None, prefix="o"):
+    """A Track B image-targets store of ``n`` random ``size`` x ``size`` RGB images (ids
+    ``{prefix}0``, …; labels 0 unless given; ``splits`` only when given). Returns the images."""
+    imgs = np.random.default_rng(0).integers(0, 256, (n, size, size, 3)).astype(np.uint8)
+    arrays = {"images": imgs, "object_ids": np.array([f"{prefix}{i}" for i in range(n)]),
+              "labels": np.zeros(n, np.int64) if labels is None else labels}
+    if splits is not None:
+        arrays["splits"] = splits
+    write_zarr(path, arrays, attrs={"kind": "image"})
+    return imgs

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from hand_built import random_image_targets
 from nfws.data.targets import load_targets
 from nfws.mlora.base_field import load_base, train_base_field
 from nfws.mlora.train import fit_instances, load_fitted
@@ -19,9 +20,7 @@ FIT = dict(steps=2, points=24, lr_start=1e-2, lr_end=1e-5, log_every=1, checkpoi
 
 
 def image_store(path, prefix="o"):
-    imgs = np.random.default_rng(0).integers(0, 256, (4, 5, 5, 3)).astype(np.uint8)
-    write_zarr(path, {"images": imgs, "object_ids": np.array([f"{prefix}{i}" for i in range(4)]),
-                      "labels": np.zeros(4, np.int64)}, attrs={"kind": "image"})
+    random_image_targets(path, 4, 5, prefix=prefix)
     return path
 
 

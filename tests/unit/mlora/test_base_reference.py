@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from hand_built import random_image_targets
 from nfws.data.targets import load_targets, pixel_grid
 from nfws.mlora.base_field import load_base, train_base_field
 from nfws.mlora.base_reference import base_reference
@@ -24,10 +25,7 @@ SPLITS = np.array(["train", "test", "train", "val", "train", "test"])
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("ref")
-    imgs = np.random.default_rng(0).integers(0, 256, (6, 5, 5, 3)).astype(np.uint8)
-    write_zarr(d / "t.zarr", {"images": imgs, "object_ids": np.array([f"o{i}" for i in range(6)]),
-                              "labels": np.zeros(6, np.int64), "splits": SPLITS},
-               attrs={"kind": "image"})
+    imgs = random_image_targets(d / "t.zarr", 6, 5, splits=SPLITS)
     train_base_field(d / "t.zarr", BASE, d / "base.pt", seed=0, device=CPU)
     return d, imgs
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 import yaml
 
+from hand_built import random_image_targets
 from nfws.data.targets import load_targets, pixel_grid
 from nfws.mlora import study
 from nfws.mlora.train import fit_params, make_representation, starting_params
-from nfws.store import write_zarr
 
 CPU = torch.device("cpu")
 SEED = 3
@@ -35,10 +35,7 @@ COLUMNS = ["variant", "dataset", "targets", "base_cpu_s", "base_params", "base_t
 def setup(tmp_path_factory):
     """Tiny face-like targets, a config file shrinking track B, a variants file."""
     d = tmp_path_factory.mktemp("study")
-    imgs = np.random.default_rng(0).integers(0, 256, (8, 5, 5, 3)).astype(np.uint8)
-    write_zarr(d / "t.zarr", {"images": imgs, "object_ids": np.array([f"o{i}" for i in range(8)]),
-                              "labels": np.zeros(8, np.int64), "splits": SPLITS},
-               attrs={"kind": "image"})
+    imgs = random_image_targets(d / "t.zarr", 8, 5, splits=SPLITS)
     (d / "small.yaml").write_text(yaml.safe_dump({"lora": {
         "representations": ["mlp", "mlora_asym"], "base": BASE, "fit": FIT,
         "datasets": {"faces": {"omega0": OMEGA0, "mlp_template_init": True,  # config.yaml's

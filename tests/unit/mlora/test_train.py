@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 import torch
 
+from hand_built import random_image_targets
 from nfws.data.targets import load_targets
 from nfws.mlora.train import (fit_checkpoint, fit_instances, fit_params, load_fitted,
                                 make_representation, shared_init)
-from nfws.store import read_zarr, write_zarr
+from nfws.store import read_zarr
 
 CPU = torch.device("cpu")
 FIT = dict(steps=12, points=24, lr_start=1e-2, lr_end=1e-5, log_every=4, checkpoint_every=5,
@@ -18,10 +19,7 @@ FIT = dict(steps=12, points=24, lr_start=1e-2, lr_end=1e-5, log_every=4, checkpo
 @pytest.fixture(scope="module")
 def image_targets(tmp_path_factory):
     d = tmp_path_factory.mktemp("img")
-    rng = np.random.default_rng(0)
-    imgs = rng.integers(0, 256, (5, 6, 6, 3)).astype(np.uint8)
-    write_zarr(d / "t.zarr", {"images": imgs, "object_ids": np.array([f"o{i}" for i in range(5)]),
-                              "labels": np.arange(5) % 2}, attrs={"kind": "image"})
+    random_image_targets(d / "t.zarr", 5, 6, labels=np.arange(5) % 2)
     return d / "t.zarr"
 
 

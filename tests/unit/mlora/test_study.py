@@ -174,3 +174,10 @@ def test_missing_targets_and_broken_files_are_refused(setup, tmp_path, capsys):
     with pytest.raises(SystemExit):
         study.main(argv(d, tmp_path / "out", tmp_path / "v.yaml"))
     assert f"{tmp_path / 'v.yaml'}:2:1: not valid YAML" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted((study.REPO_CONFIG.parent / "workflow" / "studies")
+                                        .glob("base_field_*.yaml")), ids=lambda p: p.stem)
+def test_shipped_variants_files_only_override_keys_the_config_has(path):
+    variants = study.read_variants(path, study.load_config([])["lora"])
+    assert variants["default"] == {} and len(variants) > 1

@@ -228,7 +228,8 @@ def write_results(rows: list[dict], dataset: str, out: Path) -> None:
 
 def plot_curve(df: pd.DataFrame, dataset: str, path: Path) -> None:
     """Test score against base CPU seconds: one colour per kind (black: the base's
-    latent-only fit), one marker per (variant, kind), variant names above their markers."""
+    latent-only fit), one marker per (variant, kind); above each base, the first variant
+    trained on it and how many more share it."""
     import matplotlib.pyplot as plt
 
     kinds = [k for k in KINDS if k in df.columns]
@@ -238,9 +239,11 @@ def plot_curve(df: pd.DataFrame, dataset: str, path: Path) -> None:
     colours = plt.get_cmap("tab10")
     for k, kind in enumerate(kinds):
         ax.scatter(df["base_cpu_s"], df[kind], color=colours(k), s=20, label=DISPLAY_NAMES[kind])
-    for _, row in df.iterrows():
-        ax.annotate(row["variant"], (row["base_cpu_s"], row[["base_latent_fit", *kinds]].max()),
-                    fontsize=7, ha="center", textcoords="offset points", xytext=(0, 6))
+    for i, (cpu_s, group) in enumerate(df.groupby("base_cpu_s")):
+        more = f" (+{len(group) - 1})" if len(group) > 1 else ""
+        ax.annotate(group["variant"].iloc[0] + more,  # neighbours' labels at two heights
+                    (cpu_s, group[["base_latent_fit", *kinds]].max().max()),
+                    fontsize=7, ha="center", textcoords="offset points", xytext=(0, 6 + 9 * (i % 2)))
     ax.set_xlabel("base field training, CPU seconds")
     ax.margins(y=0.12)
     ax.set_ylabel(UNITS[DATASETS[dataset]])

@@ -23,22 +23,26 @@ def check_dataset(dataset: str) -> None:
         raise ValueError(f"config lora.datasets: unknown dataset {dataset!r}; known {sorted(DATASETS)}")
 
 
+def dataset_section(lora: Mapping, dataset: str, name: str) -> dict:
+    """``lora.<name>`` (``base`` or ``fit``) with the dataset's own ``<name>`` keys over it."""
+    check_dataset(dataset)
+    return {**lora[name], **lora["datasets"][dataset].get(name, {})}
+
+
 def base_config(lora: Mapping, dataset: str) -> dict:
     """The base-field section, with the dataset's own ``base`` keys over it and its Fourier
     frequency."""
-    check_dataset(dataset)
-    entry = lora["datasets"][dataset]
-    return {**lora["base"], **entry.get("base", {}), "omega0": float(entry["omega0"])}
+    return {**dataset_section(lora, dataset, "base"),
+            "omega0": float(lora["datasets"][dataset]["omega0"])}
 
 
 def fit_config(lora: Mapping, dataset: str) -> dict:
     """The fitting section, with the dataset's own ``fit`` keys over it, its frequency, MLP
     initialisation rule and MLP width: ``mlp_hidden``, or when it is null (or absent)
     :func:`matched_mlp_hidden`."""
-    check_dataset(dataset)
+    fit = dataset_section(lora, dataset, "fit")
     entry = lora["datasets"][dataset]
-    fit = {**lora["fit"], **entry.get("fit", {}), "omega0": float(entry["omega0"]),
-           "mlp_template_init": bool(entry["mlp_template_init"])}
+    fit.update(omega0=float(entry["omega0"]), mlp_template_init=bool(entry["mlp_template_init"]))
     if fit.get("mlp_hidden") is None:
         fit["mlp_hidden"] = matched_mlp_hidden_for(lora, dataset)
     return fit
@@ -49,7 +53,7 @@ def matched_mlp_hidden_for(lora: Mapping, dataset: str) -> int:
     field (``nfws.mlora.budget.matched_mlp_hidden``)."""
     coord_dim, out_dim = FIELD_DIMS[DATASETS[dataset]]
     base = base_config(lora, dataset)
-    rank = {**lora["fit"], **lora["datasets"][dataset].get("fit", {})}["rank"]
+    rank = dataset_section(lora, dataset, "fit")["rank"]
     dims = synthesis_dims(int(base["enc_width"]), int(base["width"]), int(base["n_blocks"]),
                           out_dim)
     return matched_mlp_hidden(lora_n_params(dims, int(rank)), coord_dim, out_dim)

@@ -67,26 +67,21 @@ def read_variants(path, lora: dict) -> dict[str, dict]:
     for name, variant in variants.items():
         where = f"{path}: variant {name!r}"
         variant = {} if variant is None else variant
-        if not isinstance(variant, dict):
-            raise ValueError(f"{where}: expected a mapping with keys among {list(VARIANT_KEYS)}")
-        unknown = sorted(set(variant) - set(VARIANT_KEYS))
-        if unknown:
-            raise ValueError(f"{where}: unknown key(s) {unknown}; a variant may have "
-                             f"{list(VARIANT_KEYS)}")
+        check_keys(variant, VARIANT_KEYS, where)
         for section in ("base", "fit"):
-            check_overrides(variant.get(section) or {}, lora[section], where, section)
+            check_keys(variant.get(section) or {}, lora[section],
+                       f"{where}, {section} (keys of lora.{section})")
         checked[str(name)] = variant
     return checked
 
 
-def check_overrides(overrides, section: dict, where: str, name: str) -> None:
-    """Refuse overrides that are not a mapping, or name keys ``lora.<name>`` lacks."""
-    if not isinstance(overrides, dict):
-        raise ValueError(f"{where}: {name} must be a mapping of lora.{name} keys")
-    unknown = sorted(set(overrides) - set(section))
+def check_keys(mapping, allowed, where: str) -> None:
+    """Refuse ``mapping`` unless it is a mapping whose keys are among ``allowed``."""
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{where}: expected a mapping with keys among {sorted(allowed)}")
+    unknown = sorted(set(mapping) - set(allowed))
     if unknown:
-        raise ValueError(f"{where}: {name} key(s) {unknown} are not in lora.{name} "
-                         f"(known: {sorted(section)})")
+        raise ValueError(f"{where}: unknown key(s) {unknown} (known: {sorted(allowed)})")
 
 
 def plan_variant(name: str, variant: dict, lora: dict, dataset: str, targets, seed: int,

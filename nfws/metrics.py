@@ -15,13 +15,26 @@ NaN and the tables count such instances separately.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from skimage.measure import marching_cubes
 
+from nfws.config_files import Section
+
 EXACT = "donot_use_mm_for_euclid_dist"  # the matmul shortcut loses ~1e-8 to cancellation
-RECON_KEYS = ("mc_resolution", "mc_bound", "n_chamfer", "eval_chunk")
+
+
+@dataclass(frozen=True)
+class ReconConfig(Section):
+    """The ``lora.fit`` keys of the scoring: marching-cubes grid, Chamfer points, chunk."""
+
+    SECTION = "lora.fit"
+    mc_resolution: int
+    mc_bound: float
+    n_chamfer: int
+    eval_chunk: int
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -80,15 +93,13 @@ def reconstruction_scores(field, indices, targets, cfg: dict, seed: int, device)
 
     ``field`` maps points [B, n, d] → outputs [B, n, c] for the B instances ``indices``.
     """
-    missing = [k for k in RECON_KEYS if k not in cfg]
-    if missing:
-        raise KeyError(f"reconstruction config: missing keys {missing}")
+    cfg = ReconConfig.pick(cfg)
     idx = torch.as_tensor(np.asarray(indices))
     if targets.kind == "image":
-        pred = evaluate_field(field, len(idx), targets.coords, cfg["eval_chunk"], device)
+        pred = evaluate_field(field, len(idx), targets.coords, cfg.eval_chunk, device)
         return psnr(pred, targets.values[idx]).numpy()
-    res, bound = int(cfg["mc_resolution"]), float(cfg["mc_bound"])
-    logits = evaluate_field(field, len(idx), grid_points(res, bound), cfg["eval_chunk"], device)
+    res, bound = int(cfg.mc_resolution), float(cfg.mc_bound)
+    logits = evaluate_field(field, len(idx), grid_points(res, bound), cfg.eval_chunk, device)
     gen = torch.Generator().manual_seed(seed)
     scores = []
     for b, i in enumerate(idx.tolist()):
@@ -96,7 +107,7 @@ def reconstruction_scores(field, indices, targets, cfg: dict, seed: int, device)
         if verts is None:
             scores.append(math.nan)
             continue
-        ours = _subsample(torch.from_numpy(verts.copy()).float(), cfg["n_chamfer"], gen)
-        truth = _subsample(targets.surface[i], cfg["n_chamfer"], gen)
+        ours = _subsample(torch.from_numpy(verts.copy()).float(), cfg.n_chamfer, gen)
+        truth = _subsample(targets.surface[i], cfg.n_chamfer, gen)
         scores.append(chamfer_distance(ours, truth))
     return np.asarray(scores, dtype=np.float64)

@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nfws.data.manifest import read_manifest
+from nfws.fields.spec import ArchSpec
 from nfws.gmn.config import BASELINE_METHODS, family_archs, training_archs
 from nfws.mlora.config import ABLATION, base_config, fit_config, variant_kind
 
-__all__ = ["ABLATION", "BASELINE_METHODS", "arch_names", "arch_objects", "arch_splits",
-           "base_config", "family_archs", "fit_config", "shard_members", "training_archs",
-           "variant_kind"]
+__all__ = ["ABLATION", "BASELINE_METHODS", "arch_bbox", "arch_names", "arch_objects",
+           "arch_splits", "base_config", "family_archs", "fit_config", "read_manifest",
+           "shard_members", "training_archs", "variant_kind"]
+
+
+def arch_bbox(name: str, arch_cfg: dict) -> float:
+    """The NeRF box half-size of the architecture ``name`` configured by ``arch_cfg``."""
+    return ArchSpec.from_dict(name, arch_cfg).bbox
 
 
 def arch_names(nerf_cfg: dict) -> list[str]:

@@ -1,7 +1,7 @@
 """Benchmark of weight-space sampling: DDIM with 100 steps against DDPM ancestral sampling
 over all T = 500 steps (the baseline), same denoiser, same batch, same run.
 
-The denoiser is the hierarchical LoRA layer encoder DiT at the default CPU config on an
+The denoiser is the hierarchical LoRA layer encoder DiT at the config.yaml sizes on an
 mLoRA-shaped layout (rank 4 adapters on the default 6-layer, 48-wide synthesis network);
 its weights are untrained, which does not change the cost of a forward pass.
 """
@@ -11,7 +11,8 @@ import time
 
 import torch
 
-from nfws.mlora.diffusion import DEFAULTS, build_denoiser
+from nfws.config_files import repo_section
+from nfws.mlora.diffusion import DenoiserConfig, build_denoiser
 from nfws.mlora.ddpm import GaussianDiffusion
 from nfws.mlora.dit import layout_size
 
@@ -34,17 +35,17 @@ def _rate(fn, n: int) -> float:
 
 
 def run() -> dict:
-    layout = bench_layout()
+    layout, cfg = bench_layout(), DenoiserConfig.from_dict(repo_section("diffusion", "model"))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = build_denoiser("lora_encoder", layout, DEFAULTS).eval()
-    diffusion = GaussianDiffusion(DEFAULTS["timesteps"], DEFAULTS["beta_start"], DEFAULTS["beta_end"])
+        model = build_denoiser("lora_encoder", layout, cfg).eval()
+    diffusion = GaussianDiffusion(cfg.timesteps, cfg.beta_start, cfg.beta_end)
     shape = (N_SAMPLES, layout_size(layout))
-    ours = _rate(lambda: diffusion.ddim_sample(model, shape, DEFAULTS["sampling_steps"],
+    ours = _rate(lambda: diffusion.ddim_sample(model, shape, cfg.sampling_steps,
                                                torch.Generator().manual_seed(0)), N_SAMPLES)
     baseline = _rate(lambda: diffusion.ddpm_sample(model, shape, torch.Generator().manual_seed(0)),
                      N_SAMPLES)
     return {"name": "diffusion", "baseline": baseline, "ours": ours, "unit": "weight vectors/s",
             "ratio": ours / baseline, "n_samples": N_SAMPLES, "n_params": shape[1],
-            "ddim_steps": DEFAULTS["sampling_steps"], "ddpm_steps": DEFAULTS["timesteps"],
+            "ddim_steps": cfg.sampling_steps, "ddpm_steps": cfg.timesteps,
             "threads": torch.get_num_threads()}

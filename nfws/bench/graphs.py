@@ -20,11 +20,12 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
+from nfws.fields.shard import read_nerf_shard, write_random_nerf_shard
 from nfws.fields.spec import ArchSpec
 from nfws.graphs.dataset import GraphDataset, GraphLoader
 from nfws.graphs.store import convert_shard
 from nfws.graphs.topology import topology, values_from_weights
-from nfws.store import open_zarr, write_parquet, write_zarr
+from nfws.store import write_parquet
 
 BENCH_ARCHS = (
     ArchSpec("MLP", "MLP"),
@@ -33,41 +34,18 @@ BENCH_ARCHS = (
 )
 
 
-def write_synthetic_nerf_shard(path, spec: ArchSpec, n: int, seed: int,
-                               object_ids: list[str] | None = None) -> list[str]:
-    """A NeRF shard (formats.md layout) of ``n`` NeRFs with N(0, 0.1) weights; returns ids.
-
-    Hash entries beyond a level's true size are zero, as the farm leaves them.
-    """
-    rng = np.random.default_rng(seed)
-    arrays = {name: rng.normal(0.0, 0.1, (n,) + shape).astype(np.float32)
-              for name, shape in spec.param_shapes().items()}
-    if "hash" in arrays:
-        for level, size in enumerate(spec.level_sizes()):
-            arrays["hash"][:, level, size:] = 0.0
-    ids = object_ids or [f"{spec.name.lower()}_{seed}_{i:04d}" for i in range(n)]
-    if len(ids) != n:
-        raise ValueError(f"object_ids: {len(ids)} ids for {n} NeRFs")
-    write_zarr(path, {**arrays, "object_ids": np.array(ids),
-                      "psnr": np.full(n, 30.0, np.float32),
-                      "loss_curve": np.zeros((n, 4), np.float32)},
-               attrs={"arch": spec.to_dict(), "config_hash": "synthetic", "dropped": []})
-    return ids
-
-
 def _bytes_on_disk(path: Path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def _per_graph_store(nerf_shard, out_dir: Path) -> None:
     """Baseline: build and save every NeRF's complete graph on its own."""
-    root = open_zarr(nerf_shard)
-    spec = ArchSpec.from_dict(data=dict(root.attrs)["arch"])
-    arrays = {name: root[name][...] for name in spec.param_shapes()}
+    shard = read_nerf_shard(nerf_shard, arrays=())
+    spec = shard.spec
     out_dir.mkdir(parents=True)
-    for i, oid in enumerate(root["object_ids"][...]):
+    for i, oid in enumerate(shard.object_ids):
         topo = topology.__wrapped__(spec)
-        values = values_from_weights(spec, {k: v[i:i + 1] for k, v in arrays.items()})[0]
+        values = values_from_weights(spec, {k: v[i:i + 1] for k, v in shard.params.items()})[0]
         edge_attr = np.concatenate([values[:, None], topo.edge_attr], axis=1)
         torch.save(Data(x=torch.from_numpy(topo.x.copy()),
                         edge_index=torch.from_numpy(topo.edge_index.copy()),
@@ -106,13 +84,14 @@ def run(n_nerfs: int = 64, batch_size: int = 8, epochs: int = 2, seed: int = 0) 
     with tempfile.TemporaryDirectory(prefix="nfws_bench_graphs_") as tmp:
         tmp = Path(tmp)
         manifest = tmp / "manifest.parquet"
-        write_parquet(pd.DataFrame({"object_id": ids, "class_name": "c",
+        write_parquet(pd.DataFrame({"object_id": ids,
+                                    "class_name": [f"c{k}" for k in np.arange(n_nerfs) % 13],
                                     "class_index": np.arange(n_nerfs) % 13,
                                     "split": "train", "source": ""}), manifest)
         shards = []
         for k, spec in enumerate(BENCH_ARCHS):
             nerf_path = tmp / "nerfs" / f"{spec.name}.zarr"
-            write_synthetic_nerf_shard(nerf_path, spec, n_nerfs, seed + k, object_ids=ids)
+            write_random_nerf_shard(nerf_path, spec, n_nerfs, seed + k, object_ids=ids)
             ours_path = tmp / "graphs" / spec.name / "0.zarr"
             base_path = tmp / "per_graph" / spec.name
             t_ours = _timed(lambda: convert_shard(nerf_path, ours_path))

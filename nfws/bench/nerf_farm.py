@@ -37,33 +37,13 @@ import numpy as np
 import torch
 
 from nfws.bench._threads import torch_threads
-from nfws.data.cameras import intrinsics_from_fov, orbit_c2w
-from nfws.data.shapenet_render import DISN_FOV_X
-from nfws.data.sphere_trace import object_rng, render_object
-from nfws.data.synthetic3d import CLASS_BUILDERS, make_object
+from nfws.data.synthetic_views import synthetic_views
+from nfws.data.views import ShardViews
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import make_stack
-from nfws.data.views import ShardViews
+from nfws.config_files import repo_section
 from nfws.farm.train import FarmConfig, autocast, fit_stack
 from nfws.jobenv import malloc_env_active
-
-
-def synthetic_views(n_objects: int, resolution: int, n_views: int, seed: int) -> ShardViews:
-    """Views of ``n_objects`` synthetic objects (classes in turn), rendered in memory
-    exactly as the data stage renders the default dataset."""
-    classes = list(CLASS_BUILDERS)
-    ids, images, c2ws = [], [], []
-    for k in range(n_objects):
-        class_name = classes[k % len(classes)]
-        oid = f"{class_name}_{k // len(classes):05d}"
-        obj = make_object(class_name, oid, np.random.default_rng([seed, k]))
-        img, views = render_object(obj, resolution, n_views, object_rng(seed, oid))
-        ids.append(oid)
-        images.append(img)
-        c2ws.append(orbit_c2w(views["azimuth"], views["elevation"], views["distance"]).numpy())
-    intr = intrinsics_from_fov(DISN_FOV_X, resolution, resolution).expand(n_views, 4).numpy()
-    return ShardViews(ids, np.stack(images), np.stack(c2ws).astype(np.float32),
-                      np.broadcast_to(intr, (n_objects, n_views, 4)).astype(np.float32).copy())
 
 
 #: The three training architectures (paper Table 7, docs/recipes.md).
@@ -95,8 +75,10 @@ OURS = {"samples_per_ray": 16, "eval_samples_per_ray": 48, "precision": "bf16",
 
 def farm_config(overrides: dict, steps: int = STEPS, rays: int = RAYS,
                 n_views: int = N_VIEWS) -> FarmConfig:
-    """The bench's recipe for one path: ``steps`` steps of ``rays`` rays, two held-out views."""
-    return FarmConfig.from_dict({"steps": steps, "rays_per_step": rays, "log_every": steps,
+    """The bench's recipe for one path: config.yaml's ``nerf.fit`` with ``steps`` steps of
+    ``rays`` rays and two held-out views."""
+    return FarmConfig.from_dict({**repo_section("nerf", "fit"), "steps": steps,
+                                 "rays_per_step": rays, "log_every": steps,
                                  "checkpoint_every": steps, "heldout_views": [0, n_views // 2],
                                  "psnr_floor": -1e9, **overrides})
 

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure  # a bare Figure renders with Agg, no pyplo
 from PIL import Image
 
 from nfws.data.manifest import read_manifest
+from nfws.data.views import open_views
 from nfws.figures import save_figure
 from nfws.store import open_zarr
 
@@ -24,9 +25,8 @@ def views_contact_sheet(views_path, manifest_path, out_png, per_class: int = 4,
     """Views of the first ``per_class`` objects of each class (manifest order), one tile per
     (object, view), composited on white."""
     manifest = read_manifest(manifest_path)
-    store = open_zarr(views_path, required=["images", "object_ids"])
-    index = {oid: i for i, oid in enumerate(store["object_ids"][...].tolist())}
-    n_views = store["images"].shape[1]
+    store = open_views(views_path)
+    n_views = store.images.shape[1]
     bad = [v for v in views if not 0 <= v < n_views]
     if bad:
         raise ValueError(f"{views_path}: views {bad} out of range (store has {n_views})")
@@ -34,9 +34,9 @@ def views_contact_sheet(views_path, manifest_path, out_png, per_class: int = 4,
     for class_name, group in _classes(manifest["class_index"], manifest["class_name"]):
         tiles = []
         for oid in manifest["object_id"].to_numpy()[group][:per_class]:
-            if oid not in index:
+            if oid not in store.index:
                 raise ValueError(f"{views_path}: object {oid} of {manifest_path} missing")
-            rgba = store["images"][index[oid]].astype(np.float32)
+            rgba = store.images[store.index[oid]].astype(np.float32)
             for v in views:
                 alpha = rgba[v, ..., 3:] / 255.0
                 tiles.append(rgba[v, ..., :3] * alpha + 255.0 * (1.0 - alpha))

@@ -340,11 +340,25 @@ def validate_manifest(df: pd.DataFrame, where) -> None:
                          f"{pairs.to_dict('records')}")
 
 
-def read_manifest(path) -> pd.DataFrame:
-    """Read and validate a manifest written by ``build_manifest``."""
+def read_manifest(path, columns=None) -> pd.DataFrame:
+    """Read and validate a manifest written by ``build_manifest`` (or in its format, as
+    track B's shape manifest); with ``columns`` (a subset of ``COLUMNS``), only those."""
     df = read_parquet(path, columns=list(COLUMNS))
     validate_manifest(df, path)
-    return df
+    return df if columns is None else df[list(columns)]
+
+
+def split_members(path, object_ids, split: str, source) -> np.ndarray:
+    """Mask of the ``object_ids`` (of ``source``) that the manifest at ``path`` puts in
+    ``split`` (ids it does not list are not members); fewer than two is an error, as every
+    caller fits or compares statistics of the split."""
+    df = read_manifest(path, ["object_id", "split"])
+    wanted = set(df.loc[df["split"] == split, "object_id"].astype(str))
+    keep = np.array([str(i) in wanted for i in object_ids])
+    if keep.sum() < 2:
+        raise ValueError(f"{path}: {int(keep.sum())} of the {len(keep)} objects of {source} "
+                         f"are in split {split!r}; need >= 2")
+    return keep
 
 
 # ---------------------------------------------------------------- helpers

@@ -23,15 +23,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import pandas as pd
 
+from nfws.config_files import Section
 from nfws.data.manifest import (CLASS_INDEX, COLUMNS, read_manifest,
                                 shapenet_classes, stratified_splits, synset_name,
                                 validate_manifest)
 from nfws.store import write_parquet
 
 SOURCES = ("manifest", "onet", "meshes")
-SHAPE_KEYS = ("source", "root", "classes", "max_objects_per_class", "split_fractions")
 MESH_SUFFIXES = (".obj", ".off")
 #: Occupancy Networks' split list of each split, inside every synset folder.
 SPLIT_LISTS = {"train": "train.lst", "val": "val.lst", "test": "test.lst"}
@@ -85,29 +87,44 @@ def _listed_splits(df: pd.DataFrame) -> pd.Series | None:
     return split
 
 
+@dataclass(frozen=True)
+class ShapeSection(Section):
+    """The ``lora.datasets.shapenet.shapes`` section (module doc)."""
+
+    SECTION = "lora.datasets.shapenet.shapes"
+    source: str
+    root: str | None
+    classes: list | None
+    max_objects_per_class: int | None
+    split_fractions: dict
+
+    def check(self, section: str) -> None:
+        if self.source not in SOURCES:
+            self.bad(section, "source", f"must be one of {SOURCES}")
+        if self.source != "manifest" and self.root is None:
+            self.bad(section, "root", f"required for source {self.source!r}")
+        cap = self.max_objects_per_class
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            self.bad(section, "max_objects_per_class", "must be a positive integer or null")
+
+
 def build_shape_manifest(section: dict, seed: int, out_path, data_manifest=None) -> pd.DataFrame:
     """Write the manifest of the shapes track B fits (config section in the module doc).
 
     ``data_manifest``: the ``data.shapenet`` manifest, read when ``source`` is
     ``manifest``. Returns the written frame, sorted by (class_index, object_id).
     """
-    key = "lora.datasets.shapenet.shapes"
-    missing = [k for k in SHAPE_KEYS if k not in section]
-    if missing:
-        raise KeyError(f"{key}: missing keys {missing}")
-    source = section["source"]
-    if source not in SOURCES:
-        raise ValueError(f"{key}.source: must be one of {SOURCES}, got {source!r}")
+    key = ShapeSection.SECTION
+    section = ShapeSection.pick(section)
+    source = section.source
     if source == "manifest":
         if data_manifest is None:
             raise ValueError(f"{key}.source is 'manifest' but no data manifest was given")
         df = read_manifest(data_manifest)
     else:
-        if section["root"] is None:
-            raise KeyError(f"{key}.root: required for source {source!r}")
-        df = _scan(Path(section["root"]), source == "onet", key)
-    if section["classes"] is not None:
-        keep = shapenet_classes(section["classes"], f"{key}.classes")
+        df = _scan(Path(section.root), source == "onet", key)
+    if section.classes is not None:
+        keep = shapenet_classes(section.classes, f"{key}.classes")
         absent = [c for c in keep if c not in set(df["class_name"])]
         if absent:
             raise ValueError(f"{key}.classes: no objects of {absent}")
@@ -116,12 +133,9 @@ def build_shape_manifest(section: dict, seed: int, out_path, data_manifest=None)
     if source != "manifest":
         listed = _listed_splits(df)
         df["split"] = (listed if listed is not None else
-                       stratified_splits(df, section["split_fractions"], seed, key))
-    cap = section["max_objects_per_class"]
+                       stratified_splits(df, section.split_fractions, seed, key))
+    cap = section.max_objects_per_class
     if cap is not None:
-        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-            raise ValueError(f"{key}.max_objects_per_class: must be a positive integer or "
-                             f"null, got {cap!r}")
         df = df.groupby(["class_index", "split"], sort=False).head(cap)
     df = df.sort_values(["class_index", "object_id"], ignore_index=True)[list(COLUMNS)]
     df["split"] = df["split"].astype(str)

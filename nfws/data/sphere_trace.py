@@ -19,8 +19,8 @@ from tqdm import tqdm
 from nfws.data.cameras import intrinsics_from_fov, orbit_c2w, pixel_centres, pixel_rays
 from nfws.data.shapenet_render import (DISN_FOV_X, class_synset, sample_easy_views,
                                        write_object_views)
+from nfws.data.manifest import read_manifest
 from nfws.data.sdf_objects import SDFObject
-from nfws.store import read_parquet
 
 LIGHT_DIR = (0.4, 1.0, 0.6)   # world direction towards the light (normalised on use)
 AMBIENT = 0.35
@@ -116,9 +116,7 @@ def render_objects(manifest_path, out_root, resolution: int = 64, n_views: int =
     ``<out_root>/image/<synset>/<object_id>/easy/`` (00.png…, rendering_metadata.txt,
     transforms_train.json), one object folder atomically at a time.
     """
-    manifest = read_parquet(manifest_path, columns=["object_id", "class_name", "source"])
-    if len(manifest) == 0:
-        raise ValueError(f"{manifest_path}: manifest has no objects")
+    manifest = read_manifest(manifest_path, ["object_id", "class_name", "source"])
     if resolution < 8:
         raise ValueError(f"data.shapenet.resolution: must be >= 8, got {resolution}")
     for row in tqdm(manifest.itertuples(index=False), total=len(manifest), desc="render"):

@@ -1,6 +1,7 @@
 """Training targets of the mLoRA track: image pixels (2D) and occupancy samples (3D).
 
 ``build_image_targets`` / ``build_shape_targets`` write one ``targets.zarr`` per dataset;
+``read_target_store`` / ``write_target_store`` are its only reader and writer.
 ``load_targets`` returns an object with one interface for both (``sample``, ``loss``,
 ``labels``, ``object_ids``) that the base-field trainer, the instance fitter and the
 metrics share.
@@ -19,6 +20,7 @@ normalised frame of occupancy-network data, the object inside roughly [-0.5, 0.5
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +28,26 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from nfws.store import read_parquet, read_zarr, write_zarr
+from nfws.config_files import Section
+from nfws.data.manifest import read_manifest, split_members
+from nfws.store import open_zarr, read_zarr, write_zarr
 
-SHAPE_KEYS = ("n_uniform", "n_surface", "sigma", "n_surface_gt")
+
+@dataclass(frozen=True)
+class ShapeSampling(Section):
+    """The ``lora.datasets.shapenet.targets`` section: uniform and near-surface points, their
+    offset ``sigma``, and the ground-truth surface points."""
+
+    SECTION = "lora.datasets.shapenet.targets"
+    n_uniform: int
+    n_surface: int
+    sigma: float
+    n_surface_gt: int
+#: A targets store's arrays by kind, beside ``object_ids``, ``labels`` and, for stores built
+#: with a manifest, ``splits``.
+KIND_ARRAYS = {"image": ("images",), "occupancy": ("points", "occupancy", "surface")}
+#: What generated samples are compared with, by kind.
+GROUND_TRUTH = {"image": "images", "occupancy": "surface"}
 
 
 # ----------------------------------------------------------------------- mesh geometry
@@ -136,17 +155,15 @@ def _subsample(arrays, n, generator, where):
 
 def read_shape(source, cfg: dict, generator: torch.Generator):
     """(points [n_uniform+n_surface, 3], occupancy bool [..], surface [n_surface_gt, 3])."""
-    missing = [k for k in SHAPE_KEYS if k not in cfg]
-    if missing:
-        raise KeyError(f"targets config: missing keys {missing}")
-    n_pts, n_gt = cfg["n_uniform"] + cfg["n_surface"], cfg["n_surface_gt"]
+    cfg = ShapeSampling.pick(cfg)
+    n_pts, n_gt = cfg.n_uniform + cfg.n_surface, cfg.n_surface_gt
     path = Path(source)
     if path.suffix.lower() == ".json":
         from nfws.data.occupancy import sample_occupancy, surface_points
         from nfws.data.sdf_objects import SDFObject
         obj = SDFObject.load(path)
-        points, occ, _ = sample_occupancy(obj, cfg["n_uniform"], cfg["n_surface"],
-                                          cfg["sigma"], generator)
+        points, occ, _ = sample_occupancy(obj, cfg.n_uniform, cfg.n_surface, cfg.sigma,
+                                          generator)
         surface = surface_points(obj, n_gt, generator)
         return (np.asarray(points, np.float32), np.asarray(occ, bool),
                 np.asarray(surface, np.float32))
@@ -159,11 +176,9 @@ def read_shape(source, cfg: dict, generator: torch.Generator):
         verts, faces = read_mesh(path)
         lo, hi = verts.min(0).values, verts.max(0).values
         verts = (verts - (lo + hi) / 2) / (hi - lo).max()
-        near = sample_mesh_surface(verts, faces, cfg["n_surface"], generator)
-        near = near + cfg["sigma"] * torch.randn(near.shape, generator=generator,
-                                                 dtype=near.dtype)
-        uniform = (torch.rand(cfg["n_uniform"], 3, generator=generator,
-                              dtype=verts.dtype) - 0.5) * 1.1
+        near = sample_mesh_surface(verts, faces, cfg.n_surface, generator)
+        near = near + cfg.sigma * torch.randn(near.shape, generator=generator, dtype=near.dtype)
+        uniform = (torch.rand(cfg.n_uniform, 3, generator=generator, dtype=verts.dtype) - 0.5) * 1.1
         points = torch.cat([uniform, near])
         occ = winding_number(points, verts, faces).abs() > 0.5  # either face orientation
         surface = sample_mesh_surface(verts, faces, n_gt, generator)
@@ -172,9 +187,64 @@ def read_shape(source, cfg: dict, generator: torch.Generator):
                      "occupancy-network folder)")
 
 
+# ------------------------------------------------------------------------ targets store
+@dataclass(frozen=True)
+class TargetStore:
+    """A targets store: its kind, its arrays as stored (the kind's ``KIND_ARRAYS`` unless
+    read without them, object_ids, labels, splits when recorded) and its other attrs
+    (class_names; resolution for images)."""
+
+    kind: str
+    arrays: dict[str, np.ndarray]
+    attrs: dict
+
+    @property
+    def object_ids(self) -> np.ndarray:
+        return self.arrays["object_ids"]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.arrays["labels"]
+
+    @property
+    def class_names(self) -> list:
+        return list(self.attrs.get("class_names", []))
+
+    @property
+    def ground_truth(self) -> np.ndarray:
+        """Images [N, R, R, 3] uint8 or surface points [N, S, 3] float32."""
+        return self.arrays[GROUND_TRUTH[self.kind]]
+
+
+def write_target_store(path, store: TargetStore) -> None:
+    """Write ``store``: its arrays, attrs ``kind`` then its other attrs."""
+    write_zarr(path, store.arrays, attrs={"kind": store.kind, **store.attrs})
+
+
+def read_target_store(path, with_arrays: bool = True) -> TargetStore:
+    """Read a targets store (``with_arrays=False``: only ids, labels, splits and attrs); an
+    unknown kind or a missing array is an error naming the file."""
+    root = open_zarr(path)
+    kind = root.attrs.get("kind")
+    if kind not in KIND_ARRAYS:
+        raise ValueError(f"{path}: attrs['kind'] is {kind!r}, expected 'image' or 'occupancy'")
+    names = [*(KIND_ARRAYS[kind] if with_arrays else ()), "object_ids", "labels"]
+    arrays, attrs = read_zarr(path, names + (["splits"] if "splits" in root else []))
+    del attrs["kind"]
+    return TargetStore(kind, arrays, attrs)
+
+
+def split_ground_truth(path, manifest_path, split: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """(kind, ground truth, labels) of the objects of a targets store that the manifest puts
+    in ``split`` (at least two)."""
+    store = read_target_store(path)
+    keep = split_members(manifest_path, store.object_ids, split, path)
+    return store.kind, store.ground_truth[keep], store.labels[keep]
+
+
 # ----------------------------------------------------------------------- store builders
 def _manifest_rows(manifest_path, n_instances):
-    df = read_parquet(manifest_path, ["object_id", "class_name", "class_index", "split", "source"])
+    df = read_manifest(manifest_path)
     if n_instances is not None:
         df = df.iloc[:int(n_instances)]
     if df.empty:
@@ -196,12 +266,11 @@ def build_shape_targets(manifest_path, out_path, cfg: dict, seed: int) -> None:
         p, o, s = read_shape(row.source, cfg, gen)
         points.append(p), occ.append(o), surface.append(s)
     classes = dict(zip(df.class_index, df.class_name))
-    write_zarr(out_path, {"points": np.stack(points), "occupancy": np.stack(occ).astype(np.uint8),
-                          "surface": np.stack(surface), "object_ids": df.object_id.to_numpy(),
-                          "labels": df.class_index.to_numpy(np.int64),
-                          "splits": df.split.to_numpy().astype(str)},
-               attrs={"kind": "occupancy",
-                      "class_names": [str(classes.get(k, k)) for k in range(max(classes) + 1)]})
+    write_target_store(out_path, TargetStore("occupancy", {
+        "points": np.stack(points), "occupancy": np.stack(occ).astype(np.uint8),
+        "surface": np.stack(surface), "object_ids": df.object_id.to_numpy(),
+        "labels": df.class_index.to_numpy(np.int64), "splits": df.split.to_numpy().astype(str)},
+        {"class_names": [str(classes.get(k, k)) for k in range(max(classes) + 1)]}))
 
 
 def build_image_targets(images_store, out_path, resolution: int,
@@ -223,15 +292,15 @@ def build_image_targets(images_store, out_path, resolution: int,
     extra = {}
     if manifest_path is not None:
         extra["splits"] = object_splits(manifest_path, arrays["object_ids"][:n])
-    write_zarr(out_path, {"images": out, "object_ids": arrays["object_ids"][:n],
-                          "labels": arrays["labels"][:n].astype(np.int64), **extra},
-               attrs={"kind": "image", "resolution": int(resolution),
-                      "class_names": attrs.get("class_names", [])})
+    write_target_store(out_path, TargetStore("image", {
+        "images": out, "object_ids": arrays["object_ids"][:n],
+        "labels": arrays["labels"][:n].astype(np.int64), **extra},
+        {"resolution": int(resolution), "class_names": attrs.get("class_names", [])}))
 
 
 def object_splits(manifest_path, object_ids) -> np.ndarray:
     """The manifest split (str) of each of ``object_ids``; an unlisted id is an error."""
-    df = read_parquet(manifest_path, ["object_id", "split"])
+    df = read_manifest(manifest_path, ["object_id", "split"])
     lookup = dict(zip(df.object_id.astype(str), df.split.astype(str)))
     missing = [str(o) for o in object_ids if str(o) not in lookup]
     if missing:
@@ -317,13 +386,9 @@ class OccupancyTargets:
 
 
 def load_targets(path) -> ImageTargets | OccupancyTargets:
-    root_arrays, attrs = read_zarr(path)
-    kind = attrs.get("kind")
-    if kind == "image":
-        return ImageTargets(root_arrays, attrs)
-    if kind == "occupancy":
-        return OccupancyTargets(root_arrays, attrs)
-    raise ValueError(f"{path}: attrs['kind'] is {kind!r}, expected 'image' or 'occupancy'")
+    store = read_target_store(path)
+    targets = ImageTargets if store.kind == "image" else OccupancyTargets
+    return targets(store.arrays, store.attrs)
 
 
 def sample_batch(targets, indices, n: int, generators: list[torch.Generator]):

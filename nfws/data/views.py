@@ -4,10 +4,11 @@
 ``intrinsics`` float32 [N, V, 4] and ``object_ids`` str [N], in manifest order, chunked
 one object per chunk. Objects are streamed in one at a time, so the store can be larger
 than memory; the whole store is committed atomically. :func:`load_views` reads the views
-of chosen objects back, checked.
+of chosen objects back, checked; :func:`open_views` opens the store lazily.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from tqdm import tqdm
 
 from nfws import __version__
 from nfws.data.shapenet_render import class_synset, read_object_views
-from nfws.store import atomic_path, open_zarr, read_parquet
+from nfws.data.manifest import read_manifest
+from nfws.store import atomic_path, open_zarr
 
 
 def object_view_dir(row, layout: str, render_root, manifest_path) -> Path:
@@ -41,7 +43,7 @@ def build_views_store(manifest_path, out_path, resolution: int, layout: str,
     ``dataset`` defaults to the manifest's folder name (``results/data/{dataset}/``).
     Every object must have the same number of views.
     """
-    manifest = read_parquet(manifest_path, columns=["object_id", "class_name", "source"])
+    manifest = read_manifest(manifest_path, columns=["object_id", "class_name", "source"])
     if len(manifest) == 0:
         raise ValueError(f"{manifest_path}: manifest has no objects")
     if resolution < 1:
@@ -87,18 +89,43 @@ class ShardViews:
                           self.intrinsics[idx], self.source)
 
 
+VIEW_ARRAYS = ("images", "c2w", "intrinsics", "object_ids")
+
+
+@dataclass(frozen=True, eq=False)
+class ViewsStore:
+    """An opened views store: object ids read, the other arrays lazy zarr arrays (so poses
+    and the image size come without loading any image)."""
+
+    path: str
+    object_ids: list[str]
+    images: object       # zarr uint8 [N, V, H, W, 4]
+    c2w: object          # zarr float32 [N, V, 4, 4]
+    intrinsics: object   # zarr float32 [N, V, 4]
+
+    @functools.cached_property
+    def index(self) -> dict[str, int]:
+        """Row of each object id."""
+        return {oid: i for i, oid in enumerate(self.object_ids)}
+
+
+def open_views(views_store) -> ViewsStore:
+    """Open a views store read-only; fail with the path if an array is missing."""
+    root = open_zarr(views_store, required=list(VIEW_ARRAYS))
+    return ViewsStore(str(views_store), [str(s) for s in root["object_ids"][...]],
+                      root["images"], root["c2w"], root["intrinsics"])
+
+
 def load_views(views_store, object_ids: list[str]) -> ShardViews:
     """Read the views of ``object_ids`` from a views store; every id must be present."""
-    root = open_zarr(views_store, required=["images", "c2w", "intrinsics", "object_ids"])
-    stored = [str(s) for s in root["object_ids"][...]]
-    where = {oid: i for i, oid in enumerate(stored)}
-    missing = [oid for oid in object_ids if oid not in where]
+    store = open_views(views_store)
+    missing = [oid for oid in object_ids if oid not in store.index]
     if missing:
         raise KeyError(f"{views_store}: no views for objects {missing}")
-    rows = [where[oid] for oid in object_ids]
-    images = np.stack([root["images"][i] for i in rows])
-    c2w = np.stack([root["c2w"][i] for i in rows]).astype(np.float32)
-    intrinsics = np.stack([root["intrinsics"][i] for i in rows]).astype(np.float32)
+    rows = [store.index[oid] for oid in object_ids]
+    images = np.stack([store.images[i] for i in rows])
+    c2w = np.stack([store.c2w[i] for i in rows]).astype(np.float32)
+    intrinsics = np.stack([store.intrinsics[i] for i in rows]).astype(np.float32)
     views = ShardViews(list(object_ids), images, c2w, intrinsics, str(views_store))
     check_views(views)
     return views

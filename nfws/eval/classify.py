@@ -11,6 +11,7 @@ AdamW with a one-cycle schedule.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,17 +19,41 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from nfws.config_files import Section
 from nfws.device import pick_device
 from nfws.eval.embeddings import STATISTICS, embedding_matrix, load_embeddings, scalers, select
 from nfws.batches import shuffled_batches
 from nfws.store import write_parquet
 
-REQUIRED_KEYS = ("widths", "dropout", "epochs", "batch_size", "lr", "weight_decay", "seeds")
+
+@dataclass(frozen=True)
+class ClassifierConfig(Section):
+    """The ``gmn.classifier`` section: the MLP head, its schedule, seeds and the
+    standardisations to run (:func:`nfws.eval.embeddings.scalers`)."""
+
+    SECTION = "gmn.classifier"
+    widths: tuple
+    dropout: float
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    seeds: tuple
+    statistics: tuple
+
+    def check(self, section: str) -> None:
+        if int(self.epochs) < 1:
+            self.bad(section, "epochs", "must be >= 1")
+        if int(self.batch_size) < 2:
+            self.bad(section, "batch_size", "must be >= 2")
+        if not self.seeds:
+            self.bad(section, "seeds", "needs at least one seed")
+        if not self.statistics or not set(self.statistics) <= set(STATISTICS):
+            self.bad(section, "statistics", f"must be a non-empty subset of {STATISTICS}")
 
 
 class Classifier(nn.Module):
-    def __init__(self, d_in: int, n_classes: int, widths: Sequence[int] = (1024, 512, 256),
-                 dropout: float = 0.5):
+    def __init__(self, d_in: int, n_classes: int, widths: Sequence[int], dropout: float):
         super().__init__()
         layers, d = [], d_in
         for w in widths:
@@ -41,22 +66,9 @@ class Classifier(nn.Module):
         return self.net(x)
 
 
-def _check_config(cfg: Mapping) -> None:
-    missing = [k for k in REQUIRED_KEYS if k not in cfg]
-    if missing:
-        raise KeyError(f"classifier config lacks keys {missing}")
-    if int(cfg["epochs"]) < 1 or int(cfg["batch_size"]) < 2 or not list(cfg["seeds"]):
-        raise ValueError("classifier config: epochs must be >= 1, batch_size >= 2, seeds non-empty")
-    unknown = [s for s in cfg.get("statistics", []) if s not in STATISTICS]
-    if unknown or ("statistics" in cfg and not list(cfg["statistics"])):
-        raise ValueError(f"classifier config: statistics must be a non-empty subset of {STATISTICS}, "
-                         f"got {cfg['statistics']}")
-
-
-def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, cfg: Mapping, seed: int,
-                     device=None) -> Classifier:
+def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, cfg: ClassifierConfig,
+                     seed: int, device=None) -> Classifier:
     """Fit a classifier on features x [n, d] and labels y [n] (ints in [0, n_classes))."""
-    _check_config(cfg)
     if len(x) != len(y) or len(x) < 2:
         raise ValueError(f"classifier: need >= 2 matching samples, got {len(x)} features and {len(y)} labels")
     if y.min() < 0 or y.max() >= n_classes:
@@ -64,13 +76,13 @@ def train_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, cfg: Mapping,
     device = pick_device(device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = Classifier(x.shape[1], n_classes, cfg["widths"], float(cfg["dropout"])).to(device)
+    model = Classifier(x.shape[1], n_classes, cfg.widths, float(cfg.dropout)).to(device)
     xt = torch.tensor(x, dtype=torch.float32, device=device)
     yt = torch.tensor(y, dtype=torch.long, device=device)
-    epochs, bs = int(cfg["epochs"]), int(cfg["batch_size"])
+    epochs, bs = int(cfg.epochs), int(cfg.batch_size)
     steps = len(shuffled_batches(len(x), bs, rng))
-    opt = torch.optim.AdamW(model.parameters(), lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cfg["lr"]), total_steps=epochs * steps)
+    opt = torch.optim.AdamW(model.parameters(), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=float(cfg.lr), total_steps=epochs * steps)
     model.train()
     for _ in range(epochs):
         for batch in shuffled_batches(len(x), bs, rng):
@@ -89,23 +101,22 @@ def predict(model: Classifier, x: np.ndarray) -> np.ndarray:
 
 
 def classify(embedding_paths: Mapping[str, object], train_sets: Mapping[str, Sequence[str]],
-             test_archs: Sequence[str], cfg: Mapping, n_classes: int, out_path=None,
+             test_archs: Sequence[str], cfg, n_classes: int, out_path=None,
              context: Mapping[str, str] | None = None, device=None) -> pd.DataFrame:
     """Train one classifier per (statistics, train set, seed) and test it on every test
     architecture.
 
     embedding_paths: {arch: parquet}; train_sets: {name: archs}, e.g. {"ALL": [MLP, TRI,
     HASH], "MLP": [MLP]}; test_archs: architectures whose test split is scored;
-    ``cfg["statistics"]`` (default ``["train_set"]``): the standardisations to run (see
-    :func:`nfws.eval.embeddings.scalers`). Returns (and writes to ``out_path``) rows:
+    ``cfg``: the ``gmn.classifier`` section (a mapping is checked as
+    :class:`ClassifierConfig`). Returns (and writes to ``out_path``) rows:
     context columns, statistics, classifier_train, test_arch, seed, accuracy (%), n_test.
     """
-    _check_config(cfg)
+    cfg = ClassifierConfig.from_dict(cfg)
     tables = load_embeddings(embedding_paths)
     rows = []
-    statistics = cfg.get("statistics", ["train_set"])
-    bar = tqdm(total=len(statistics) * len(train_sets) * len(cfg["seeds"]), desc="classify")
-    for stats in statistics:
+    bar = tqdm(total=len(cfg.statistics) * len(train_sets) * len(cfg.seeds), desc="classify")
+    for stats in cfg.statistics:
         for name, archs in train_sets.items():
             scale = scalers(tables, archs, stats)
             train = [select(tables, [arch], "train") for arch in archs]
@@ -114,7 +125,7 @@ def classify(embedding_paths: Mapping[str, object], train_sets: Mapping[str, Seq
             y = np.concatenate([df["class_index"].to_numpy() for df in train])
             tests = {arch: select(tables, [arch], "test") for arch in test_archs}
             features = {arch: scale[arch](embedding_matrix(df)) for arch, df in tests.items()}
-            for seed in cfg["seeds"]:
+            for seed in cfg.seeds:
                 model = train_classifier(x, y, n_classes, cfg, int(seed), device)
                 for arch, test in tests.items():
                     pred = predict(model, features[arch])

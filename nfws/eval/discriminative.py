@@ -8,6 +8,8 @@ Reported as mean ± std over ``n_runs`` runs, in percent.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
@@ -15,8 +17,25 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import adjusted_rand_score
 from sklearn.model_selection import train_test_split
 
+from nfws.config_files import Section
 
-DISC_KEYS = ("n_runs", "test_fraction", "logistic_max_iter", "kmeans_n_init")
+
+@dataclass(frozen=True)
+class DiscriminativeConfig(Section):
+    """The ``lora.discriminative`` section: repeated stratified splits and the probes'
+    iteration budgets."""
+
+    SECTION = "lora.discriminative"
+    n_runs: int
+    test_fraction: float
+    logistic_max_iter: int
+    kmeans_n_init: int
+
+    def check(self, section: str) -> None:
+        if int(self.n_runs) < 1:
+            self.bad(section, "n_runs", "must be >= 1")
+        if not 0 < float(self.test_fraction) < 1:
+            self.bad(section, "test_fraction", "must lie in (0, 1)")
 
 
 def standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -40,7 +59,7 @@ def logistic_accuracy(train_x, train_y, test_x, test_y, seed: int, max_iter: int
     return float(clf.score(xte, test_y))
 
 
-def kmeans_ari(x: np.ndarray, labels: np.ndarray, seed: int, n_init: int = 10) -> float:
+def kmeans_ari(x: np.ndarray, labels: np.ndarray, seed: int, n_init: int) -> float:
     k = len(np.unique(labels))
     pred = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(x)
     return float(adjusted_rand_score(labels, pred))
@@ -48,20 +67,19 @@ def kmeans_ari(x: np.ndarray, labels: np.ndarray, seed: int, n_init: int = 10) -
 
 def discriminative_runs(weights: np.ndarray, labels: np.ndarray, cfg: dict,
                         seed: int) -> pd.DataFrame:
-    """One row per run: run, ari, nn1, logistic (fractions in [0, 1])."""
-    missing = [k for k in DISC_KEYS if k not in cfg]
-    if missing:
-        raise KeyError(f"discriminative config: missing keys {missing}")
+    """One row per run: run, ari, nn1, logistic (fractions in [0, 1]); ``cfg`` is the
+    ``lora.discriminative`` section."""
+    cfg = DiscriminativeConfig.pick(cfg)
     if len(np.unique(labels)) < 2:
         raise ValueError("discriminative: need at least two classes")
     rows = []
-    for run in range(int(cfg["n_runs"])):
+    for run in range(int(cfg.n_runs)):
         s = seed + run
-        tr, te = train_test_split(np.arange(len(labels)), test_size=cfg["test_fraction"],
+        tr, te = train_test_split(np.arange(len(labels)), test_size=cfg.test_fraction,
                                   stratify=labels, random_state=s)
         xtr, xte, xall = standardise(weights[tr], weights[te], weights)
-        rows.append({"run": run, "ari": kmeans_ari(xall, labels, s, int(cfg["kmeans_n_init"])),
+        rows.append({"run": run, "ari": kmeans_ari(xall, labels, s, int(cfg.kmeans_n_init)),
                      "nn1": nn1_cosine_accuracy(xtr, labels[tr], xte, labels[te]),
                      "logistic": logistic_accuracy(weights[tr], labels[tr], weights[te],
-                                                   labels[te], s, int(cfg["logistic_max_iter"]))})
+                                                   labels[te], s, int(cfg.logistic_max_iter))})
     return pd.DataFrame(rows)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from nfws.eval.tables import write_table
-from nfws.store import read_zarr
+from nfws.fields.shard import read_nerf_shard
 
 
 def nerf_table(shards: Mapping[str, Sequence], csv_path, md_path) -> pd.DataFrame:
@@ -19,9 +19,9 @@ def nerf_table(shards: Mapping[str, Sequence], csv_path, md_path) -> pd.DataFram
             raise ValueError(f"nerf table: architecture {arch} has no shards")
         psnr, dropped = [], []
         for path in paths:
-            arrays, attrs = read_zarr(path, ["psnr"])
-            psnr.append(arrays["psnr"])
-            dropped += [f"{d['object_id']}: {d['reason']}" for d in attrs.get("dropped", [])]
+            shard = read_nerf_shard(path, params=False, arrays=("psnr",))
+            psnr.append(shard.psnr)
+            dropped += [f"{d['object_id']}: {d['reason']}" for d in shard.dropped]
         psnr = np.concatenate(psnr).astype(np.float64)
         rows.append({"arch": arch, "shards": len(paths), "n_nerfs": len(psnr),
                      "n_dropped": len(dropped), "psnr_median": float(np.median(psnr)),

@@ -27,7 +27,8 @@ def nerf_previews(smk) -> None:
     from nfws.farm.previews import nerf_previews as previews
 
     with script_setup(smk):
-        previews(smk.input.shard, smk.input.views, smk.output[0], **smk.params.previews)
+        previews(smk.input.shard, smk.input.views, smk.output[0], smk.params.fit,
+                 **smk.params.previews)
 
 
 def nerf_table(smk) -> None:

@@ -9,39 +9,38 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure  # a bare Figure renders with Agg, no pyplot state
 
-from nfws.fields.spec import ArchSpec
+from nfws.fields.shard import read_nerf_shard
 from nfws.fields.stacks import FieldStack
 from nfws.data.views import load_views
 from nfws.farm.train import FarmConfig, render_heldout
 from nfws.figures import save_figure
-from nfws.store import read_zarr
 
 DPI = 100
 
 
-def nerf_previews(shard_path, views_store, out_png, n_objects: int = 4,
-                  eval_samples_per_ray: int = 32, tile: int = 96) -> None:
-    """Render the held-out views of the first ``n_objects`` NeRFs of a shard.
+def nerf_previews(shard_path, views_store, out_png, fit: dict, n_objects: int,
+                  eval_samples_per_ray: int, tile: int) -> None:
+    """Render the held-out views of the first ``n_objects`` NeRFs of a shard (``fit``: the
+    ``nerf.fit`` section, rendered in fp32 with ``eval_samples_per_ray``).
 
     Reads the NeRF shard zarr (weights, object_ids, psnr, sample_box, attrs arch and
     heldout_views) and the views store; writes one PNG: a row per object, for each
     held-out view a (ground truth, NeRF) pair titled with the NeRF's held-out PSNR.
     """
-    arrays, attrs = read_zarr(shard_path)
-    for key in ("arch", "heldout_views"):
-        if key not in attrs:
-            raise ValueError(f"{shard_path}: attrs lack {key!r}")
-    spec = ArchSpec.from_dict(data=attrs["arch"])
-    n = min(n_objects, len(arrays["object_ids"]))
+    shard = read_nerf_shard(shard_path, arrays=("psnr", "sample_box"))
+    if shard.heldout_views is None:
+        raise ValueError(f"{shard_path}: attrs lack 'heldout_views'")
+    spec = shard.spec
+    n = min(n_objects, len(shard.object_ids))
     if n < 1:
         raise ValueError(f"{shard_path}: shard holds no NeRFs")
-    stack = FieldStack.from_arrays(spec, {k: arrays[k][:n] for k in spec.param_shapes()})
-    ids = [str(s) for s in arrays["object_ids"][:n]]
+    stack = FieldStack.from_arrays(spec, {k: v[:n] for k, v in shard.params.items()})
+    ids = shard.object_ids[:n]
     views = load_views(views_store, ids)
-    held = list(attrs["heldout_views"])
-    cfg = FarmConfig.from_dict({"eval_samples_per_ray": eval_samples_per_ray, "precision": "fp32",
-                                "heldout_views": held})
-    boxes = torch.from_numpy(arrays["sample_box"][:n])
+    held = list(shard.heldout_views)
+    cfg = FarmConfig.from_dict({**fit, "eval_samples_per_ray": eval_samples_per_ray,
+                                "precision": "fp32", "heldout_views": held})
+    boxes = torch.from_numpy(shard.sample_box[:n])
     rgb, target = render_heldout(stack, views, held, boxes, cfg, "cpu")
 
     cols = 2 * len(held)
@@ -53,7 +52,7 @@ def nerf_previews(shard_path, views_store, out_png, n_objects: int = 4,
                 ax.imshow(np.clip(image[row, j].numpy(), 0, 1))
                 ax.set_axis_off()
                 title = f"{ids[row]} v{held[j]}" if k == 0 else \
-                    f"{label} {float(arrays['psnr'][row]):.1f} dB"
+                    f"{label} {float(shard.psnr[row]):.1f} dB"
                 ax.set_title(title, fontsize=5)
     fig.suptitle(f"{spec.name}: held-out views, ground truth | NeRF", fontsize=7)
     save_figure(fig, out_png, dpi=DPI)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from nfws.data.cameras import pixel_rays
 from nfws.data.views import ShardViews, check_views, load_views
+from nfws.fields.shard import NerfShard, write_nerf_shard
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import INIT_MODES, FieldStack, initial_stack, keyed_generator
 from nfws.divergence import divergence_reasons
@@ -34,7 +35,8 @@ from nfws.render.skipping import OccupancyCells
 from nfws.render.volrend import (make_occupancy_estimators, render_pixels, render_rays,
                                  render_rays_occupancy, update_occupancy)
 from nfws.checkpoint import Checkpoint, input_fingerprint
-from nfws.store import config_hash, write_zarr
+from nfws.config_files import Section
+from nfws.store import config_hash
 
 #: checkpoint layout; a checkpoint of another layout is set aside, not misread
 CHECKPOINT_FORMAT = 3
@@ -42,54 +44,40 @@ PRECISIONS = ("auto", "bf16", "fp32")   # auto: resolved_precision
 
 
 @dataclass(frozen=True)
-class FarmConfig:
-    """The ``nerf.fit`` config section (every key optional; the defaults are config.yaml's,
-    which a test checks)."""
+class FarmConfig(Section):
+    """The ``nerf.fit`` config section."""
 
-    steps: int = 200
-    rays_per_step: int = 128
-    samples_per_ray: int = 16
-    eval_samples_per_ray: int = 24
-    lr: float = 1e-2
-    adam_eps: float = 1e-15
-    decay_at: tuple = (0.5, 0.75, 0.9)
-    decay_factor: float = 0.33
-    heldout_views: tuple = (4, 22)
-    log_every: int = 10
-    checkpoint_every: int = 100
-    psnr_floor: float = 15.0
-    max_weight_growth: float = 20.0
-    on_failure: str = "fail"
-    precision: str = "auto"
-    carve_resolution: int = 24
-    points_per_call: int = 32768
-    occupancy_resolution: int = 128
-    render_step_size: float = 5e-3
-    occupancy_every: int = 16
-    skip_resolution: int = 16
-    skip_after: float = 0.25
-    skip_every: int = 16
-    skip_bins: int = 16
-    skip_floor: float = 0.1
-    init: str = "shared"
+    SECTION = "nerf.fit"
+    steps: int
+    rays_per_step: int
+    samples_per_ray: int
+    eval_samples_per_ray: int
+    lr: float
+    adam_eps: float
+    decay_at: tuple
+    decay_factor: float
+    heldout_views: tuple
+    log_every: int
+    checkpoint_every: int
+    psnr_floor: float
+    max_weight_growth: float
+    on_failure: str
+    precision: str
+    carve_resolution: int
+    points_per_call: int
+    occupancy_resolution: int
+    render_step_size: float
+    occupancy_every: int
+    skip_resolution: int
+    skip_after: float
+    skip_every: int
+    skip_bins: int
+    skip_floor: float
+    init: str
 
-    @classmethod
-    def from_dict(cls, cfg: dict | None) -> "FarmConfig":
-        cfg = dict(cfg or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise ValueError(f"nerf.fit config: unknown keys {unknown}")
-        for key in ("decay_at", "heldout_views"):
-            if key in cfg:
-                cfg[key] = tuple(cfg[key])
-        out = cls(**cfg)
-        out._validate()
-        return out
-
-    def _validate(self) -> None:
+    def check(self, section: str) -> None:
         def bad(key, why):
-            raise ValueError(f"nerf.fit.{key}: {why}, got {getattr(self, key)!r}")
+            self.bad(section, key, why)
 
         for key in ("steps", "rays_per_step", "samples_per_ray", "eval_samples_per_ray",
                     "log_every", "checkpoint_every", "points_per_call", "occupancy_resolution",
@@ -370,14 +358,14 @@ def train_shard(views_store, object_ids: list[str], spec: ArchSpec, cfg: dict, o
     keep = [b for b, oid in enumerate(object_ids) if oid not in failed]
     if not keep:
         raise RuntimeError(f"{out_path}: every NeRF of the shard failed: {result.failures}")
-    arrays = {name: a[keep] for name, a in result.stack.state_arrays().items()}
-    arrays.update(object_ids=np.array([object_ids[b] for b in keep]),
-                  psnr=result.psnr[keep], loss_curve=result.loss_curve[keep].astype(np.float32),
-                  sample_box=result.boxes.numpy()[keep].astype(np.float32))
-    attrs = {"arch": spec.to_dict(), "config_hash": config_hash(asdict(farm_cfg)),
-             "dropped": [{"object_id": f["object_id"], "reason": f["reason"]} for f in result.failures],
-             "heldout_views": list(farm_cfg.heldout_views), "seed": seed}
-    write_zarr(out_path, arrays, attrs)
+    write_nerf_shard(NerfShard(
+        out_path, spec, [object_ids[b] for b in keep],
+        {name: a[keep] for name, a in result.stack.state_arrays().items()},
+        psnr=result.psnr[keep], loss_curve=result.loss_curve[keep].astype(np.float32),
+        sample_box=result.boxes.numpy()[keep].astype(np.float32),
+        config_hash=config_hash(asdict(farm_cfg)),
+        dropped=[{"object_id": f["object_id"], "reason": f["reason"]} for f in result.failures],
+        heldout_views=list(farm_cfg.heldout_views), seed=seed))
     checkpoint.clear()
     return {"n_trained": len(keep), "n_dropped": len(failed),
             "median_psnr": float(np.median(result.psnr[keep])),

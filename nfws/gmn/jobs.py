@@ -10,6 +10,7 @@ for its own imports (torch_geometric, sklearn and matplotlib together cost secon
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -141,20 +142,19 @@ def run_baseline(name: str, nerf_shards: Mapping[str, Sequence], views_store, ma
     """A Table-5 baseline: train on its family's training architecture with the rendering
     loss, embed every architecture it can read, classify; ``out_dir`` gets the model,
     embeddings and ``classification.parquet``."""
-    from nfws.fields.spec import ArchSpec
     from nfws.gmn.baselines import can_encode
     from nfws.gmn.evaluate import classify_single
     from nfws.gmn.train import ViewRays, embed, param_inputs, shard_teacher, train_encoder
-    from nfws.store import read_parquet
+    from nfws.data.manifest import read_manifest
 
     if name not in BASELINE_METHODS:
         raise ValueError(f"config gmn.baselines: unknown baseline {name!r}; known {sorted(BASELINE_METHODS)}")
     method, trainset = BASELINE_METHODS[name]
     out_dir = Path(out_dir)
-    manifest_df = read_parquet(manifest)
+    manifest_df = read_manifest(manifest)
     encoder = gmn["baselines"][name]
     readable = {a: s for a, s in nerf_shards.items()
-                if can_encode(encoder, ArchSpec.from_dict(a, _arch_entry(s)))}
+                if can_encode(encoder, _shard_spec(a, s))}
     if trainset not in readable:
         raise ValueError(f"config gmn.baselines.{name}: cannot read its training architecture {trainset}")
     rays = ViewRays.from_zarr(views_store)
@@ -171,12 +171,8 @@ def run_baseline(name: str, nerf_shards: Mapping[str, Sequence], views_store, ma
                            out_dir / "classification.parquet", device, method=method)
 
 
-def _arch_entry(shards: Sequence) -> dict:
-    from nfws.store import open_zarr
+def _shard_spec(arch: str, shards: Sequence):
+    """The ArchSpec of an architecture's NeRFs (its first shard's attrs), named ``arch``."""
+    from nfws.fields.shard import read_nerf_shard
 
-    attrs = dict(open_zarr(shards[0]).attrs)
-    if "arch" not in attrs:
-        raise ValueError(f"{shards[0]}: attrs lack 'arch'")
-    entry = dict(attrs["arch"])
-    entry.pop("name", None)
-    return entry
+    return replace(read_nerf_shard(shards[0], params=False, arrays=()).spec, name=arch)

@@ -25,7 +25,9 @@ from torch_geometric.data import Batch
 from tqdm import tqdm
 
 from nfws.data.cameras import pixel_rays
+from nfws.data.views import open_views
 from nfws.device import pick_device
+from nfws.fields.shard import read_nerf_shard
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import FieldStack
 from nfws.batches import paired_batches, shuffled_batches
@@ -35,8 +37,8 @@ from nfws.gmn.losses import SigLIP, check_variant, rendering_loss, uses_contrast
 from nfws.gmn.nf2vec import NF2VecDecoder
 from nfws.render.volrend import render_rays
 from nfws.checkpoint import Checkpoint, input_fingerprint
-from nfws.store import (config_hash, load_torch, open_zarr, read_zarr, save_torch, write_json,
-                        write_parquet)
+from nfws.config_files import Section
+from nfws.store import config_hash, load_torch, save_torch, write_json, write_parquet
 
 META_COLUMNS = ("object_id", "arch", "split", "class_index")
 ENCODER_KINDS = ("gmn", "nf2vec_mlp", "triplane_transformer")
@@ -86,17 +88,13 @@ def param_inputs(shard_paths: Sequence, manifest: pd.DataFrame) -> EncoderInputs
     stacks: dict[str, list[np.ndarray]] = {}
     items = []
     for path in shard_paths:
-        root = open_zarr(path, required=["object_ids"])
-        arch = root.attrs.get("arch", {}).get("name")
-        if arch is None:
-            raise ValueError(f"{path}: attrs lack arch.name")
-        names = [k for k, _ in root.arrays() if k.startswith("mlp.") or k in ("triplane", "hash")]
-        arrays, _ = read_zarr(path, names + ["object_ids"])
-        if stacks and set(stacks) != set(names):
-            raise ValueError(f"{path}: parameters {sorted(names)} differ from earlier shards {sorted(stacks)}")
-        for name in names:
-            stacks.setdefault(name, []).append(arrays[name].astype(np.float32))
-        items += [(str(o), arch) for o in arrays["object_ids"]]
+        shard = read_nerf_shard(path, arrays=())
+        if stacks and set(stacks) != set(shard.params):
+            raise ValueError(f"{path}: parameters {sorted(shard.params)} differ from earlier "
+                             f"shards {sorted(stacks)}")
+        for name, value in shard.params.items():
+            stacks.setdefault(name, []).append(value.astype(np.float32))
+        items += [(o, shard.spec.name) for o in shard.object_ids]
     if not items:
         raise ValueError("param_inputs: no shard given")
     params = {k: torch.from_numpy(np.concatenate(v)) for k, v in stacks.items()}
@@ -123,10 +121,9 @@ class ViewRays:
 
     @classmethod
     def from_zarr(cls, path) -> "ViewRays":
-        root = open_zarr(path, required=["images", "c2w", "intrinsics", "object_ids"])
-        _, _, height, width, _ = root["images"].shape
-        arrays, _ = read_zarr(path, ["c2w", "intrinsics", "object_ids"])
-        return cls(arrays["c2w"], arrays["intrinsics"], arrays["object_ids"], height, width)
+        store = open_views(path)
+        _, _, height, width, _ = store.images.shape
+        return cls(store.c2w[...], store.intrinsics[...], store.object_ids, height, width)
 
     def sample(self, object_ids: Sequence[str], n_rays: int, generator: torch.Generator):
         missing = [o for o in object_ids if o not in self.row]
@@ -174,12 +171,9 @@ def shard_teacher(nerf_shards: Sequence, n_samples: int, device=None) -> Teacher
     device = pick_device(device)
     stores: dict[str, tuple[ArchSpec, dict[str, np.ndarray], dict[str, int]]] = {}
     for path in nerf_shards:
-        root = open_zarr(path, required=["object_ids"])
-        if "arch" not in root.attrs:
-            raise ValueError(f"{path}: attrs lack 'arch'")
-        spec = ArchSpec.from_dict(data=dict(root.attrs["arch"]))
-        arrays, _ = read_zarr(path, list(spec.param_shapes()) + ["object_ids", "sample_box"])
-        ids = [str(o) for o in arrays.pop("object_ids")]
+        shard = read_nerf_shard(path, arrays=("sample_box",))
+        spec, ids = shard.spec, shard.object_ids
+        arrays = {**shard.params, "sample_box": shard.sample_box}
         if spec.name in stores:
             old_spec, old_arrays, old_rows = stores[spec.name]
             offset = len(old_rows)
@@ -224,19 +218,34 @@ def build_encoder(cfg: dict) -> torch.nn.Module:
     raise ValueError(f"encoder.kind {kind!r} unknown; choose one of {ENCODER_KINDS}")
 
 
-REQUIRED_KEYS = ("encoder", "decoder", "loss", "lambda_c", "epochs", "batch_size", "lr",
-                 "weight_decay", "rays_per_nerf", "samples_per_ray", "fg_threshold",
-                 "fg_weight", "bg_weight", "bbox", "seed")
+@dataclass(frozen=True)
+class EncoderTraining(Section):
+    """The ``gmn.train`` section plus the job's ``loss`` variant and ``seed``."""
 
+    SECTION = "gmn.train"
+    encoder: dict
+    decoder: dict
+    loss: str
+    lambda_c: float
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    rays_per_nerf: int
+    samples_per_ray: int
+    fg_threshold: float
+    fg_weight: float
+    bg_weight: float
+    bbox: float
+    seed: int
 
-def _check_config(cfg: dict) -> None:
-    missing = [k for k in REQUIRED_KEYS if k not in cfg]
-    if missing:
-        raise KeyError(f"encoder training config lacks keys {missing}")
-    check_variant(cfg["loss"])
-    for key in ("epochs", "batch_size", "rays_per_nerf", "samples_per_ray"):
-        if int(cfg[key]) < 1:
-            raise ValueError(f"encoder training config: {key} must be >= 1, got {cfg[key]}")
+    def check(self, section: str) -> None:
+        check_variant(self.loss)
+        for key in ("epochs", "batch_size", "rays_per_nerf", "samples_per_ray"):
+            if int(getattr(self, key)) < 1:
+                self.bad(section, key, "must be >= 1")
+        if "d_embed" not in self.encoder:
+            self.bad(section, "encoder", "needs d_embed")
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -250,18 +259,18 @@ def _batch_loss(cfg, encoder, decoder, siglip, inputs, items, keys, rays, teache
     ids = [keys[i][1] for i in items]
     loss, parts = emb.new_zeros(()), {}
     if decoder is not None:
-        origins, dirs = (t.to(device) for t in rays.sample(ids, int(cfg["rays_per_nerf"]), gen))
+        origins, dirs = (t.to(device) for t in rays.sample(ids, int(cfg.rays_per_nerf), gen))
         with torch.no_grad():
             target_rgb, target_alpha = teacher([keys[i] for i in items], origins, dirs)
         pred_rgb, _ = render_in_box(lambda x: decoder(x, emb), origins, dirs,
-                                    int(cfg["samples_per_ray"]), float(cfg["bbox"]), render_gen)
-        l_r = rendering_loss(pred_rgb, target_rgb, target_alpha, float(cfg["fg_threshold"]),
-                             float(cfg["fg_weight"]), float(cfg["bg_weight"]))
+                                    int(cfg.samples_per_ray), float(cfg.bbox), render_gen)
+        l_r = rendering_loss(pred_rgb, target_rgb, target_alpha, float(cfg.fg_threshold),
+                             float(cfg.fg_weight), float(cfg.bg_weight))
         loss = loss + l_r
         parts["render"] = l_r.item()
     if siglip is not None:
         l_c = siglip(emb, ids)
-        loss = loss + (float(cfg["lambda_c"]) if decoder is not None else 1.0) * l_c
+        loss = loss + (float(cfg.lambda_c) if decoder is not None else 1.0) * l_c
         parts["contrast"] = l_c.item()
     return loss, parts
 
@@ -277,36 +286,36 @@ def train_encoder(cfg: dict, inputs: EncoderInputs, model_path, *, rays: ViewRay
     ``input_files``; removed once the model is written) and the per-epoch log as JSON at
     ``log_path``. Returns the log.
     """
-    _check_config(cfg)
-    variant = cfg["loss"]
+    run = EncoderTraining.from_dict(cfg)
+    variant = run.loss
     if uses_rendering(variant) and (rays is None or teacher is None):
         raise ValueError(f"encoder loss {variant}: rendering needs both rays and a teacher")
     device = pick_device(device)
-    torch.manual_seed(int(cfg["seed"]))
+    torch.manual_seed(int(run.seed))
     train = inputs.meta.index[inputs.meta["split"] == "train"].to_numpy()
     if len(train) < 2:
         raise ValueError("encoder training: fewer than 2 items in the train split")
     train_ids = inputs.meta.loc[train, "object_id"].tolist()
     keys = list(zip(inputs.meta["arch"], inputs.meta["object_id"]))
 
-    encoder = build_encoder(cfg["encoder"]).to(device)
-    d_embed = int(cfg["encoder"].get("d_embed", 1024))
-    decoder = (NF2VecDecoder(d_embed=d_embed, bbox=float(cfg["bbox"]), **cfg["decoder"]).to(device)
+    encoder = build_encoder(run.encoder).to(device)
+    decoder = (NF2VecDecoder(d_embed=int(run.encoder["d_embed"]), bbox=float(run.bbox),
+                             **run.decoder).to(device)
                if uses_rendering(variant) else None)
     siglip = SigLIP().to(device) if uses_contrast(variant) else None
     modules = [m for m in (encoder, decoder, siglip) if m is not None]
     params = [p for m in modules for p in m.parameters()]
-    optimizer = torch.optim.AdamW(params, lr=float(cfg["lr"]), weight_decay=float(cfg["weight_decay"]))
+    optimizer = torch.optim.AdamW(params, lr=float(run.lr), weight_decay=float(run.weight_decay))
 
     def epoch_batches(epoch):
-        rng = np.random.default_rng(_epoch_seed(int(cfg["seed"]), epoch))
-        local = (paired_batches(train_ids, int(cfg["batch_size"]), rng) if siglip is not None
-                 else shuffled_batches(len(train), int(cfg["batch_size"]), rng))
+        rng = np.random.default_rng(_epoch_seed(int(run.seed), epoch))
+        local = (paired_batches(train_ids, int(run.batch_size), rng) if siglip is not None
+                 else shuffled_batches(len(train), int(run.batch_size), rng))
         return [[int(train[i]) for i in b] for b in local]
 
-    epochs = int(cfg["epochs"])
+    epochs = int(run.epochs)
     steps_per_epoch = len(epoch_batches(0))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(cfg["lr"]),
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=float(run.lr),
                                                     total_steps=epochs * steps_per_epoch)
     start, log = 0, []
     checkpoint = None if checkpoint_path is None else Checkpoint(checkpoint_path, {
@@ -325,13 +334,13 @@ def train_encoder(cfg: dict, inputs: EncoderInputs, model_path, *, rays: ViewRay
     for epoch in bar:
         for m in modules:
             m.train()
-        seed = _epoch_seed(int(cfg["seed"]), epoch)
+        seed = _epoch_seed(int(run.seed), epoch)
         gen = torch.Generator().manual_seed(seed)                     # rays (drawn on the CPU)
         render_gen = torch.Generator(device=device).manual_seed(seed)  # sample jitter, on device
         sums = {"loss": 0.0, "render": 0.0, "contrast": 0.0}
         batches = epoch_batches(epoch)
         for step, items in enumerate(batches):
-            loss, parts = _batch_loss(cfg, encoder, decoder, siglip, inputs, items, keys, rays,
+            loss, parts = _batch_loss(run, encoder, decoder, siglip, inputs, items, keys, rays,
                                       teacher, device, gen, render_gen)
             for k, v in parts.items():
                 sums[k] += v

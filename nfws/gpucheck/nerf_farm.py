@@ -24,9 +24,10 @@ from matplotlib.figure import Figure
 
 from nfws.bench.nerf_farm import (ARCHS, BASELINE, OURS, SEED, compare_paths, farm_config,
                                   fit_alone, matmul_peak, mlp_flops_per_second, points_per_call,
-                                  synthetic_views, warm_up)
+                                  warm_up)
 from nfws.data.cameras import pixel_centres, pixel_rays
 from nfws.data.contact_sheet import write_sheet
+from nfws.data.synthetic_views import synthetic_views
 from nfws.figures import save_figure
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import select

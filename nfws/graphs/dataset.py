@@ -21,9 +21,9 @@ import pandas as pd
 import torch
 from torch_geometric.data import Batch, Data
 
+from nfws.data.manifest import read_manifest
 from nfws.graphs.store import GraphShard, open_graph_shard
 from nfws.graphs.topology import Topology
-from nfws.store import read_parquet
 
 MANIFEST_COLUMNS = ["object_id", "class_index", "split"]
 
@@ -126,9 +126,7 @@ class GraphDataset(torch.utils.data.Dataset):
 
     def __init__(self, shards: Sequence, manifest, split: str | None = None,
                  archs: Sequence[str] | None = None, device=None):
-        labels = read_parquet(manifest, columns=MANIFEST_COLUMNS).set_index("object_id")
-        if not labels.index.is_unique:
-            raise ValueError(f"{manifest}: object_id values are not unique")
+        labels = read_manifest(manifest, MANIFEST_COLUMNS).set_index("object_id")
         self.shards: list[GraphShard] = []
         frames = []
         for path in shards:

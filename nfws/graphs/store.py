@@ -15,27 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nfws.fields.spec import ArchSpec
+from nfws.fields.shard import read_nerf_shard, read_strings, spec_of
 from nfws.graphs.topology import Topology, topology, values_from_weights
 from nfws.store import open_zarr, write_zarr
 
 TOPOLOGY_ARRAYS = ("x", "edge_index", "edge_attr")
 GRAPH_ARRAYS = TOPOLOGY_ARRAYS + ("values", "object_ids")
-
-
-def read_strings(array) -> np.ndarray:
-    """A zarr string array as a numpy ``str`` array (zarr returns numpy's StringDType)."""
-    return np.array([str(v) for v in array[...].tolist()], dtype=str)
-
-
-def spec_of(attrs: dict, path) -> ArchSpec:
-    """The ArchSpec recorded in a store's ``arch`` attr."""
-    if "arch" not in attrs:
-        raise ValueError(f"{path}: attrs lack 'arch' (the ArchSpec of the stored NeRFs)")
-    try:
-        return ArchSpec.from_dict(data=attrs["arch"])
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: attrs 'arch' is not a valid ArchSpec ({err})") from err
 
 
 def convert_shard(nerf_shard_path, out_path) -> dict:
@@ -44,15 +29,9 @@ def convert_shard(nerf_shard_path, out_path) -> dict:
     Raises when the shard is missing, its arrays do not match its ArchSpec, or any weight
     is not finite (the message names the shard and the offending NeRFs).
     """
-    root = open_zarr(nerf_shard_path, required=["object_ids"])
-    attrs = dict(root.attrs)
-    spec = spec_of(attrs, nerf_shard_path)
-    object_ids = read_strings(root["object_ids"])
-    arrays = {name: root[name][...] for name in spec.param_shapes() if name in root}
-    values = values_from_weights(spec, arrays, source=str(nerf_shard_path))
-    if len(values) != len(object_ids) or len(set(object_ids)) != len(object_ids):
-        raise ValueError(f"{nerf_shard_path}: {len(values)} NeRFs need as many unique "
-                         f"object_ids, got {len(object_ids)} ({len(set(object_ids))} unique)")
+    shard = read_nerf_shard(nerf_shard_path, arrays=())
+    spec, object_ids = shard.spec, np.array(shard.object_ids, dtype=str)
+    values = values_from_weights(spec, shard.params, source=str(nerf_shard_path))
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
         raise ValueError(f"{nerf_shard_path}: non-finite weights in NeRFs of objects "
@@ -63,8 +42,7 @@ def convert_shard(nerf_shard_path, out_path) -> dict:
         {"x": topo.x, "edge_index": topo.edge_index, "edge_attr": topo.edge_attr,
          "values": values, "object_ids": object_ids},
         attrs={"arch": spec.to_dict(), "source_shard": str(nerf_shard_path),
-               "nerf_config_hash": attrs.get("config_hash"),
-               "dropped": attrs.get("dropped", []),
+               "nerf_config_hash": shard.config_hash, "dropped": shard.dropped,
                "n_nodes": topo.n_nodes, "n_edges": topo.n_edges},
         chunks={"x": topo.x.shape, "edge_index": topo.edge_index.shape,
                 "edge_attr": topo.edge_attr.shape, "values": (1, topo.n_edges)},

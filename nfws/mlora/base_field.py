@@ -13,29 +13,52 @@ from __future__ import annotations
 
 import copy
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from nfws.config_files import Section
 from nfws.data.targets import load_targets, sample_batch, training_indices
 from nfws.device import choose_device
 from nfws.checkpoint import Checkpoint, input_fingerprint
 from nfws.mlora.modulated import ModulatedField
 from nfws.store import config_hash, load_torch, save_torch
 
-TRAIN_KEYS = ("stages", "lambda_r", "ema_decay", "latent_init_std", "checkpoint_every",
-              "curve_every")
 
+@dataclass(frozen=True)
+class Stage(Section):
+    """One stage of the base field's schedule (an entry of ``lora.base.stages``)."""
 
-def _validate(cfg: dict) -> None:
-    missing = [k for k in TRAIN_KEYS if k not in cfg]
-    if missing:
-        raise KeyError(f"base config: missing keys {missing}")
-    for i, stage in enumerate(cfg["stages"]):
+    steps: int
+    batch: int
+    points: int
+    lr: float
+
+    def check(self, section: str) -> None:
         for key in ("steps", "batch", "points", "lr"):
-            if key not in stage or stage[key] <= 0:
-                raise ValueError(f"base.stages[{i}].{key} must be a positive number")
+            if not getattr(self, key) > 0:
+                self.bad(section, key, "must be a positive number")
+
+
+@dataclass(frozen=True)
+class BaseSchedule(Section):
+    """The ``lora.base`` keys of the base field's training (its shape is ``FieldArch``)."""
+
+    SECTION = "lora.base"
+    stages: tuple
+    lambda_r: float
+    ema_decay: float
+    latent_init_std: float
+    checkpoint_every: int
+    curve_every: int
+
+    def check(self, section: str) -> None:
+        if not self.stages:
+            self.bad(section, "stages", "needs at least one stage")
+        object.__setattr__(self, "stages", tuple(
+            Stage.from_dict(st, f"{section}.stages[{i}]") for i, st in enumerate(self.stages)))
 
 
 def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) -> dict:
@@ -49,7 +72,7 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
     at the end: ``step``, ``cpu_seconds`` of training so far, EMA ``state``, ``latents``).
     Returns a summary.
     """
-    _validate(cfg)
+    run = BaseSchedule.pick(cfg)
     device = device or choose_device("auto")
     targets = load_targets(targets_path)
     train = torch.from_numpy(training_indices(targets, targets_path))
@@ -58,10 +81,10 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
     model = ModulatedField(arch).to(device)
     ema = copy.deepcopy(model).requires_grad_(False)
     gen = torch.Generator().manual_seed(seed)
-    latents = (torch.randn(len(train), cfg["d_z"], generator=gen)
-               * cfg["latent_init_std"]).to(device).requires_grad_(True)
+    latents = (torch.randn(len(train), model.cfg["d_z"], generator=gen)
+               * run.latent_init_std).to(device).requires_grad_(True)
     opt = torch.optim.Adam([{"params": model.parameters()}, {"params": [latents]}],
-                           lr=cfg["stages"][0]["lr"])
+                           lr=run.stages[0].lr)
     checkpoint = Checkpoint(Path(str(out_path) + ".progress.pt"), {
         "config_hash": config_hash(cfg), "seed": seed, "inputs": input_fingerprint([targets_path]),
         "object_ids": [str(targets.object_ids[i]) for i in train.tolist()]})
@@ -76,19 +99,19 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
         snapshots, seconds0 = ck["snapshots"], float(ck["cpu_seconds"])
     clock = time.process_time()
     cpu_seconds = lambda: seconds0 + time.process_time() - clock
-    schedule = [(s, st) for st in cfg["stages"] for s in range(int(st["steps"]))]
+    schedule = [(s, st) for st in run.stages for s in range(int(st.steps))]
     bar = tqdm(total=len(schedule), initial=step0, desc="base field")
     for step in range(step0, len(schedule)):
         _, stage = schedule[step]
         for group in opt.param_groups:
-            group["lr"] = stage["lr"]
-        batch = min(int(stage["batch"]), len(train))
+            group["lr"] = stage.lr
+        batch = min(int(stage.batch), len(train))
         idx = torch.randperm(len(train), generator=gen)[:batch]
-        points, values = sample_batch(targets, train[idx], int(stage["points"]), [gen] * batch)
+        points, values = sample_batch(targets, train[idx], int(stage.points), [gen] * batch)
         z = latents[idx.to(device)]
         pred = model(points.to(device), z)
         recon = targets.loss(pred, values.to(device)).mean()
-        loss = recon + cfg["lambda_r"] * z.pow(2).sum(-1).mean()
+        loss = recon + run.lambda_r * z.pow(2).sum(-1).mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"base field ({targets_path}): loss {loss.item()} "
                                      f"at step {step}")
@@ -97,13 +120,13 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
         opt.step()
         with torch.no_grad():
             for pe, p in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(p, 1 - cfg["ema_decay"])
+                pe.lerp_(p, 1 - run.ema_decay)
         curve.append(recon.item())
         bar.update(1)
         bar.set_postfix(recon=f"{curve[-1]:.4f}")
-        if (step + 1) % cfg["curve_every"] == 0 or step + 1 == len(schedule):
+        if (step + 1) % run.curve_every == 0 or step + 1 == len(schedule):
             snapshots.append(snapshot(ema, latents, step + 1, cpu_seconds()))
-        if (step + 1) % cfg["checkpoint_every"] == 0 and step + 1 < len(schedule):
+        if (step + 1) % run.checkpoint_every == 0 and step + 1 < len(schedule):
             checkpoint.save({"model": model.state_dict(), "ema": ema.state_dict(),
                              "opt": opt.state_dict(), "gen": gen.get_state(),
                              "latents": latents.detach(), "step": step + 1,

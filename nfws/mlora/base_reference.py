@@ -17,6 +17,7 @@ fitted representations are:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -27,9 +28,49 @@ from nfws.mlora.modulated import ModulatedField
 from nfws.mlora.train import fit_checkpoint, fit_params, shared_init
 from nfws.metrics import reconstruction_scores
 from nfws.mlora.models import latent_on_base
-from nfws.store import config_hash, write_zarr
+from nfws.store import config_hash, read_zarr, write_zarr
 
 TEST_SPLIT = "test"
+
+
+@dataclass(frozen=True)
+class BaseReference:
+    """The arrays and attrs of a base-reference store (:func:`base_reference` lists them)."""
+
+    train_object_ids: np.ndarray
+    train_score: np.ndarray
+    test_object_ids: np.ndarray
+    test_score: np.ndarray
+    test_latents: np.ndarray
+    test_loss_curve: np.ndarray
+    curve_step: np.ndarray
+    curve_cpu_seconds: np.ndarray
+    curve_score: np.ndarray
+    attrs: dict
+
+
+ARRAYS = tuple(f.name for f in fields(BaseReference) if f.name != "attrs")
+ATTRS = ("metric", "target_kind", "n_params", "n_base_params", "test_split", "start_latent",
+         "schedule", "fit", "config_hash", "seed", "base_ckpt")
+
+
+def _check_attrs(path, attrs: dict) -> None:
+    missing = [k for k in ATTRS if k not in attrs]
+    if missing:
+        raise ValueError(f"{path}: base-reference attrs lack {missing}")
+
+
+def write_base_reference(path, ref: BaseReference) -> None:
+    """Write ``ref`` (every attr of ``ATTRS`` required)."""
+    _check_attrs(path, ref.attrs)
+    write_zarr(path, {name: getattr(ref, name) for name in ARRAYS}, attrs=ref.attrs)
+
+
+def read_base_reference(path) -> BaseReference:
+    """Read a base-reference store; a missing array or attr is an error naming the file."""
+    arrays, attrs = read_zarr(path, list(ARRAYS))
+    _check_attrs(path, attrs)
+    return BaseReference(**arrays, attrs=attrs)
 
 
 def training_instances(base: dict, targets) -> np.ndarray:
@@ -104,20 +145,20 @@ def base_reference(base_ckpt, targets_path, cfg: dict, out_path, seed: int,
                                        targets, cfg, seed, device)
     rep.to("cpu")
     n_base = sum(p.numel() for p in model.parameters())
-    write_zarr(out_path, {
-        "train_object_ids": targets.object_ids[train_idx],
-        "train_score": train_score.astype(np.float32),
-        "test_object_ids": targets.object_ids[test_idx],
-        "test_score": test_score.astype(np.float32),
-        "test_latents": fitted["z"].numpy().astype(np.float32),
-        "test_loss_curve": fit_curve.astype(np.float32), **curve},
+    write_base_reference(out_path, BaseReference(
+        train_object_ids=targets.object_ids[train_idx],
+        train_score=train_score.astype(np.float32),
+        test_object_ids=targets.object_ids[test_idx],
+        test_score=test_score.astype(np.float32),
+        test_latents=fitted["z"].numpy().astype(np.float32),
+        test_loss_curve=fit_curve.astype(np.float32), **curve,
         attrs={"metric": "psnr_db" if targets.kind == "image" else "chamfer",
                "target_kind": targets.kind, "n_params": rep.n_params,
                "n_base_params": n_base, "test_split": TEST_SPLIT,
                "start_latent": cfg["base_latent"],
                "schedule": {k: cfg[k] for k in ("steps", "points", "lr_start", "lr_end")},
                "fit": cfg, "config_hash": config_hash(cfg), "seed": seed,
-               "base_ckpt": str(base_ckpt)})
+               "base_ckpt": str(base_ckpt)}))
     checkpoint.clear()
     return {"n_train": len(train_idx), "n_test": len(test_idx),
             "train_score_mean": float(np.nanmean(train_score)),

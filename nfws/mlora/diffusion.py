@@ -2,46 +2,57 @@
 
 Stage API (one model per dataset x representation x denoiser):
 
-- ``train_diffusion(weights_paths, cfg, out_path, seed, ...)`` reads
-  ``results/lora/{dataset}/{repr}/{shard}.zarr`` stores (``weights`` [n, P], ``object_ids``,
-  attrs ``layout``), keeps the training split, standardises every coordinate, trains an
-  epsilon-prediction denoiser with AdamW and writes one ``.pt`` with the model, the
-  normaliser, the layout and the loss curve. A sibling ``<out>.resume.pt`` checkpoint
-  makes a killed job resume where it stopped.
+- ``train_diffusion(weights_paths, cfg, out_path, seed, ...)`` reads the
+  ``results/lora/{dataset}/{repr}/{shard}.zarr`` weight shards (``weights`` [n, P],
+  ``object_ids``, attrs ``layout``; :mod:`nfws.mlora.weight_shard`), keeps the training
+  split, standardises every coordinate, trains an epsilon-prediction denoiser with AdamW
+  and writes one ``.pt`` with the model, the normaliser, the layout and the loss curve. A
+  sibling ``<out>.resume.pt`` checkpoint makes a killed job resume where it stopped.
 - ``sample(model_path, n, seed)`` returns de-normalised weight vectors [n, P].
 """
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from nfws.config_files import checked_section
+from nfws.config_files import Section
+from nfws.data.manifest import split_members
 from nfws.device import choose_device
 from nfws.mlora.ddpm import GaussianDiffusion, WeightNormaliser
 from nfws.mlora.dit import TensorTokenDiT, layout_size
 from nfws.mlora.lora_encoder import HierarchicalLoRADiT, lora_structure
+from nfws.mlora.weight_shard import read_weight_shards
 from nfws.checkpoint import Checkpoint, input_fingerprint
-from nfws.store import config_hash, load_torch, read_parquet, read_zarr, save_torch
+from nfws.store import config_hash, load_torch, save_torch
 
 DENOISERS = ("auto", "dit", "lora_encoder")
-# The default CPU run's ``diffusion`` config section (config.yaml carries the same keys;
-# paper sizes: hidden 2880, depth 12, heads 16, mlp_ratio 4, batch 256, lr 2e-4).
-DEFAULTS = {
-    "timesteps": 500, "beta_start": 1e-4, "beta_end": 2e-2,
-    "sampling_steps": 100, "eta": 0.0,
-    "hidden": 384, "depth": 2, "heads": 4, "mlp_ratio": 2.0, "rank_encoding": True,
-    "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0, "steps": 150,
-    "checkpoint_every": 100, "sample_batch": 256, "device": "auto",
-}
+@dataclass(frozen=True)
+class DenoiserConfig(Section):
+    """The ``diffusion.model`` section: noise schedule, sampler, denoiser sizes, training."""
 
-
-def diffusion_config(cfg: dict) -> dict:
-    """Check the ``diffusion`` config section: every key of ``DEFAULTS``, nothing else."""
-    return checked_section(cfg, DEFAULTS, "diffusion")
+    SECTION = "diffusion.model"
+    timesteps: int
+    beta_start: float
+    beta_end: float
+    sampling_steps: int
+    eta: float
+    hidden: int
+    depth: int
+    heads: int
+    mlp_ratio: float
+    rank_encoding: bool
+    batch_size: int
+    lr: float
+    weight_decay: float
+    steps: int
+    checkpoint_every: int
+    sample_batch: int
+    device: str
 
 
 def load_weight_shards(paths, manifest_path=None, split: str = "train"):
@@ -49,37 +60,16 @@ def load_weight_shards(paths, manifest_path=None, split: str = "train"):
 
     Returns (weights float32 [n, P], object_ids [n], layout).
     """
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    if not paths:
-        raise ValueError("train_diffusion: no weight shards given")
-    weights, ids, layout = [], [], None
-    for path in paths:
-        arrays, attrs = read_zarr(path, ["weights", "object_ids"])
-        if "layout" not in attrs:
-            raise ValueError(f"{path}: attrs lack 'layout' (how the flat vector splits into tensors)")
-        if layout is None:
-            layout = attrs["layout"]
-        elif attrs["layout"] != layout:
-            raise ValueError(f"{path}: layout differs from that of {paths[0]}")
-        w = np.asarray(arrays["weights"], dtype=np.float32)
-        if w.ndim != 2 or w.shape[1] != layout_size(layout):
-            raise ValueError(f"{path}: weights shape {w.shape} does not match the layout "
-                             f"({layout_size(layout)} values per instance)")
-        if not np.isfinite(w).all():
-            raise ValueError(f"{path}: weights contain NaN or inf")
-        weights.append(w)
-        ids.extend(str(i) for i in arrays["object_ids"])
-    weights = np.concatenate(weights)
-    ids = np.asarray(ids)
+    shard = read_weight_shards(paths)
+    weights = np.asarray(shard.weights, dtype=np.float32)
+    ids = np.asarray([str(i) for i in shard.object_ids])
+    bad = ~np.isfinite(weights).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{paths}: weights of objects {ids[bad][:5].tolist()} contain NaN or inf")
     if manifest_path is not None:
-        manifest = read_parquet(manifest_path, ["object_id", "split"])
-        keep_ids = set(manifest.loc[manifest["split"] == split, "object_id"].astype(str))
-        keep = np.array([i in keep_ids for i in ids])
-        if keep.sum() < 2:
-            raise ValueError(f"{manifest_path}: fewer than 2 of the {len(ids)} shard objects are "
-                             f"in split {split!r}")
+        keep = split_members(manifest_path, ids, split, "the weight shards")
         weights, ids = weights[keep], ids[keep]
-    return weights, ids, layout
+    return weights, ids, shard.attrs["layout"]
 
 
 def resolve_denoiser(denoiser: str, layout: list[dict]) -> str:
@@ -95,11 +85,11 @@ def resolve_denoiser(denoiser: str, layout: list[dict]) -> str:
         return "dit"
 
 
-def build_denoiser(denoiser: str, layout: list[dict], cfg: dict) -> torch.nn.Module:
-    args = dict(layout=layout, hidden=cfg["hidden"], depth=cfg["depth"], heads=cfg["heads"],
-                mlp_ratio=cfg["mlp_ratio"])
+def build_denoiser(denoiser: str, layout: list[dict], cfg: DenoiserConfig) -> torch.nn.Module:
+    args = dict(layout=layout, hidden=cfg.hidden, depth=cfg.depth, heads=cfg.heads,
+                mlp_ratio=cfg.mlp_ratio)
     if denoiser == "lora_encoder":
-        return HierarchicalLoRADiT(**args, rank_encoding=cfg["rank_encoding"])
+        return HierarchicalLoRADiT(**args, rank_encoding=cfg.rank_encoding)
     return TensorTokenDiT(**args)
 
 
@@ -108,9 +98,9 @@ def train_diffusion(weights_paths, cfg: dict, out_path, seed: int, manifest_path
     """Train one denoiser on the ``split`` objects (per ``manifest_path``) of the shards;
     write ``out_path`` (.pt); return a summary dict. Instance shards hold every object of
     the dataset, so the manifest is required: the held-out objects are the reference set."""
-    cfg = diffusion_config(cfg)
+    cfg = DenoiserConfig.from_dict(cfg)
     out_path = Path(out_path)
-    device = choose_device(cfg["device"])
+    device = choose_device(cfg.device)
     weights, ids, layout = load_weight_shards(weights_paths, manifest_path, split)
     denoiser = resolve_denoiser(denoiser, layout)
     x = torch.from_numpy(weights)
@@ -120,12 +110,12 @@ def train_diffusion(weights_paths, cfg: dict, out_path, seed: int, manifest_path
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # parameter initialisation, without touching the caller's RNG
         model = build_denoiser(denoiser, layout, cfg).to(device)
-    diffusion = GaussianDiffusion(cfg["timesteps"], cfg["beta_start"], cfg["beta_end"])
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"],
+    diffusion = GaussianDiffusion(cfg.timesteps, cfg.beta_start, cfg.beta_end)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             fused=True)
     gen = torch.Generator().manual_seed(seed)
     checkpoint = Checkpoint(out_path.with_name(out_path.name + ".resume.pt"), {
-        "config_hash": config_hash(cfg), "denoiser": denoiser, "seed": seed, "ids": ids.tolist(),
+        "config_hash": config_hash(cfg.to_dict()), "denoiser": denoiser, "seed": seed, "ids": ids.tolist(),
         "inputs": input_fingerprint([weights_paths, manifest_path])})
     step, losses = 0, []
     state = checkpoint.load()
@@ -135,11 +125,11 @@ def train_diffusion(weights_paths, cfg: dict, out_path, seed: int, manifest_path
         gen.set_state(state["generator"])
         step, losses = int(state["step"]), state["losses"].tolist()
 
-    batch = min(cfg["batch_size"], len(data))
+    batch = min(cfg.batch_size, len(data))
     start = time.perf_counter()
     model.train()
-    with tqdm(total=cfg["steps"], initial=step, desc=f"diffusion {out_path.parent.name}") as bar:
-        while step < cfg["steps"]:
+    with tqdm(total=cfg.steps, initial=step, desc=f"diffusion {out_path.parent.name}") as bar:
+        while step < cfg.steps:
             idx = torch.randperm(len(data), generator=gen)[:batch].to(device)
             loss = diffusion.loss(model, data[idx], gen)
             if not torch.isfinite(loss):
@@ -151,12 +141,12 @@ def train_diffusion(weights_paths, cfg: dict, out_path, seed: int, manifest_path
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if step % cfg["checkpoint_every"] == 0 and step < cfg["steps"]:
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 checkpoint.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
                                  "generator": gen.get_state(), "step": step,
                                  "losses": torch.tensor(losses)})
     seconds = time.perf_counter() - start
-    save_torch({"cfg": cfg, "denoiser": denoiser, "layout": layout,
+    save_torch({"cfg": cfg.to_dict(), "denoiser": denoiser, "layout": layout,
                 "model": {k: v.cpu() for k, v in model.state_dict().items()},
                 "normaliser": normaliser.state_dict(), "losses": torch.tensor(losses),
                 "object_ids": ids.tolist(), "seed": seed}, out_path)
@@ -168,12 +158,12 @@ def train_diffusion(weights_paths, cfg: dict, out_path, seed: int, manifest_path
 def load_diffusion(model_path, device: torch.device | None = None):
     """(model in eval mode, GaussianDiffusion, WeightNormaliser, cfg) from a trained .pt."""
     state = load_torch(model_path)
-    cfg = state["cfg"]
-    device = device or choose_device(cfg["device"])
+    cfg = DenoiserConfig.from_dict(state["cfg"], f"{model_path}: cfg")
+    device = device or choose_device(cfg.device)
     model = build_denoiser(state["denoiser"], state["layout"], cfg)
     model.load_state_dict(state["model"])
     model.to(device).eval()
-    diffusion = GaussianDiffusion(cfg["timesteps"], cfg["beta_start"], cfg["beta_end"])
+    diffusion = GaussianDiffusion(cfg.timesteps, cfg.beta_start, cfg.beta_end)
     return model, diffusion, WeightNormaliser.from_state_dict(state["normaliser"]), cfg
 
 
@@ -191,11 +181,11 @@ def sample(model_path, n: int, seed: int, sampler: str = "ddim", steps: int | No
     gen = torch.Generator().manual_seed(seed)
     dim = normaliser.mean.numel()
     out = []
-    for start in tqdm(range(0, n, cfg["sample_batch"]), desc="sampling"):
-        shape = (min(cfg["sample_batch"], n - start), dim)
+    for start in tqdm(range(0, n, cfg.sample_batch), desc="sampling"):
+        shape = (min(cfg.sample_batch, n - start), dim)
         if sampler == "ddim":
-            z = diffusion.ddim_sample(model, shape, steps or cfg["sampling_steps"], gen,
-                                      eta=cfg["eta"], device=device)
+            z = diffusion.ddim_sample(model, shape, steps or cfg.sampling_steps, gen,
+                                      eta=cfg.eta, device=device)
         elif sampler == "ddpm":
             z = diffusion.ddpm_sample(model, shape, gen, device=device)
         else:

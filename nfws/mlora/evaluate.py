@@ -12,27 +12,28 @@ import pandas as pd
 from nfws.eval.discriminative import discriminative_runs, standardise
 from nfws.eval.tables import published, write_table
 from nfws.eval.tsne import tsne_scatter
-from nfws.mlora.train import load_fitted_weights
+from nfws.mlora.base_reference import BaseReference, read_base_reference
 from nfws.mlora.models import DISPLAY_NAMES, KINDS
-from nfws.store import read_zarr, write_parquet
+from nfws.mlora.weight_shard import WeightShard, read_weight_shards
+from nfws.store import write_parquet
 
 
-#: The base field's reference rows: (array prefix in the base-reference store, label,
+#: The base field's reference rows: (measurement of the base-reference store, label,
 #: instances scored).
 BASE_ROWS = (("train", "base (training latents)", "train split"),
              ("test", "base (latent-only fit)", "test split"))
 
 
-def _scores(paths) -> tuple[np.ndarray, dict]:
-    _, _, attrs = load_fitted_weights(paths)
-    return attrs["score"].astype(np.float64), attrs
+def _scores(paths) -> tuple[np.ndarray, WeightShard]:
+    shard = read_weight_shards(paths)
+    return shard.score.astype(np.float64), shard
 
 
-def _base_scores(path, prefix: str) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Object ids, scores and attrs of one base-reference measurement."""
-    arrays, attrs = read_zarr(path, [f"{prefix}_object_ids", f"{prefix}_score"])
-    return (np.array([str(o) for o in arrays[f"{prefix}_object_ids"]], dtype=object),
-            arrays[f"{prefix}_score"].astype(np.float64), attrs)
+def _base_scores(ref: BaseReference, measurement: str) -> tuple[np.ndarray, np.ndarray]:
+    """Object ids and scores of the ``train`` or ``test`` measurement of a base reference."""
+    ids = getattr(ref, f"{measurement}_object_ids")
+    return (np.array([str(o) for o in ids], dtype=object),
+            getattr(ref, f"{measurement}_score").astype(np.float64))
 
 
 def _mean(values: np.ndarray) -> float:
@@ -59,14 +60,13 @@ def _shape_columns(s: np.ndarray, on_test: np.ndarray, n_params: int, n_trainabl
 def _base_note(refs: dict) -> str:
     """What the reference rows measured, per dataset, from the stores' attrs."""
     parts = []
-    for dataset, path in refs.items():
-        train_ids, _, a = _base_scores(path, "train")
-        test_ids, _, _ = _base_scores(path, "test")
+    for dataset, ref in refs.items():
+        a = ref.attrs
         sch = a["schedule"]
         parts.append(f"{dataset}: base field of {a['n_base_params']:,} shared frozen "
                      f"parameters (not counted in params); training latents of its "
-                     f"{len(train_ids)} training instances; latent-only fit of the "
-                     f"{a['n_params']} latent entries of each of the {len(test_ids)} "
+                     f"{len(ref.train_object_ids)} training instances; latent-only fit of the "
+                     f"{a['n_params']} latent entries of each of the {len(ref.test_object_ids)} "
                      f"{a['test_split']}-split instances from the {a['start_latent']} "
                      f"training latent, {sch['steps']} steps x {sch['points']} points, "
                      f"LR {sch['lr_start']:g} -> {sch['lr_end']:g} (cosine), the "
@@ -85,27 +85,30 @@ def reconstruction_table(image_shards: dict, shape_shards: dict, csv_path, md_pa
     over the test-split instances the latent-only fit used (``*_test`` columns).
     """
     pub = published("mlora_reconstruction").set_index("representation")
-    refs = {d: p for d, p in (("faces", image_base), ("shapenet", shape_base)) if p}
-    test_ids = {d: set(_base_scores(p, "test")[0]) for d, p in refs.items()}
+    refs = {d: read_base_reference(p) for d, p in (("faces", image_base),
+                                                   ("shapenet", shape_base)) if p}
+    test_ids = {d: set(_base_scores(ref, "test")[0]) for d, ref in refs.items()}
     columns = {"faces": _image_columns, "shapenet": _shape_columns}
     rows = []
-    for prefix, label, evaluated_on in BASE_ROWS:
+    for measurement, label, evaluated_on in BASE_ROWS:
         if not refs:
             break
         row = {"representation": label, "evaluated_on": evaluated_on}
-        for dataset, path in refs.items():
-            _, s, a = _base_scores(path, prefix)
-            on_test = np.full(len(s), prefix == "test")
-            row.update(columns[dataset](s, on_test, a["n_params"], a["n_params"], 0))
+        for dataset, ref in refs.items():
+            _, s = _base_scores(ref, measurement)
+            on_test = np.full(len(s), measurement == "test")
+            n_params = ref.attrs["n_params"]
+            row.update(columns[dataset](s, on_test, n_params, n_params, 0))
         rows.append(row)
     for kind in KINDS:
         name = DISPLAY_NAMES[kind]
         row = {"representation": name, "evaluated_on": "all fitted"}
         for dataset, shards in (("faces", image_shards), ("shapenet", shape_shards)):
             if kind in shards:
-                s, a = _scores(shards[kind])
+                s, shard = _scores(shards[kind])
                 test = test_ids.get(dataset, set())
-                on_test = np.array([str(o) in test for o in a["object_ids"]], dtype=bool)
+                on_test = np.array([str(o) in test for o in shard.object_ids], dtype=bool)
+                a = shard.attrs
                 row.update(columns[dataset](s, on_test, a["n_params"], a["n_trainable"],
                                             len(a["dropped"])))
         p = pub.loc[name] if name in pub.index else None
@@ -176,13 +179,13 @@ def discriminative_table(parquet_paths, csv_path, md_path) -> pd.DataFrame:
 def discriminative_metrics(store_paths, cfg: dict, out_parquet, seed: int,
                            tsne_png=None) -> pd.DataFrame:
     """Read fitted shards of one representation, write per-run scores (and a t-SNE plot)."""
-    weights, labels, attrs = load_fitted_weights(store_paths)
-    df = discriminative_runs(weights, labels, cfg, seed)
-    df.insert(0, "representation", attrs["display_name"])
+    shard = read_weight_shards(store_paths)
+    name = shard.attrs["display_name"]
+    df = discriminative_runs(shard.weights, shard.labels, cfg, seed)
+    df.insert(0, "representation", name)
     write_parquet(df, out_parquet)
     if tsne_png is not None:
-        plot_tsne(weights, labels, attrs.get("class_names", []), attrs["display_name"],
-                  tsne_png, seed)
+        plot_tsne(shard.weights, shard.labels, shard.attrs["class_names"], name, tsne_png, seed)
     return df
 
 
@@ -250,21 +253,21 @@ def base_field_curve(reference_path, kind_shards: Mapping[str, Sequence], out_pn
 
     from nfws.figures import save_figure
 
-    arrays, attrs = read_zarr(reference_path, ["curve_cpu_seconds", "curve_score", "curve_step",
-                                               "test_object_ids", "test_score"])
-    image = attrs["metric"] == "psnr_db"
+    ref = read_base_reference(reference_path)
+    image = ref.attrs["metric"] == "psnr_db"
     scale = 1.0 if image else 100.0
-    test_ids = {str(o) for o in arrays["test_object_ids"]}
+    test_ids, test_score = _base_scores(ref, "test")
+    test_ids = set(test_ids)
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    ax.plot(arrays["curve_cpu_seconds"], arrays["curve_score"] * scale, "o-", color="black",
+    ax.plot(ref.curve_cpu_seconds, ref.curve_score * scale, "o-", color="black",
             label="base field, training latents")
-    for step, x, y in zip(arrays["curve_step"], arrays["curve_cpu_seconds"], arrays["curve_score"]):
+    for step, x, y in zip(ref.curve_step, ref.curve_cpu_seconds, ref.curve_score):
         ax.annotate(f"{int(step)}", (x, y * scale), fontsize=6, textcoords="offset points",
                     xytext=(0, 4))
-    levels = {"base (latent-only fit)": _mean(arrays["test_score"].astype(np.float64))}
+    levels = {"base (latent-only fit)": _mean(test_score)}
     for kind, shards in kind_shards.items():
-        s, a = _scores(shards)
-        on_test = np.array([str(o) in test_ids for o in a["object_ids"]], dtype=bool)
+        s, shard = _scores(shards)
+        on_test = np.array([str(o) in test_ids for o in shard.object_ids], dtype=bool)
         levels[DISPLAY_NAMES[kind]] = np.nanmean(s[on_test]) if on_test.any() else np.nan
     colours = plt.get_cmap("tab10")
     for k, (name, value) in enumerate(levels.items()):

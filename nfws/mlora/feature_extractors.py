@@ -31,6 +31,7 @@ Nothing else (pickled modules, torchvision model objects) is loaded.
 from __future__ import annotations
 
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,32 +40,38 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from nfws.config_files import checked_section
+from nfws.config_files import Section
+from nfws.data.targets import read_target_store, split_ground_truth
 from nfws.device import choose_device
-from nfws.store import load_torch, read_parquet, read_zarr, save_torch
+from nfws.store import load_torch, save_torch
 
-# The default CPU run's ``feature_extractor`` config section; ``checkpoint`` names an
-# external extractor (TorchScript or open_clip) to use instead of training one; ts_*
-# describe its image input.
-EXTRACTOR_DEFAULTS = {
-    "checkpoint": None, "feat_dim": 64, "epochs": 30, "batch_size": 32, "lr": 1e-3,
-    "input_res": 32, "n_points": 512, "device": "auto",
-    "ts_input_res": 224, "ts_mean": [0.48145466, 0.4578275, 0.40821073],
-    "ts_std": [0.26862954, 0.26130258, 0.27577711],
-}
-# Keys a config may leave out, with the value they take then.
-EXTRACTOR_OPTIONAL = {"open_clip_model": None, "objective": "auto"}
 OBJECTIVES = ("auto", "labels", "autoencoder")
 
 
-def extractor_config(cfg: dict) -> dict:
-    """Check the ``feature_extractor`` config section (keys of ``EXTRACTOR_DEFAULTS``,
-    optionally those of ``EXTRACTOR_OPTIONAL``)."""
-    cfg = checked_section(cfg, EXTRACTOR_DEFAULTS, "feature_extractor", EXTRACTOR_OPTIONAL)
-    if cfg["objective"] not in OBJECTIVES:
-        raise ValueError(f"config feature_extractor.objective must be one of {OBJECTIVES}, "
-                         f"got {cfg['objective']!r}")
-    return cfg
+@dataclass(frozen=True)
+class ExtractorConfig(Section):
+    """The ``diffusion.feature_extractor`` section: the extractor trained here (sizes,
+    schedule, objective), or an external one in ``checkpoint`` (TorchScript, or an
+    ``open_clip_model`` file) with its image input ``ts_*``."""
+
+    SECTION = "diffusion.feature_extractor"
+    checkpoint: str | None
+    open_clip_model: str | None
+    objective: str
+    feat_dim: int
+    epochs: int
+    batch_size: int
+    lr: float
+    input_res: int
+    n_points: int
+    device: str
+    ts_input_res: int
+    ts_mean: tuple
+    ts_std: tuple
+
+    def check(self, section: str) -> None:
+        if self.objective not in OBJECTIVES:
+            self.bad(section, "objective", f"must be one of {OBJECTIVES}")
 
 
 class ImageCNN(nn.Module):
@@ -198,18 +205,18 @@ def _is_torchscript(path: Path) -> bool:
         return any("/code/" in n or n.startswith("code/") for n in zf.namelist())
 
 
-def _external_prepare(cfg: dict, modality: str):
+def _external_prepare(cfg: ExtractorConfig, modality: str):
     """Input preparation of external extractors (CLIP-style images, subsampled clouds)."""
     if modality == "image":
-        mean = torch.tensor(cfg["ts_mean"]).view(1, 3, 1, 1)
-        std = torch.tensor(cfg["ts_std"]).view(1, 3, 1, 1)
-        return lambda d: (prepare_images(d, cfg["ts_input_res"]) - mean) / std
-    return lambda d: subsample_points(d, cfg["n_points"],
+        mean = torch.tensor(cfg.ts_mean).view(1, 3, 1, 1)
+        std = torch.tensor(cfg.ts_std).view(1, 3, 1, 1)
+        return lambda d: (prepare_images(d, cfg.ts_input_res) - mean) / std
+    return lambda d: subsample_points(d, cfg.n_points,
                                       torch.Generator().manual_seed(POINT_SUBSAMPLE_SEED))
 
 
-def _open_clip_extractor(path: Path, cfg: dict, modality: str, device) -> Extractor:
-    name = cfg["open_clip_model"]
+def _open_clip_extractor(path: Path, cfg: ExtractorConfig, modality: str, device) -> Extractor:
+    name = cfg.open_clip_model
     if modality != "image":
         raise ValueError(f"{path}: an open_clip model embeds images, but the data are "
                          f"{modality!r} (config feature_extractor.open_clip_model={name!r})")
@@ -228,7 +235,7 @@ def _open_clip_extractor(path: Path, cfg: dict, modality: str, device) -> Extrac
 def load_external_extractor(path, cfg: dict, modality: str) -> Extractor:
     """An extractor from a TorchScript archive or, with ``open_clip_model``, an open_clip
     model file; ``modality`` ('image' | 'occupancy') fixes its input format."""
-    cfg = extractor_config(cfg)
+    cfg = ExtractorConfig.from_dict(cfg)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: feature extractor file missing "
@@ -236,12 +243,12 @@ def load_external_extractor(path, cfg: dict, modality: str) -> Extractor:
     if modality not in ("image", "occupancy"):
         raise ValueError(f"{path}: external extractor needs modality 'image' or 'occupancy', "
                          f"got {modality!r}")
-    device = choose_device(cfg["device"])
+    device = choose_device(cfg.device)
     if _is_torchscript(path):
         module = torch.jit.load(str(path), map_location=device).eval()
         return Extractor(module, modality, f"TorchScript {path.name}",
                          _external_prepare(cfg, modality), device)
-    if cfg["open_clip_model"]:
+    if cfg.open_clip_model:
         return _open_clip_extractor(path, cfg, modality, device)
     raise ValueError(f"{path}: not a TorchScript archive; for an open_clip model file set "
                      "config feature_extractor.open_clip_model to its architecture name")
@@ -250,7 +257,7 @@ def load_external_extractor(path, cfg: dict, modality: str) -> Extractor:
 def load_extractor(path, cfg: dict, modality: str | None = None) -> Extractor:
     """An ``Extractor`` from our checkpoint, a record naming an external one, or a
     TorchScript archive (``modality`` required for the latter; ours record it)."""
-    cfg = extractor_config(cfg)
+    cfg = ExtractorConfig.from_dict(cfg)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: feature extractor checkpoint missing")
@@ -262,7 +269,7 @@ def load_extractor(path, cfg: dict, modality: str | None = None) -> Extractor:
     if not isinstance(state, dict) or state.get("arch") not in ARCHS:
         raise ValueError(f"{path}: not an nfws extractor checkpoint (expected key 'arch' in "
                          f"{sorted(ARCHS)} or 'external') nor a TorchScript archive")
-    device = choose_device(cfg["device"])
+    device = choose_device(cfg.device)
     module = ARCHS[state["arch"]](state["n_classes"], state["feat_dim"])
     module.load_state_dict(state["state_dict"])
     module = module.to(device).eval()
@@ -276,23 +283,6 @@ def load_extractor(path, cfg: dict, modality: str | None = None) -> Extractor:
     return Extractor(module.features, state["modality"], state["description"], prepare, device)
 
 
-def _split_data(targets_path, manifest_path, split: str):
-    """(modality, ground truth of ``split``, its labels) from a targets store."""
-    arrays, attrs = read_zarr(targets_path)
-    modality = attrs.get("kind")
-    key = {"image": "images", "occupancy": "surface"}.get(modality)
-    if key is None or key not in arrays:
-        raise ValueError(f"{targets_path}: need attrs kind 'image' (images) or 'occupancy' "
-                         f"(surface); got kind {modality!r}")
-    manifest = read_parquet(manifest_path, ["object_id", "split"])
-    wanted = set(manifest.loc[manifest["split"] == split, "object_id"].astype(str))
-    keep = np.array([str(i) in wanted for i in arrays["object_ids"]])
-    if keep.sum() < 2:
-        raise ValueError(f"{targets_path}: split {split!r} (per {manifest_path}) has "
-                         f"{int(keep.sum())} objects; the extractor needs >= 2")
-    return modality, arrays[key][keep], arrays["labels"][keep]
-
-
 def train_feature_extractor(targets_path, manifest_path, cfg: dict, out_path, seed: int,
                             split: str = "train") -> dict:
     """Train ``image_cnn`` / ``pointnet`` on the ``split`` ground truth of a targets store,
@@ -302,43 +292,43 @@ def train_feature_extractor(targets_path, manifest_path, cfg: dict, out_path, se
     the manifest; writes ``out_path`` (.pt). Returns a summary with the training
     accuracy (labels) or the final reconstruction loss (autoencoder).
     """
-    cfg = extractor_config(cfg)
-    modality, data, raw_labels = _split_data(targets_path, manifest_path, split)
+    cfg = ExtractorConfig.from_dict(cfg)
+    modality, data, raw_labels = split_ground_truth(targets_path, manifest_path, split)
     classes, labels = np.unique(raw_labels, return_inverse=True)
-    objective = cfg["objective"]
+    objective = cfg.objective
     if objective == "auto":
         objective = "labels" if len(classes) >= 2 else "autoencoder"
     if objective == "labels" and len(classes) < 2:
         raise ValueError(f"{targets_path}: split {split!r} has {len(data)} objects in "
                          f"{len(classes)} classes; a class-label extractor needs >= 2 classes "
                          "(config feature_extractor.objective: autoencoder or auto)")
-    device = choose_device(cfg["device"])
+    device = choose_device(cfg.device)
     gen = torch.Generator().manual_seed(seed)
     arch = "image_cnn" if modality == "image" else "pointnet"
     n_out = len(classes) if objective == "labels" else 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = ARCHS[arch](n_out, cfg["feat_dim"]).to(device)
+        model = ARCHS[arch](n_out, cfg.feat_dim).to(device)
         decoder = None
         if objective == "autoencoder":
-            decoder = (ImageDecoder(cfg["feat_dim"], cfg["input_res"]) if arch == "image_cnn"
-                       else PointDecoder(cfg["feat_dim"], cfg["n_points"])).to(device)
+            decoder = (ImageDecoder(cfg.feat_dim, cfg.input_res) if arch == "image_cnn"
+                       else PointDecoder(cfg.feat_dim, cfg.n_points)).to(device)
     params = list(model.parameters()) + (list(decoder.parameters()) if decoder else [])
-    opt = torch.optim.Adam(params, lr=cfg["lr"])
-    x_all = prepare_images(data, cfg["input_res"]) * 2 - 1 if arch == "image_cnn" else None
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    x_all = prepare_images(data, cfg.input_res) * 2 - 1 if arch == "image_cnn" else None
     y_all = torch.from_numpy(labels).long()
     correct, loss_sum = 0, 0.0
-    for _ in tqdm(range(cfg["epochs"]), desc=f"feature extractor {arch} ({objective})"):
+    for _ in tqdm(range(cfg.epochs), desc=f"feature extractor {arch} ({objective})"):
         order = torch.randperm(len(y_all), generator=gen)
         correct, loss_sum = 0, 0.0
-        for s in range(0, len(order), cfg["batch_size"]):
-            idx = order[s:s + cfg["batch_size"]]
+        for s in range(0, len(order), cfg.batch_size):
+            idx = order[s:s + cfg.batch_size]
             if arch == "image_cnn":
                 x = x_all[idx]
                 flip = torch.rand(len(idx), generator=gen) < 0.5
                 x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
             else:
-                x = subsample_points(data[idx.numpy()], cfg["n_points"], gen)
+                x = subsample_points(data[idx.numpy()], cfg.n_points, gen)
             x = x.to(device)
             if objective == "labels":
                 logits = model(x)
@@ -363,8 +353,8 @@ def train_feature_extractor(targets_path, manifest_path, cfg: dict, out_path, se
     if objective == "labels":
         summary["train_accuracy"] = correct / len(y_all)
     save_torch({"arch": arch, "modality": modality, "n_classes": n_out, "objective": objective,
-                "feat_dim": int(cfg["feat_dim"]), "input_res": int(cfg["input_res"]),
-                "n_points": int(cfg["n_points"]), "class_values": torch.from_numpy(classes),
+                "feat_dim": int(cfg.feat_dim), "input_res": int(cfg.input_res),
+                "n_points": int(cfg.n_points), "class_values": torch.from_numpy(classes),
                 "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
                 "summary": summary, "description": description}, out_path)
     return summary
@@ -375,12 +365,11 @@ def prepare_feature_extractor(targets_path, manifest_path, cfg: dict, out_path,
     """The extractor of one dataset: with config ``checkpoint`` set, check that file loads
     for the targets' modality and write a record naming it to ``out_path``; otherwise
     train ours (``train_feature_extractor``). ``load_extractor(out_path)`` reads both."""
-    cfg = extractor_config(cfg)
-    if cfg["checkpoint"] is None:
+    cfg = ExtractorConfig.from_dict(cfg)
+    if cfg.checkpoint is None:
         return train_feature_extractor(targets_path, manifest_path, cfg, out_path, seed)
-    _, attrs = read_zarr(targets_path, [])
-    modality = attrs.get("kind")
-    external = Path(cfg["checkpoint"]).resolve()
+    modality = read_target_store(targets_path, with_arrays=False).kind
+    external = Path(cfg.checkpoint).resolve()
     if not external.exists():
         raise FileNotFoundError(f"config feature_extractor.checkpoint: {external} does not exist")
     extractor = load_external_extractor(external, cfg, modality)

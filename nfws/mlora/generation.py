@@ -17,24 +17,37 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from nfws.data.targets import pixel_grid
-from nfws.config_files import checked_section
+from nfws.data.targets import pixel_grid, read_target_store, split_ground_truth
+from nfws.config_files import Section
 from nfws.mlora.diffusion import sample
 from nfws.mlora.feature_extractors import load_extractor, subsample_points
 from nfws.figures import save_figure
-from nfws.store import atomic_path, read_parquet, read_zarr, write_json, write_zarr
+from nfws.store import atomic_path, read_zarr, write_json, write_zarr
 
 MODALITIES = ("image", "occupancy")
-# The default CPU run's ``generation`` config section (paper: 2,048 samples, 2,048 points).
-GENERATION_DEFAULTS = {
-    "n_samples": 32, "instantiate_batch": 16, "resolution": 32,
-    "grid_res": 24, "bound": 0.55, "level": 0.0, "n_points": 256, "grid_cols": 8,
-}
+
+
+@dataclass(frozen=True)
+class GenerationConfig(Section):
+    """The ``diffusion.generation`` section: how many samples, how they are instantiated
+    (images at ``resolution``; shapes by marching cubes on a ``grid_res`` grid in
+    [-bound, bound]^3 at ``level``, ``n_points`` surface points) and the preview grid."""
+
+    SECTION = "diffusion.generation"
+    n_samples: int
+    instantiate_batch: int
+    resolution: int
+    grid_res: int
+    bound: float
+    level: float
+    n_points: int
+    grid_cols: int
 
 
 FIELD_CHUNK = 2**15  # grid points per field call: bounds memory at large grid_res
@@ -157,7 +170,7 @@ def sample_mesh(verts: np.ndarray, faces: np.ndarray, n_points: int,
 
 
 @torch.no_grad()
-def surface_point_clouds(field, n: int, cfg: dict, generator: torch.Generator):
+def surface_point_clouds(field, n: int, cfg: GenerationConfig, generator: torch.Generator):
     """Marching cubes on the field over [-bound, bound]^3 at ``level`` -> surface points.
 
     Returns (points float32 [n, n_points, 3], empty bool [n]). A field without a level
@@ -165,7 +178,7 @@ def surface_point_clouds(field, n: int, cfg: dict, generator: torch.Generator):
     """
     from skimage.measure import marching_cubes
 
-    res, bound = cfg["grid_res"], cfg["bound"]
+    res, bound = cfg.grid_res, cfg.bound
     axis = torch.linspace(-bound, bound, res)
     grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
     values = torch.cat([field(grid[s:s + FIELD_CHUNK].expand(n, -1, -1))
@@ -173,15 +186,15 @@ def surface_point_clouds(field, n: int, cfg: dict, generator: torch.Generator):
     if values.shape[:2] != (n, len(grid)):
         raise ValueError(f"occupancy field returned {tuple(values.shape)}, expected [{n}, {len(grid)}, 1]")
     volumes = values.reshape(n, res, res, res).float().numpy()
-    points = np.zeros((n, cfg["n_points"], 3), np.float32)
+    points = np.zeros((n, cfg.n_points, 3), np.float32)
     empty = np.zeros(n, bool)
     spacing = 2 * bound / (res - 1)
     for k, vol in enumerate(volumes):
-        if not (vol.min() < cfg["level"] < vol.max()):
+        if not (vol.min() < cfg.level < vol.max()):
             empty[k] = True
             continue
-        verts, faces, _, _ = marching_cubes(vol, level=cfg["level"], spacing=(spacing,) * 3)
-        points[k] = sample_mesh(verts - bound, faces, cfg["n_points"], generator)
+        verts, faces, _, _ = marching_cubes(vol, level=cfg.level, spacing=(spacing,) * 3)
+        points[k] = sample_mesh(verts - bound, faces, cfg.n_points, generator)
     return points, empty
 
 
@@ -214,11 +227,6 @@ def point_grid_png(points: np.ndarray, path, cols: int) -> None:
     save_figure(fig, path, dpi=80)
 
 
-def generation_config(cfg: dict) -> dict:
-    """Check the ``generation`` config section: every key of ``GENERATION_DEFAULTS``."""
-    return checked_section(cfg, GENERATION_DEFAULTS, "generation")
-
-
 def generate(model_path, instantiate, modality: str, cfg: dict, seed: int, out_path,
              grid_png=None) -> dict:
     """Sample ``n_samples`` weight vectors, instantiate fields, write the samples store.
@@ -230,19 +238,19 @@ def generate(model_path, instantiate, modality: str, cfg: dict, seed: int, out_p
     """
     if modality not in MODALITIES:
         raise ValueError(f"generate: modality must be one of {MODALITIES}, got {modality!r}")
-    cfg = generation_config(cfg)
-    n = int(cfg["n_samples"])
+    cfg = GenerationConfig.from_dict(cfg)
+    n = int(cfg.n_samples)
     start = time.perf_counter()
     weights = sample(model_path, n, seed)
     sample_seconds = time.perf_counter() - start
     gen = torch.Generator().manual_seed(seed)
     outs, empties = [], []
-    batch = int(cfg["instantiate_batch"])
+    batch = int(cfg.instantiate_batch)
     for s in tqdm(range(0, n, batch), desc="instantiating samples"):
         w = torch.from_numpy(weights[s:s + batch])
         field = instantiate(w)
         if modality == "image":
-            outs.append(render_images(field, len(w), cfg["resolution"]))
+            outs.append(render_images(field, len(w), cfg.resolution))
         else:
             pts, empty = surface_point_clouds(field, len(w), cfg, gen)
             outs.append(pts)
@@ -258,33 +266,12 @@ def generate(model_path, instantiate, modality: str, cfg: dict, seed: int, out_p
                "n_empty": int(arrays["empty"].sum()) if "empty" in arrays else 0}
     write_zarr(out_path, arrays, attrs=summary)
     if grid_png is not None:
-        shown = min(n, cfg["grid_cols"] * 4)
+        shown = min(n, cfg.grid_cols * 4)
         if modality == "image":
-            image_grid_png(arrays["images"][:shown], grid_png, cfg["grid_cols"])
+            image_grid_png(arrays["images"][:shown], grid_png, cfg.grid_cols)
         else:
-            point_grid_png(arrays["points"][:shown], grid_png, cfg["grid_cols"])
+            point_grid_png(arrays["points"][:shown], grid_png, cfg.grid_cols)
     return summary
-
-
-def reference_set(targets_path, manifest_path, split: str = "test"):
-    """Ground truth of the ``split`` objects of a targets store: (modality, data, labels).
-
-    data: images uint8 [n, R, R, 3] or surface points float32 [n, S, 3].
-    """
-    arrays, attrs = read_zarr(targets_path)
-    modality = attrs.get("kind")
-    if modality not in MODALITIES:
-        raise ValueError(f"{targets_path}: attrs['kind'] is {modality!r}, expected one of {MODALITIES}")
-    manifest = read_parquet(manifest_path, ["object_id", "split"])
-    wanted = set(manifest.loc[manifest["split"] == split, "object_id"].astype(str))
-    keep = np.array([str(i) in wanted for i in arrays["object_ids"]])
-    if keep.sum() < 2:
-        raise ValueError(f"{targets_path}: fewer than 2 objects of split {split!r} "
-                         f"(per {manifest_path}) to use as the reference set")
-    key = "images" if modality == "image" else "surface"
-    if key not in arrays:
-        raise ValueError(f"{targets_path}: missing array {key!r}")
-    return modality, arrays[key][keep], arrays["labels"][keep]
 
 
 def evaluate_generation(samples_path, targets_path, manifest_path, extractor_path,
@@ -298,8 +285,8 @@ def evaluate_generation(samples_path, targets_path, manifest_path, extractor_pat
     clouds' ``n_points`` so both sides of every Chamfer distance have the same density.
     """
     samples, attrs = read_zarr(samples_path)
-    modality, ref, ref_labels = reference_set(targets_path, manifest_path, split)
-    class_names = read_zarr(targets_path, [])[1].get("class_names") or []
+    modality, ref, ref_labels = split_ground_truth(targets_path, manifest_path, split)
+    class_names = read_target_store(targets_path, with_arrays=False).class_names
     if attrs.get("modality") != modality:
         raise ValueError(f"{samples_path}: modality {attrs.get('modality')!r} does not match "
                          f"the reference {targets_path} ({modality!r})")
@@ -313,7 +300,7 @@ def evaluate_generation(samples_path, targets_path, manifest_path, extractor_pat
                           for k in np.unique(ref_labels).tolist()],
               **distribution_metrics(gen_f, ref_f)}
     if modality == "occupancy":
-        ref_pts = subsample_points(ref, generation_config(cfg)["n_points"],
+        ref_pts = subsample_points(ref, GenerationConfig.from_dict(cfg).n_points,
                                    torch.Generator().manual_seed(seed))
         result.update(shape_metrics(torch.from_numpy(gen_data), ref_pts))
     write_json(result, out_path)

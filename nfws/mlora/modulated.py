@@ -13,15 +13,33 @@ layer (width → out_dim, no ReLU).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nfws.config_files import Section
 from nfws.mlora.budget import synthesis_dims
 
 DEMOD_EPS = 1e-8
-BASE_KEYS = ("coord_dim", "out_dim", "d_z", "mapping_layers", "mapping_width",
-             "n_blocks", "width", "enc_width", "omega0")
+
+
+@dataclass(frozen=True)
+class FieldArch(Section):
+    """The base field's shape: the ``lora.base`` keys that size it, plus the dataset's
+    coordinate and output dimensions and its ``omega0``."""
+
+    SECTION = "lora.base"
+    coord_dim: int
+    out_dim: int
+    d_z: int
+    mapping_layers: int
+    mapping_width: int
+    n_blocks: int
+    width: int
+    enc_width: int
+    omega0: float
 
 
 def demodulate(weight: torch.Tensor, eps: float = DEMOD_EPS) -> torch.Tensor:
@@ -86,10 +104,7 @@ class ModulatedField(nn.Module):
 
     def __init__(self, cfg: dict):
         super().__init__()
-        missing = [k for k in BASE_KEYS if k not in cfg]
-        if missing:
-            raise KeyError(f"base field config: missing keys {missing}")
-        self.cfg = {k: cfg[k] for k in BASE_KEYS}
+        self.cfg = FieldArch.pick(cfg).to_dict()
         c = self.cfg
         layers, d = [], c["d_z"]
         for _ in range(c["mapping_layers"]):

@@ -12,11 +12,13 @@ barrier is the midpoint error itself (Chamfer distance for shapes; here MSE for 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
+from nfws.config_files import Section
 from nfws.data.targets import load_targets
 from nfws.metrics import reconstruction_scores
 from nfws.device import choose_device
@@ -25,7 +27,18 @@ from nfws.mlora.models import DISPLAY_NAMES
 from nfws.figures import save_figure
 from nfws.store import write_text
 
-STRUCTURE_KEYS = ("n_instances", "lambdas")
+
+@dataclass(frozen=True)
+class StructureConfig(Section):
+    """The ``lora.structure`` section: how many instances, and the interpolation weights."""
+
+    SECTION = "lora.structure"
+    n_instances: int
+    lambdas: tuple
+
+    def check(self, section: str) -> None:
+        if any(not 0 <= float(x) <= 1 for x in self.lambdas):
+            self.bad(section, "lambdas", "must lie in [0, 1]")
 
 
 def _errors(rep, flat, indices, targets, cfg, seed, device) -> np.ndarray:
@@ -42,15 +55,11 @@ def weight_space_structure(kind: str, base_ckpt, targets, fit_cfg: dict, cfg: di
                            base_cfg: dict | None = None) -> pd.DataFrame:
     """Fit pairs per (instance, λ) and write one CSV row each (see module doc); a base
     file of other targets or of another config than ``base_cfg`` is refused."""
-    missing = [k for k in STRUCTURE_KEYS if k not in cfg]
-    if missing:
-        raise KeyError(f"structure config: missing keys {missing}")
-    lambdas = [float(x) for x in cfg["lambdas"]]
-    if any(not 0 <= x <= 1 for x in lambdas):
-        raise ValueError(f"structure.lambdas must lie in [0, 1], got {lambdas}")
+    cfg = StructureConfig.pick(cfg)
+    lambdas = [float(x) for x in cfg.lambdas]
     device = device or choose_device("auto")
     data = load_targets(targets)
-    n = min(int(cfg["n_instances"]), len(data))
+    n = min(int(cfg.n_instances), len(data))
     rep = make_representation(kind, base_ckpt, data, fit_cfg, base_cfg)
     gen = torch.Generator().manual_seed(seed)
     iota1 = rep.draw_codes(1, gen)

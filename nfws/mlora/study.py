@@ -23,20 +23,19 @@ from snakemake.utils import update_config
 from tqdm import tqdm
 
 from nfws.checkpoint import input_fingerprint
-from nfws.config_files import check_config_file
+from nfws.config_files import REPO_CONFIG, check_config_file
 from nfws.data.targets import load_targets
 from nfws.eval.tables import write_table
 from nfws.figures import save_figure
 from nfws.metrics import reconstruction_scores
 from nfws.mlora.base_field import train_base_field
-from nfws.mlora.base_reference import TEST_SPLIT, base_reference, split_instances
+from nfws.mlora.base_reference import (TEST_SPLIT, base_reference, read_base_reference,
+                                       split_instances)
 from nfws.mlora.config import DATASETS, base_config, fit_config
 from nfws.mlora.models import DISPLAY_NAMES, KINDS
 from nfws.mlora.train import fit_params, make_representation, starting_params
-from nfws.store import config_hash, load_torch, read_zarr
+from nfws.store import config_hash, load_torch
 
-#: The checkout's config, which ``--configfile`` files are merged over.
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 VARIANT_KEYS = ("base", "fit", "targets")
 CPU = torch.device("cpu")
 #: Scores per modality as tables and plots show them: PSNR in dB, Chamfer distance ×100.
@@ -162,11 +161,11 @@ def reference_scores(plan: dict, base_pt: Path, out_path: Path, scale: float) ->
     latent-only fit of the test split."""
     r = plan["resolved"]
     base_reference(base_pt, plan["path"], r["fit"], out_path, r["seed"], CPU, r["base"])
-    arrays, attrs = read_zarr(out_path, ["train_score", "test_score"])
-    n_test = len(arrays["test_score"])
-    return {"base_params": int(attrs["n_base_params"]),
-            "base_train": float(np.nanmean(arrays["train_score"][:n_test])) * scale,
-            "base_latent_fit": float(np.nanmean(arrays["test_score"])) * scale}
+    ref = read_base_reference(out_path)
+    n_test = len(ref.test_score)
+    return {"base_params": int(ref.attrs["n_base_params"]),
+            "base_train": float(np.nanmean(ref.train_score[:n_test])) * scale,
+            "base_latent_fit": float(np.nanmean(ref.test_score)) * scale}
 
 
 def fit_kind(kind: str, base_pt: Path, targets, test: np.ndarray, plan: dict) -> dict:

@@ -15,12 +15,13 @@ starts from its weights, so no held-out object shapes the training weights.
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from nfws.config_files import Section
 from nfws.data.targets import load_targets, sample_batch, training_indices
 from nfws.metrics import reconstruction_scores
 from nfws.device import choose_device
@@ -28,11 +29,36 @@ from nfws.mlora.base_field import load_base
 from nfws.divergence import divergence_reasons
 from nfws.mlora.models import DISPLAY_NAMES, Representation, build_representation
 from nfws.checkpoint import Checkpoint, input_fingerprint, tensor_digest
-from nfws.store import config_hash, read_zarr, write_zarr
+from nfws.mlora.weight_shard import WeightShard, read_weight_shards, write_weight_shard
+from nfws.store import config_hash
 
-FIT_KEYS = ("steps", "points", "lr_start", "lr_end", "log_every", "checkpoint_every",
-            "base_latent", "mlp_template_init")
-FAILURE_KEYS = ("max_weight_growth", "on_failure")
+
+@dataclass(frozen=True)
+class FitLoop(Section):
+    """The ``lora.fit`` keys of the instance-fitting loop."""
+
+    SECTION = "lora.fit"
+    steps: int
+    points: int
+    lr_start: float
+    lr_end: float
+    log_every: int
+    checkpoint_every: int
+    base_latent: str
+    mlp_template_init: bool
+
+
+@dataclass(frozen=True)
+class FailurePolicy(Section):
+    """The ``lora.fit`` keys that judge a diverged fit (:mod:`nfws.divergence`)."""
+
+    SECTION = "lora.fit"
+    max_weight_growth: float
+    on_failure: str
+
+    def check(self, section: str) -> None:
+        if self.on_failure not in ("fail", "drop"):
+            self.bad(section, "on_failure", "must be 'fail' or 'drop'")
 
 
 def cosine_lr(step: int, total: int, lr_start: float, lr_end: float) -> float:
@@ -81,15 +107,13 @@ def fit_params(rep: Representation, params0: dict, targets, indices, cfg: dict, 
     ``checkpoint`` (:func:`fit_checkpoint`) the state is saved every ``checkpoint_every``
     steps and a rerun of the same fit resumes from it.
     """
-    missing = [k for k in FIT_KEYS if k not in cfg]
-    if missing:
-        raise KeyError(f"fit config: missing keys {missing}")
+    loop = FitLoop.pick(cfg)
     indices = [int(i) for i in indices]
     rep.to(device)
     params = {k: v.detach().clone().to(device).requires_grad_(True) for k, v in params0.items()}
-    opt = torch.optim.Adam(list(params.values()), lr=cfg["lr_start"])
+    opt = torch.optim.Adam(list(params.values()), lr=loop.lr_start)
     gens = instance_generators(seed, indices)
-    steps, step0, curve = int(cfg["steps"]), 0, []
+    steps, step0, curve = int(loop.steps), 0, []
     ck = checkpoint.load(device) if checkpoint is not None else None
     if ck is not None:
         with torch.no_grad():
@@ -102,8 +126,8 @@ def fit_params(rep: Representation, params0: dict, targets, indices, cfg: dict, 
     bar = tqdm(total=steps, initial=step0, desc=desc, leave=False)
     for step in range(step0, steps):
         for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, steps, cfg["lr_start"], cfg["lr_end"])
-        points, values = sample_batch(targets, indices, int(cfg["points"]), gens)
+            group["lr"] = cosine_lr(step, steps, loop.lr_start, loop.lr_end)
+        points, values = sample_batch(targets, indices, int(loop.points), gens)
         losses = targets.loss(rep.forward(params, points.to(device)), values.to(device))
         if stop_on_nonfinite and not torch.isfinite(losses).all():
             bad = [str(targets.object_ids[indices[b]])
@@ -112,10 +136,10 @@ def fit_params(rep: Representation, params0: dict, targets, indices, cfg: dict, 
         opt.zero_grad(set_to_none=True)
         losses.sum().backward()
         opt.step()
-        if step % cfg["log_every"] == 0 or step == steps - 1:
+        if step % loop.log_every == 0 or step == steps - 1:
             curve.append(losses.detach().cpu())
         bar.update(1)
-        if (checkpoint is not None and (step + 1) % cfg["checkpoint_every"] == 0
+        if (checkpoint is not None and (step + 1) % loop.checkpoint_every == 0
                 and step + 1 < steps):
             checkpoint.save({"step": step + 1, "params": {k: v.detach() for k, v in params.items()},
                              "opt": opt.state_dict(), "gens": [g.get_state() for g in gens],
@@ -136,7 +160,7 @@ def starting_params(rep: Representation, targets, n: int, cfg: dict, seed: int,
                     device) -> tuple[dict, str | None]:
     """Shared start for n instances: seeded ι, or the fitted template (MLP trick)."""
     params = shared_init(rep, n, seed)
-    if not (rep.kind.startswith("mlp") and cfg["mlp_template_init"]):
+    if not (rep.kind.startswith("mlp") and FitLoop.pick(cfg).mlp_template_init):
         return params, None
     first = template_index(targets)
     template, _ = fit_params(rep, shared_init(rep, 1, seed), targets, [first], cfg, seed,
@@ -152,19 +176,14 @@ def fit_instances(kind: str, base_ckpt, targets, cfg: dict, out_path, seed: int,
 
     Reads ``targets`` (targets.zarr path) and ``base_ckpt`` (base.pt; unused for MLP
     kinds; refused when written for other targets or, given ``base_cfg`` (this run's
-    ``lora.base`` section), under another config). Writes ``out_path`` (e.g.
-    results/lora/{dataset}/{repr}/{shard}.zarr):
-    ``weights`` float32 [n, P] (frozen entries included), ``frozen`` uint8 [P],
-    ``object_ids``, ``labels``, ``score`` [n] (PSNR dB or Chamfer distance, see
-    attrs['metric']), ``loss_curve`` [n, n_logged]; attrs: kind, layout (name, shape,
-    layer, role, n_frozen per tensor, in flattening order), n_params, n_trainable, config
-    for rebuilding the representation, base_config (``base_cfg``, LoRA kinds; checked
-    again when ``load_fitted`` reloads the base).
-    Resumable through ``out_path``.progress.pt.
+    ``lora.base`` section), under another config). Writes the weight shard ``out_path``
+    (:mod:`nfws.mlora.weight_shard`; its base_config is checked again when ``load_fitted``
+    reloads the base). Resumable through ``out_path``.progress.pt.
     """
     device = device or choose_device("auto")
     if not 0 <= shard < n_shards:
         raise ValueError(f"shard {shard} out of range for n_shards={n_shards}")
+    policy = FailurePolicy.pick(cfg)
     data = load_targets(targets)
     rep = make_representation(kind, base_ckpt, data, cfg, base_cfg)
     indices = list(range(shard, len(data), n_shards))
@@ -174,7 +193,7 @@ def fit_instances(kind: str, base_ckpt, targets, cfg: dict, out_path, seed: int,
     checkpoint = fit_checkpoint(str(out_path) + ".progress.pt", rep, start, indices, cfg, seed,
                                 targets, base_ckpt)
     fitted, curve = fit_params(rep, start, data, indices, cfg, seed, device, checkpoint,
-                               desc=f"fit {kind}", stop_on_nonfinite=cfg["on_failure"] != "drop")
+                               desc=f"fit {kind}", stop_on_nonfinite=policy.on_failure != "drop")
     dropped = diverged_instances(data.object_ids[indices], curve, start, fitted, cfg, out_path)
     keep = [b for b, oid in enumerate(data.object_ids[indices]) if str(oid) not in dropped]
     fitted, curve, indices = {k: v[keep] for k, v in fitted.items()}, curve[keep], \
@@ -184,12 +203,11 @@ def fit_instances(kind: str, base_ckpt, targets, cfg: dict, out_path, seed: int,
     scores = reconstruction_scores(lambda p: rep.forward(on_device, p), indices, data, cfg,
                                    seed, device)
     rep.to("cpu")
-    write_zarr(out_path, {
-        "weights": rep.flatten(fitted).numpy().astype(np.float32),
-        "frozen": rep.frozen_flat().numpy().astype(np.uint8),
-        "object_ids": data.object_ids[indices], "labels": data.labels[indices],
-        "score": scores.astype(np.float32), "loss_curve": curve.astype(np.float32)},
-        chunks={"weights": (len(indices), rep.n_params), "frozen": (rep.n_params,)},
+    write_weight_shard(out_path, WeightShard(
+        weights=rep.flatten(fitted).numpy().astype(np.float32),
+        frozen=rep.frozen_flat().numpy().astype(np.uint8),
+        object_ids=data.object_ids[indices], labels=data.labels[indices],
+        score=scores.astype(np.float32), loss_curve=curve.astype(np.float32),
         attrs={"kind": kind, "display_name": DISPLAY_NAMES[kind], "layout": rep.layout(),
                "n_params": rep.n_params, "n_trainable": rep.n_trainable,
                "metric": "psnr_db" if data.kind == "image" else "chamfer",
@@ -199,7 +217,7 @@ def fit_instances(kind: str, base_ckpt, targets, cfg: dict, out_path, seed: int,
                "shard": shard, "n_shards": n_shards, "base_ckpt": str(base_ckpt),
                "base_config": None if kind.startswith("mlp") else base_cfg,
                "template_object_id": template_id,
-               "dropped": [{"object_id": oid, "reason": why} for oid, why in dropped.items()]})
+               "dropped": [{"object_id": oid, "reason": why} for oid, why in dropped.items()]}))
     checkpoint.clear()
     return {"kind": kind, "n": len(indices), "n_dropped": len(dropped), "n_params": rep.n_params,
             "n_trainable": rep.n_trainable, "score_mean": float(np.nanmean(scores))}
@@ -209,12 +227,10 @@ def diverged_instances(object_ids, curve, start: dict, fitted: dict, cfg: dict,
                        out_path) -> dict[str, str]:
     """{object_id: reason} of the diverged instances (:mod:`nfws.divergence`); any
     raises, naming them, unless ``on_failure`` is ``drop``."""
-    missing = [k for k in FAILURE_KEYS if k not in cfg]
-    if missing:
-        raise KeyError(f"fit config: missing keys {missing}")
-    reasons = divergence_reasons(curve, start, fitted, float(cfg["max_weight_growth"]))
+    policy = FailurePolicy.pick(cfg)
+    reasons = divergence_reasons(curve, start, fitted, float(policy.max_weight_growth))
     dropped = {str(oid): why for oid, why in zip(object_ids, reasons) if why is not None}
-    if dropped and cfg["on_failure"] != "drop":
+    if dropped and policy.on_failure != "drop":
         raise RuntimeError(f"{out_path}: {len(dropped)} instance fit(s) diverged: "
                            + "; ".join(f"{oid}: {why}" for oid, why in dropped.items()))
     if len(dropped) == len(object_ids):
@@ -222,34 +238,15 @@ def diverged_instances(object_ids, curve, start: dict, fitted: dict, cfg: dict,
     return dropped
 
 
-def load_fitted_weights(store_paths) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Weights [n, P], labels [n] and attrs (plus object_ids, score and every shard's
-    dropped instances) of fitted shards."""
-    paths = [store_paths] if isinstance(store_paths, (str, Path)) else list(store_paths)
-    if not paths:
-        raise ValueError("load_fitted_weights: no shard paths given")
-    weights, ids, labels, scores, dropped, attrs = [], [], [], [], [], None
-    for path in paths:
-        arrays, a = read_zarr(path, ["weights", "object_ids", "labels", "score"])
-        if attrs is not None and (a["kind"], a["config_hash"]) != (attrs["kind"],
-                                                                   attrs["config_hash"]):
-            raise ValueError(f"{path}: kind/config differ from {paths[0]}")
-        attrs = attrs or a
-        weights.append(arrays["weights"]), ids.append(arrays["object_ids"])
-        labels.append(arrays["labels"]), scores.append(arrays["score"])
-        dropped += a.get("dropped", [])
-    attrs = {**attrs, "object_ids": np.concatenate(ids), "score": np.concatenate(scores),
-             "dropped": dropped}
-    return np.concatenate(weights), np.concatenate(labels), attrs
-
-
-def load_fitted(store_paths, base_ckpt=None) -> tuple[Representation, torch.Tensor, dict]:
-    """Representation (to decode weights into fields), weights [n, P], labels, attrs."""
-    weights, labels, attrs = load_fitted_weights(store_paths)
+def load_fitted(store_paths, base_ckpt=None) -> tuple[Representation, torch.Tensor, WeightShard]:
+    """Representation (to decode weights into fields), weights [n, P] and the shards read as
+    one (:func:`nfws.mlora.weight_shard.read_weight_shards`)."""
+    shard = read_weight_shards(store_paths)
+    attrs = shard.attrs
     base = None
     if not attrs["kind"].startswith("mlp"):  # refused if retrained under another config
         base = load_base(base_ckpt or attrs["base_ckpt"], attrs["fit"]["base_latent"],
-                         attrs.get("base_config"))
+                         attrs["base_config"])
     rep = build_representation(attrs["kind"], attrs["fit"], attrs["coord_dim"],
                                attrs["out_dim"], base)
-    return rep, torch.from_numpy(weights), {**attrs, "labels": labels}
+    return rep, torch.from_numpy(shard.weights), shard

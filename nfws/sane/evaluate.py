@@ -8,6 +8,7 @@ CSV/Markdown table beside the report's statements.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from math import comb
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from nfws.config_files import checked_section  # noqa: E402
+from nfws.config_files import Section  # noqa: E402
 from nfws.eval.discriminative import logistic_accuracy  # noqa: E402
 from nfws.figures import save_figure  # noqa: E402
 from nfws.eval.retrieval import recall_at_k  # noqa: E402
@@ -34,7 +35,16 @@ from nfws.sane.train import (NerfSet, TrainConfig, build_model, evaluate_pairs, 
                              fixed_points, load_nerfs, view_tokens)
 from nfws.store import load_torch, write_json, write_parquet  # noqa: E402
 
-EVAL_KEYS = ("ks", "tsne_perplexity")
+
+@dataclass(frozen=True)
+class EvalConfig(Section):
+    """The ``sane.eval`` section: retrieval ks and the t-SNE perplexity."""
+
+    SECTION = "sane.eval"
+    ks: tuple
+    tsne_perplexity: float
+
+
 REPORT = {"recon": "≈ 0.1 (train and test)", "ntx": "< 0.1",
           "rot_test": "did not generalise (test loss flat)"}
 
@@ -95,8 +105,8 @@ def evaluate_sane(model_path, nerf_shards, rot_manifest, cfg: dict, out_dir, see
     """
     device = torch.device(device)
     out_dir = Path(out_dir)
-    ev = checked_section(cfg.get("eval"), EVAL_KEYS, "sane.eval")
-    ks = [int(k) for k in ev["ks"]]
+    ev = EvalConfig.from_dict(cfg.get("eval"))
+    ks = [int(k) for k in ev.ks]
     model, norm, record = load_model(model_path, device)
     tc = TrainConfig(**{**record["train_cfg"], "gamma": tuple(record["train_cfg"]["gamma"])})
     nerfs = load_nerfs(nerf_shards, rot_manifest)
@@ -159,7 +169,7 @@ def evaluate_sane(model_path, nerf_shards, rot_manifest, cfg: dict, out_dir, see
     emb_df["embedding"] = list(emb.astype(np.float32))
     write_parquet(emb_df, out_dir / "sane_embeddings.parquet")
     plot_loss_curves(record["log"], out_dir / "sane_loss_curves.png")
-    plot_tsne(emb, table, out_dir / "sane_tsne.png", seed, float(ev["tsne_perplexity"]))
+    plot_tsne(emb, table, out_dir / "sane_tsne.png", seed, float(ev.tsne_perplexity))
     return df
 
 

@@ -19,19 +19,20 @@ and reads a quaternion off the first token.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from nfws.config_files import checked_section
+from nfws.config_files import Section
 from nfws.sane.tokens import TokenLayout
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """The ``sane.model`` config section; every key is required (no defaults)."""
+class ModelConfig(Section):
+    """The ``sane.model`` section."""
 
+    SECTION = "sane.model"
     d_model: int
     heads: int
     layers: int
@@ -42,24 +43,17 @@ class ModelConfig:
     proj_dim: int
     rot_heads: int
 
-    @classmethod
-    def from_dict(cls, cfg: dict | None) -> "ModelConfig":
-        out = cls(**checked_section(cfg, [f.name for f in fields(cls)], "sane.model"))
+    def check(self, section: str) -> None:
         for key in ("d_model", "heads", "layers", "d_latent", "n_pos", "proj_hidden",
                     "proj_dim", "rot_heads"):
-            if int(getattr(out, key)) < 1:
-                raise ValueError(f"sane.model.{key}: must be >= 1, got {getattr(out, key)}")
-        if out.d_model % out.heads:
-            raise ValueError(f"sane.model.heads: {out.heads} must divide d_model {out.d_model}")
-        if out.d_latent % out.rot_heads:
-            raise ValueError(f"sane.model.rot_heads: {out.rot_heads} must divide d_latent "
-                             f"{out.d_latent}")
-        if not 0 <= out.dropout < 1:
-            raise ValueError(f"sane.model.dropout: must lie in [0, 1), got {out.dropout}")
-        return out
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+            if int(getattr(self, key)) < 1:
+                self.bad(section, key, "must be >= 1")
+        if self.d_model % self.heads:
+            self.bad(section, "heads", f"must divide d_model {self.d_model}")
+        if self.d_latent % self.rot_heads:
+            self.bad(section, "rot_heads", f"must divide d_latent {self.d_latent}")
+        if not 0 <= self.dropout < 1:
+            self.bad(section, "dropout", "must lie in [0, 1)")
 
 
 def _stack(cfg: ModelConfig, width: int, heads: int, layers: int) -> nn.TransformerEncoder:

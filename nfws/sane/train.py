@@ -15,14 +15,15 @@ Evaluation is :mod:`nfws.sane.evaluate`.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
 from nfws.checkpoint import Checkpoint, input_fingerprint
-from nfws.config_files import checked_section
+from nfws.config_files import Section
+from nfws.fields.shard import read_nerf_shard
 from nfws.fields.spec import ArchSpec
 from nfws.sane.losses import (LOSS_NAMES, geodesic_loss, latent_l2, nt_xent,
                               reconstruction_loss, weighted_total)
@@ -31,20 +32,32 @@ from nfws.sane.rotations import (QUAT_COLUMNS, jitter_quats, read_rotated_manife
                                  relative_quat)
 from nfws.sane.tokens import (Normaliser, TokenLayout, hash_tokens, mlp_tokens,
                               multiplicative_noise, permute_hidden, sample_points)
-from nfws.store import config_hash, read_zarr, save_torch
+from nfws.store import config_hash, save_torch
 
 POINT_MODES = ("shared", "independent")
-TOKEN_KEYS = ("n_points", "points")    # TrainConfig's keys of ``sane.tokens``
 
 
 # ----- configuration --------------------------------------------------------------------
 @dataclass(frozen=True)
-class TrainConfig:
-    """The ``sane.train`` section plus the token sampling keys of ``sane.tokens``.
+class TokenSampling(Section):
+    """The ``sane.tokens`` section: query points per NeRF, shared or drawn per view."""
 
-    No defaults: every key comes from the config (``config.yaml``, checked by the schema).
-    """
+    SECTION = "sane.tokens"
+    n_points: int
+    points: str
 
+    def check(self, section: str) -> None:
+        if int(self.n_points) < 1:
+            self.bad(section, "n_points", "must be >= 1")
+        if self.points not in POINT_MODES:
+            self.bad(section, "points", f"must be one of {POINT_MODES}")
+
+
+@dataclass(frozen=True)
+class TrainConfig(Section):
+    """The ``sane.train`` section plus the token sampling keys of ``sane.tokens``."""
+
+    SECTION = "sane.train"
     steps: int
     batch_size: int
     lr: float
@@ -65,24 +78,28 @@ class TrainConfig:
     def from_cfg(cls, cfg: dict) -> "TrainConfig":
         """Build from the whole ``sane`` section (keys of ``train`` and ``tokens``); a
         missing or unknown key is an error naming its section."""
-        train_keys = [f.name for f in fields(cls) if f.name not in TOKEN_KEYS]
-        merged = {**checked_section(cfg.get("train"), train_keys, "sane.train"),
-                  **checked_section(cfg.get("tokens"), TOKEN_KEYS, "sane.tokens")}
-        merged["gamma"] = tuple(float(g) for g in merged["gamma"])
-        out = cls(**merged)
-        for key in ("steps", "n_points", "log_every", "eval_every", "checkpoint_every"):
-            if int(getattr(out, key)) < 1:
-                raise ValueError(f"sane.train.{key}: must be >= 1, got {getattr(out, key)}")
-        if out.batch_size < 2:
-            raise ValueError(f"sane.train.batch_size: NT-Xent needs >= 2, got {out.batch_size}")
-        if out.points not in POINT_MODES:
-            raise ValueError(f"sane.tokens.points: must be one of {POINT_MODES}, got {out.points!r}")
-        if len(out.gamma) != len(LOSS_NAMES) or min(out.gamma) < 0:
-            raise ValueError(f"sane.train.gamma: needs {len(LOSS_NAMES)} weights >= 0, got {out.gamma}")
-        if out.lr <= 0 or out.tau <= 0 or out.noise_sigma < 0 or out.rotation_jitter_deg < 0:
-            raise ValueError("sane.train: lr and tau must be > 0, noise_sigma and "
-                             "rotation_jitter_deg >= 0")
-        return out
+        tokens = TokenSampling.from_dict(cfg.get("tokens"))
+        train = cfg.get("train")
+        if isinstance(train, dict) and set(train) & set(TokenSampling.keys()):
+            raise ValueError(f"config sane.train: keys {TokenSampling.keys()} belong in sane.tokens")
+        return cls.from_dict({**tokens.to_dict(), **(train or {})} if isinstance(train, dict)
+                             else train)
+
+    def check(self, section: str) -> None:
+        object.__setattr__(self, "gamma", tuple(float(g) for g in self.gamma))
+        for key in ("steps", "log_every", "eval_every", "checkpoint_every"):
+            if int(getattr(self, key)) < 1:
+                self.bad(section, key, "must be >= 1")
+        if self.batch_size < 2:
+            self.bad(section, "batch_size", "NT-Xent needs >= 2")
+        if len(self.gamma) != len(LOSS_NAMES) or min(self.gamma) < 0:
+            self.bad(section, "gamma", f"needs {len(LOSS_NAMES)} weights >= 0")
+        for key in ("lr", "tau"):
+            if not getattr(self, key) > 0:
+                self.bad(section, key, "must be > 0")
+        for key in ("noise_sigma", "rotation_jitter_deg"):
+            if getattr(self, key) < 0:
+                self.bad(section, key, "must be >= 0")
 
 
 # ----- the NeRFs as data ----------------------------------------------------------------
@@ -114,30 +131,23 @@ def load_nerfs(nerf_shards, rot_manifest) -> NerfSet:
     manifest = read_rotated_manifest(rot_manifest).set_index("object_id")
     spec, parts, dropped = None, [], []
     for path in nerf_shards:
-        arrays, attrs = read_zarr(path)
-        if "arch" not in attrs or "object_ids" not in arrays:
-            raise ValueError(f"{path}: not a NeRF shard (needs attrs 'arch' and array 'object_ids')")
-        shard_spec = ArchSpec.from_dict(data=attrs["arch"])
-        if spec is not None and shard_spec != spec:
-            raise ValueError(f"{path}: architecture {shard_spec} differs from earlier shards' {spec}")
-        spec = shard_spec
-        missing = sorted(set(spec.param_shapes()) - set(arrays))
-        if missing:
-            raise ValueError(f"{path}: missing parameter arrays {missing}")
-        ids = [str(s) for s in arrays["object_ids"]]
-        unknown = [i for i in ids if i not in manifest.index]
+        shard = read_nerf_shard(path, arrays=())
+        if spec is not None and shard.spec != spec:
+            raise ValueError(f"{path}: architecture {shard.spec} differs from earlier shards' {spec}")
+        spec = shard.spec
+        unknown = [i for i in shard.object_ids if i not in manifest.index]
         if unknown:
             raise ValueError(f"{path}: NeRFs {unknown[:5]} are not in {rot_manifest}")
-        parts.append((ids, arrays))
-        dropped += list(attrs.get("dropped", []))
+        parts.append(shard)
+        dropped += shard.dropped
     if spec is None:
         raise ValueError("sane: no NeRF shards given")
     if spec.family != "HASH":
         raise ValueError(f"{nerf_shards[0]}: SANE needs HASH NeRFs, got family {spec.family}")
-    ids = [i for p in parts for i in p[0]]
+    ids = [i for p in parts for i in p.object_ids]
     if len(set(ids)) != len(ids):
         raise ValueError(f"sane: an instance appears in more than one of the shards {list(nerf_shards)}")
-    cat = lambda name: torch.from_numpy(np.concatenate([p[1][name] for p in parts])).float()
+    cat = lambda name: torch.from_numpy(np.concatenate([p.params[name] for p in parts])).float()
     table = manifest.loc[ids].reset_index()
     return NerfSet(spec, cat("hash"), [cat(f"mlp.{i}") for i in range(len(spec.mlp_shapes()))],
                    torch.tensor(table[list(QUAT_COLUMNS)].to_numpy(), dtype=torch.float32),

@@ -14,6 +14,7 @@ import torch
 
 from nfws.checkpoint import Checkpoint, input_fingerprint, tensor_digest
 from nfws.store import read_zarr, write_zarr
+from nfws.config_files import repo_section
 
 
 def test_matching_checkpoint_resumes(tmp_path):
@@ -96,13 +97,13 @@ def _run_until_checkpoint_then_kill(code: str, checkpoint, timeout=120.0):
 
 
 FARM_SPEC = {"family": "MLP", "hidden_layers": 1, "width": 16, "n_freqs": 2}
-FARM_CFG = {"steps": 4000, "rays_per_step": 16, "samples_per_ray": 4, "eval_samples_per_ray": 4,
+FARM_CFG = {**repo_section("nerf", "fit"), "steps": 4000, "rays_per_step": 16, "samples_per_ray": 4, "eval_samples_per_ray": 4,
             "log_every": 1000, "checkpoint_every": 5, "heldout_views": [0], "psnr_floor": -1e9,
             "carve_resolution": 4, "precision": "fp32", "skip_resolution": 0}
 
 
 def test_killed_nerf_job_rerun_with_an_edited_config_starts_afresh(tmp_path, caplog):
-    from nfws.bench.nerf_farm import synthetic_views
+    from nfws.data.synthetic_views import synthetic_views
     from nfws.fields.spec import ArchSpec
     from nfws.farm.train import train_shard
 

@@ -1,11 +1,13 @@
-"""Config-file syntax errors name the file, line and column (nfws.config_files)."""
+"""Config-file syntax errors name the file, line and column; typed sections name the
+offending key (nfws.config_files)."""
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import pytest
 
-from nfws.config_files import ConfigFileError, check_config_file
+from nfws.config_files import ConfigFileError, Section, check_config_file, repo_section
 from workflow_helpers import REPO
 
 
@@ -69,3 +71,37 @@ def test_broken_embedded_config_is_named_by_the_workflow(tmp_path):
     assert proc.returncode != 0
     assert f"{copy / 'config.yaml'}:{seed + 2}:" in text, text[-2000:]
     assert "not valid YAML" in text
+
+
+@dataclass(frozen=True)
+class Demo(Section):
+    SECTION = "demo"
+    steps: int
+    sizes: tuple
+
+    def check(self, section):
+        if self.steps < 1:
+            self.bad(section, "steps", "must be >= 1")
+
+
+def test_section_names_missing_and_unknown_keys():
+    with pytest.raises(ValueError, match=r"config demo: missing keys \['sizes'\], unknown keys \['step'\]"):
+        Demo.from_dict({"steps": 1, "step": 2})
+    with pytest.raises(ValueError, match=r"config other.place: must be a mapping"):
+        Demo.from_dict(None, "other.place")
+
+
+def test_section_pick_takes_its_keys_from_a_larger_section():
+    assert Demo.pick({"steps": 3, "sizes": [1, 2], "extra": 0}) == Demo(3, (1, 2))
+    with pytest.raises(ValueError, match=r"missing keys \['steps'\], unknown keys \[\]"):
+        Demo.pick({"sizes": [1]})
+
+
+def test_section_check_names_the_key_and_value():
+    with pytest.raises(ValueError, match=r"config demo.steps: must be >= 1, got 0"):
+        Demo.from_dict({"steps": 0, "sizes": []})
+    assert Demo.from_dict({"steps": 2, "sizes": [4]}).to_dict() == {"steps": 2, "sizes": (4,)}
+
+
+def test_repo_section_reads_the_checkout_config():
+    assert set(repo_section("nerf", "fit")) >= {"steps", "lr"}

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from nfws.bench.nerf_farm import ARCHS, synthetic_views
+from nfws.bench.nerf_farm import ARCHS
 from nfws.data.cameras import intrinsics_from_fov, orbit_c2w, pixel_centres, pixel_rays
+from nfws.data.synthetic_views import synthetic_views
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import make_stack
 from nfws.fields.tcnn import TcnnField, from_tcnn, tcnn_available, to_tcnn
+from nfws.config_files import repo_section
 from nfws.farm.train import FarmConfig, autocast, fit_stack
 from nfws.render.volrend import (make_occupancy_estimators, render_pixels,
                                  render_rays_occupancy, update_occupancy)
@@ -106,7 +108,7 @@ def test_occupancy_grid_render_matches_the_even_render(device):
 
 
 # ----- the farm on CUDA ----------------------------------------------------------------
-FARM = {"steps": 160, "rays_per_step": 128, "log_every": 160, "checkpoint_every": 160,
+FARM = {**repo_section("nerf", "fit"), "steps": 160, "rays_per_step": 128, "log_every": 160, "checkpoint_every": 160,
         "heldout_views": [0, 4], "psnr_floor": -1e9}
 
 

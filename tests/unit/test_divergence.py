@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nfws.divergence import divergence_reasons
+from nfws.config_files import repo_section
 
 FALLING = np.array([[1.0, 0.5, 0.4, 0.3]])
 
@@ -58,14 +59,14 @@ TINY_SPECS = {
     "HASH": {"family": "HASH", "hidden_layers": 1, "width": 16, "hash_levels": 2,
              "hash_log2_T": 8, "hash_features": 2, "hash_base_res": 4},
 }
-FARM = {"steps": 30, "rays_per_step": 32, "samples_per_ray": 8, "eval_samples_per_ray": 8,
+FARM = {**repo_section("nerf", "fit"), "steps": 30, "rays_per_step": 32, "samples_per_ray": 8, "eval_samples_per_ray": 8,
         "log_every": 5, "checkpoint_every": 100, "heldout_views": [0], "psnr_floor": -1e9,
         "carve_resolution": 8, "precision": "fp32", "skip_resolution": 0}
 
 
 @pytest.fixture(scope="module")
 def views_store(tmp_path_factory):
-    from nfws.bench.nerf_farm import synthetic_views
+    from nfws.data.synthetic_views import synthetic_views
     from nfws.store import write_zarr
 
     views = synthetic_views(3, resolution=16, n_views=5, seed=0)

@@ -1,8 +1,7 @@
 # Helpers shared by every rule file: paths, config sections, fan-out, resources.
-import pandas as pd
-
-from nfws.plan import (ABLATION, BASELINE_METHODS, arch_names, base_config, family_archs,
-                       fit_config, shard_members, training_archs, variant_kind)
+from nfws.plan import (ABLATION, BASELINE_METHODS, arch_bbox, arch_names, base_config,
+                       family_archs, fit_config, read_manifest, shard_members, training_archs,
+                       variant_kind)
 
 RESULTS = config.get("results", "results")
 
@@ -37,7 +36,7 @@ def gpu_count(wildcards=None):
 
 def shapenet_manifest():
     """The ShapeNet-style manifest, after its checkpoint has run."""
-    return pd.read_parquet(checkpoints.objects.get(dataset="shapenet").output.manifest)
+    return read_manifest(checkpoints.objects.get(dataset="shapenet").output.manifest)
 
 
 def nerf_shards(arch):
@@ -315,6 +314,4 @@ def diffusion_targets():
 # ----- track C -----------------------------------------------------------------------
 def sane_bbox():
     """The NeRF box of the SANE architecture: rotated objects must stay inside it."""
-    from nfws.fields.spec import ArchSpec
-
-    return ArchSpec.from_dict("SANE-HASH", config["sane"]["arch"]).bbox
+    return arch_bbox("SANE-HASH", config["sane"]["arch"])

@@ -36,6 +36,7 @@ rule nerf_previews:
                category="NeRF farm", subcategory="{arch}"),
     params:
         previews=config["plots"]["nerf_previews"],
+        fit=config["nerf"]["fit"],
     log:
         R("logs/nerf_previews/{arch}.log"),
     threads: stage_threads("default")

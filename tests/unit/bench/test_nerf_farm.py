@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from nfws.bench.nerf_farm import SEED, fit_in_workers, median_difference_interval, synthetic_views
+from nfws.bench.nerf_farm import SEED, fit_in_workers, median_difference_interval
+from nfws.data.synthetic_views import synthetic_views
 from nfws.fields.spec import ArchSpec
 from nfws.farm.train import FarmConfig, fit_stack
+from nfws.config_files import repo_section
 
 
 def test_constant_shift_gives_a_point_interval():
@@ -48,7 +50,7 @@ def test_workers_train_each_shard_as_this_process_does():
     # which process) must not change its NeRFs; PSNRs come back in shard order
     views = synthetic_views(4, resolution=16, n_views=5, seed=0)
     spec = ArchSpec.from_dict("MLP", {"family": "MLP", "hidden_layers": 1, "width": 16, "n_freqs": 2})
-    cfg = FarmConfig.from_dict({"steps": 6, "rays_per_step": 32, "samples_per_ray": 8,
+    cfg = FarmConfig.from_dict({**repo_section("nerf", "fit"), "steps": 6, "rays_per_step": 32, "samples_per_ray": 8,
                                 "eval_samples_per_ray": 8, "log_every": 3, "checkpoint_every": 6,
                                 "heldout_views": [0], "psnr_floor": -1e9, "carve_resolution": 8,
                                 "precision": "fp32"})

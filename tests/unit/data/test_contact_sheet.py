@@ -21,6 +21,8 @@ def views_fixture(tmp_path, drop=None):
         images[k, 1, ..., :3] = colour  # hidden by alpha 0: must come out white
     keep = [k for k in range(6) if k != drop]
     write_zarr(tmp_path / "views.zarr", {"images": images[keep],
+                                         "c2w": np.tile(np.eye(4, dtype=np.float32), (6, 2, 1, 1))[keep],
+                                         "intrinsics": np.ones((6, 2, 4), np.float32)[keep],
                                          "object_ids": np.array(ids)[keep]})
     manifest = pd.DataFrame({"object_id": ids, "class_name": ["airplane"] * 3 + ["car"] * 3,
                              "class_index": [0] * 3 + [3] * 3, "split": "train",

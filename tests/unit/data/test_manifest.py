@@ -232,6 +232,24 @@ def test_validate_manifest_rejects_duplicates():
         M.validate_manifest(df, "somewhere.parquet")
 
 
+def test_read_manifest_validates_the_whole_table_and_returns_the_asked_columns(tmp_path):
+    from nfws.store import write_parquet
+
+    df = objects({"airplane": 2, "car": 3})
+    df["split"] = ["train", "test", "train", "test", "test"]
+    write_parquet(df, tmp_path / "m.parquet")
+    part = M.read_manifest(tmp_path / "m.parquet", ["object_id", "split"])
+    assert list(part.columns) == ["object_id", "split"] and part.equals(df[["object_id", "split"]])
+    test = M.split_members(tmp_path / "m.parquet", ["car_002", "airplane_001", "x"], "test", "s")
+    assert test.tolist() == [True, True, False]
+    with pytest.raises(ValueError, match=r"m\.parquet: 1 of the 2 objects of s are in split "
+                                         r"'train'; need >= 2"):
+        M.split_members(tmp_path / "m.parquet", ["car_000", "car_001"], "train", "s")
+    write_parquet(df.drop(columns="source"), tmp_path / "nosource.parquet")
+    with pytest.raises(ValueError, match=r"nosource\.parquet: missing columns \['source'\]"):
+        M.read_manifest(tmp_path / "nosource.parquet", ["object_id", "split"])
+
+
 def test_faces_folder_manifest_with_labels(tmp_path):
     from PIL import Image
     root = tmp_path / "ffhq"

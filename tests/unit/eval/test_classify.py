@@ -3,12 +3,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nfws.eval.classify import classify, train_classifier, predict
+from nfws.eval.classify import ClassifierConfig, classify, train_classifier, predict
 from nfws.store import write_parquet
 
 
 CFG = {"widths": [32, 16, 8], "dropout": 0.1, "epochs": 40, "batch_size": 16, "lr": 1e-2,
-       "weight_decay": 1e-2, "seeds": [0, 1]}
+       "weight_decay": 1e-2, "seeds": [0, 1], "statistics": ["train_set"]}
 
 
 def blobs(rng, n_per_class, n_classes=3, dim=6):
@@ -21,7 +21,7 @@ def test_classifier_learns_separable_blobs():
     rng = np.random.default_rng(0)
     x, y = blobs(rng, 30)
     xt, yt = blobs(rng, 20)
-    model = train_classifier(x, y, 3, CFG, seed=0)
+    model = train_classifier(x, y, 3, ClassifierConfig.from_dict(CFG), seed=0)
     assert (predict(model, xt) == yt).mean() > 0.95
 
 
@@ -113,5 +113,5 @@ def test_classify_refuses_unknown_or_empty_statistics(tmp_path):
     path = tmp_path / "A.parquet"
     write_parquet(_table("A", x, y, ["train", "test"] * (len(y) // 2)), path)
     for bad in (["per_arch", "global"], []):
-        with pytest.raises(ValueError, match="statistics must be a non-empty subset"):
+        with pytest.raises(ValueError, match=r"gmn.classifier.statistics: must be a non-empty subset"):
             classify({"A": path}, {"A": ["A"]}, ["A"], {**CFG, "statistics": bad}, n_classes=3)

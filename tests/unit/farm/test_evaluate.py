@@ -1,17 +1,28 @@
 """The NeRF farm's summary table counts kept and dropped NeRFs over every shard."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from nfws.farm.evaluate import nerf_table
-from nfws.store import write_zarr
+from nfws.fields.shard import read_nerf_shard, write_nerf_shard, write_random_nerf_shard
+from nfws.fields.spec import ArchSpec
+
+SPEC = ArchSpec("M", "MLP", n_freqs=1, width=16, hidden_layers=1)
+
+
+def write_shard(path, psnr, dropped):
+    """A NeRF shard of random NeRFs with the given held-out PSNRs and dropped NeRFs."""
+    write_random_nerf_shard(path, SPEC, len(psnr), seed=0)
+    shard = read_nerf_shard(path, arrays=("psnr", "loss_curve"))
+    write_nerf_shard(replace(shard, psnr=np.array(psnr, np.float32), dropped=dropped))
 
 
 def test_counts_and_psnr_over_shards(tmp_path):
-    write_zarr(tmp_path / "a0.zarr", {"psnr": np.array([20.0, 30.0], np.float32)},
-               attrs={"dropped": [{"object_id": "x", "reason": "diverged: weights grew 1e+07x"}]})
-    write_zarr(tmp_path / "a1.zarr", {"psnr": np.array([25.0], np.float32)}, attrs={"dropped": []})
-    write_zarr(tmp_path / "b0.zarr", {"psnr": np.array([18.0, 22.0, 26.0], np.float32)},
-               attrs={"dropped": []})
+    write_shard(tmp_path / "a0.zarr", [20.0, 30.0],
+                [{"object_id": "x", "reason": "diverged: weights grew 1e+07x"}])
+    write_shard(tmp_path / "a1.zarr", [25.0], [])
+    write_shard(tmp_path / "b0.zarr", [18.0, 22.0, 26.0], [])
     df = nerf_table({"MLP": [tmp_path / "a0.zarr", tmp_path / "a1.zarr"],
                      "HASH": [tmp_path / "b0.zarr"]}, tmp_path / "t.csv", tmp_path / "t.md")
     mlp, hash_ = df.set_index("arch").loc["MLP"], df.set_index("arch").loc["HASH"]

@@ -1,3 +1,5 @@
+from dataclasses import MISSING, fields
+
 import numpy as np
 import pytest
 import torch
@@ -5,7 +7,7 @@ import yaml
 from PIL import Image
 
 from workflow_helpers import REPO
-from nfws.bench.nerf_farm import synthetic_views
+from nfws.data.synthetic_views import synthetic_views
 from nfws.checkpoint import Checkpoint
 from nfws.farm.previews import nerf_previews
 from nfws.fields.spec import ArchSpec
@@ -16,9 +18,11 @@ from nfws.farm.rays import RayBank, object_boxes, split_views
 from nfws.farm.streams import NerfStreams
 from nfws.render.volrend import Rendered
 from nfws.store import read_zarr, write_zarr
+from nfws.config_files import repo_section
 
 SPEC = ArchSpec.from_dict("MLP", {"family": "MLP", "hidden_layers": 1, "width": 16, "n_freqs": 2})
-TINY = {"steps": 12, "rays_per_step": 32, "samples_per_ray": 8, "eval_samples_per_ray": 8,
+FIT = repo_section("nerf", "fit")
+TINY = {**FIT, "steps": 12, "rays_per_step": 32, "samples_per_ray": 8, "eval_samples_per_ray": 8,
         "log_every": 3, "checkpoint_every": 4, "heldout_views": [0], "psnr_floor": -1e9,
         "carve_resolution": 8, "precision": "fp32",
         # empty cells refreshed at steps 3, 7, 11: the resume test crosses a refresh
@@ -66,7 +70,7 @@ def test_stacked_adam_equals_per_nerf_adam():
 
 
 def test_lr_schedule_decays_at_fractions():
-    cfg = FarmConfig.from_dict({"steps": 100, "log_every": 10})
+    cfg = FarmConfig.from_dict({**FIT, "steps": 100, "log_every": 10})
     assert cfg.lr_at(0) == pytest.approx(1e-2) and cfg.lr_at(49) == pytest.approx(1e-2)
     assert cfg.lr_at(50) == pytest.approx(3.3e-3)
     assert cfg.lr_at(75) == pytest.approx(1e-2 * 0.33**2)
@@ -102,7 +106,7 @@ def test_tiny_shard_trains_and_writes_formats(tmp_path, store, views):
     assert not (tmp_path / "ck" / "shard0.ckpt.pt").exists()
 
     png = tmp_path / "previews" / "MLP.png"
-    nerf_previews(out, store, png, n_objects=2, tile=50)
+    nerf_previews(out, store, png, FIT, n_objects=2, eval_samples_per_ray=32, tile=50)
     with Image.open(png) as im:  # 2 objects x 1 held-out view: (GT, NeRF) pairs of 50 px tiles
         assert im.size == (2 * 50, 2 * (50 + 14))
 
@@ -175,11 +179,11 @@ def test_missing_views_and_bad_config_are_named(tmp_path, store, views):
         train_shard(store, [views.object_ids[0], "ghost"], SPEC, TINY, tmp_path / "s.zarr",
                     "cpu", 0, tmp_path / "ck")
     with pytest.raises(ValueError, match="unknown keys \\['stepz'\\]"):
-        FarmConfig.from_dict({"stepz": 3})
+        FarmConfig.from_dict({**FIT, "stepz": 3})
     with pytest.raises(ValueError, match="nerf.fit.skip_after: must lie in \\[0, 1\\)"):
-        FarmConfig.from_dict({"skip_after": 1.0})
+        FarmConfig.from_dict({**FIT, "skip_after": 1.0})
     with pytest.raises(ValueError, match="nerf.fit.init: must be one of"):
-        FarmConfig.from_dict({"init": "random"})
+        FarmConfig.from_dict({**FIT, "init": "random"})
     with pytest.raises(ValueError, match="heldout_views"):
         train_shard(store, views.object_ids[:1], SPEC, {**TINY, "heldout_views": [9]},
                     tmp_path / "s.zarr", "cpu", 0, tmp_path / "ck")
@@ -300,11 +304,14 @@ def test_auto_precision_is_bf16_on_cuda_only():
     with autocast(torch.device("cpu"), "bf16"):
         assert torch.is_autocast_enabled("cpu")
     with pytest.raises(ValueError, match="precision"):
-        FarmConfig.from_dict({"precision": "fp16"})
+        FarmConfig.from_dict({**FIT, "precision": "fp16"})
 
 
-def test_the_config_defaults_are_config_yaml():
-    # the code's fallbacks (for partial configs in tools and tests) must not drift from
-    # the default run's nerf.fit section
+def test_config_yaml_is_the_one_source_of_farm_settings():
+    """No defaults in the code to drift from config.yaml; a missing key is named."""
     fit = yaml.safe_load((REPO / "config.yaml").read_text())["nerf"]["fit"]
-    assert FarmConfig.from_dict(fit) == FarmConfig()
+    assert FarmConfig.from_dict(fit).to_dict() == {
+        k: tuple(v) if isinstance(v, list) else v for k, v in fit.items()}
+    assert all(f.default is MISSING for f in fields(FarmConfig))
+    with pytest.raises(ValueError, match=r"config nerf.fit: missing keys \['lr'\]"):
+        FarmConfig.from_dict({k: v for k, v in fit.items() if k != "lr"})

@@ -12,6 +12,7 @@ from nfws.eval.embeddings import load_embeddings
 from nfws.gmn.tables import write_gmn_tables
 from nfws.eval.retrieval import retrieval
 from nfws.eval.tsne import tsne_plot
+from nfws.fields.shard import NerfShard, write_nerf_shard
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import init_params
 from nfws.batches import paired_batches, shuffled_batches
@@ -19,7 +20,7 @@ from nfws.gmn.train import (ViewRays, dataset_inputs, embed, field_teacher, grap
                               param_inputs, shard_teacher, train_encoder)
 from nfws.graphs.dataset import GraphDataset
 from nfws.graphs.store import convert_shard
-from nfws.store import load_torch, write_parquet, write_zarr
+from nfws.store import load_torch, write_parquet
 from hand_built import mlp_graph, random_mlp
 
 ARCH_SIZES = {"MLP": [3, 6, 2], "TRI": [4, 5, 5, 2], "HASH": [2, 4, 2]}
@@ -136,12 +137,11 @@ def write_nerf_shards(tmp_path):
         ids = [o for o, s in zip(OBJECTS, SPLITS) if s == "test"] if arch == "MLP-2L" else OBJECTS
         params = {k: v.numpy() for k, v in init_params(spec, len(ids), gen).items()}
         paths[arch] = tmp_path / "nerfs" / arch / "0.zarr"
-        write_zarr(paths[arch], {**params, "object_ids": np.array(ids),
-                                 "psnr": np.full(len(ids), 30.0, np.float32),
-                                 "loss_curve": np.zeros((len(ids), 2), np.float32),
-                                 "sample_box": np.tile(np.array([[-0.7] * 3, [0.7] * 3], np.float32),
-                                                       (len(ids), 1, 1))},
-                   attrs={"arch": spec.to_dict(), "config_hash": "test", "dropped": []})
+        write_nerf_shard(NerfShard(
+            paths[arch], spec, ids, params, psnr=np.full(len(ids), 30.0, np.float32),
+            loss_curve=np.zeros((len(ids), 2), np.float32),
+            sample_box=np.tile(np.array([[-0.7] * 3, [0.7] * 3], np.float32), (len(ids), 1, 1)),
+            config_hash="test"))
     return paths
 
 
@@ -157,7 +157,7 @@ def test_every_variant_trains_embeds_and_fills_every_table(tmp_path, manifest, r
     train_set = dataset_inputs(GraphDataset([graph_paths[a] for a in train_archs], manifest_path))
     teacher = shard_teacher([nerfs[a] for a in train_archs], n_samples=8)
     clf_cfg = {"widths": [8], "dropout": 0.0, "epochs": 2, "batch_size": 4, "lr": 1e-2,
-               "weight_decay": 0.0, "seeds": [0, 1]}
+               "weight_decay": 0.0, "seeds": [0, 1], "statistics": ["train_set"]}
     classification, single, retrieval_rows, centroids = [], [], [], []
     for loss in ("L_R", "L_R+C", "L_C"):
         model = tmp_path / loss / "model.pt"

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from nfws.bench.graphs import write_synthetic_nerf_shard
+from nfws.fields.shard import write_random_nerf_shard
 from nfws.fields.spec import ArchSpec
 from nfws.graphs.dataset import GraphDataset, GraphLoader
 from nfws.graphs.store import convert_shard
@@ -26,14 +26,15 @@ def store(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("graphs")
     shards = []
     for name, spec in SPECS.items():
-        write_synthetic_nerf_shard(tmp / f"{name}.zarr", spec, N, seed=0,
+        write_random_nerf_shard(tmp / f"{name}.zarr", spec, N, seed=0,
                                    object_ids=[f"obj_{i}" for i in range(N)])
         shards.append(tmp / "graphs" / name / "0.zarr")
         convert_shard(tmp / f"{name}.zarr", shards[-1])
     manifest = tmp / "manifest.parquet"
+    classes = [3, 1, 4, 1, 5, 9, 2]
     write_parquet(pd.DataFrame({
         "object_id": [f"obj_{i}" for i in range(N)] + ["obj_unused"],
-        "class_name": "c", "class_index": [3, 1, 4, 1, 5, 9, 2],
+        "class_name": [f"c{k}" for k in classes], "class_index": classes,
         "split": ["train", "train", "test", "train", "val", "test", "train"],
         "source": ""}), manifest)
     return shards, manifest
@@ -105,9 +106,14 @@ def test_bad_inputs_are_named(store, tmp_path):
     with pytest.raises(FileNotFoundError, match="nomanifest.parquet"):
         GraphDataset(shards, tmp_path / "nomanifest.parquet")
     small = tmp_path / "small.parquet"
-    write_parquet(pd.DataFrame({"object_id": ["obj_0"], "class_index": [0], "split": ["train"]}), small)
+    write_parquet(pd.DataFrame({"object_id": ["obj_0"], "class_name": ["c0"], "class_index": [0],
+                                "split": ["train"], "source": [""]}), small)
     with pytest.raises(ValueError, match=r"0\.zarr.*obj_1.*not in the manifest"):
         GraphDataset(shards, small)
+    twice = tmp_path / "twice.parquet"
+    write_parquet(pd.concat([pd.read_parquet(small)] * 2), twice)
+    with pytest.raises(ValueError, match=r"twice\.parquet: duplicate object ids \['obj_0'\]"):
+        GraphDataset(shards, twice)
     with pytest.raises(ValueError, match=r"architectures \['X'\]"):
         GraphDataset(shards, manifest, archs=["M", "X"])
     with pytest.raises(ValueError, match="no graphs of split 'nope'"):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from nfws.bench.graphs import write_synthetic_nerf_shard
+from nfws.fields.shard import write_random_nerf_shard
 from nfws.fields.spec import ArchSpec
 from nfws.graphs.store import convert_shard, open_graph_shard
 from nfws.graphs.topology import weights_from_values
@@ -14,7 +14,7 @@ SPEC = ArchSpec("TRI-S", "TRI", activation="sine", n_freqs=1, triplane_res=4,
 
 def _shard(tmp_path, spec=SPEC, n=5, name="nerf.zarr"):
     path = tmp_path / name
-    ids = write_synthetic_nerf_shard(path, spec, n, seed=0)
+    ids = write_random_nerf_shard(path, spec, n, seed=0)
     return path, ids
 
 

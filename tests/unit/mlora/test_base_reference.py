@@ -8,10 +8,12 @@ import torch
 from hand_built import random_image_targets
 from nfws.data.targets import load_targets, pixel_grid
 from nfws.mlora.base_field import load_base, train_base_field
-from nfws.mlora.base_reference import base_reference
+from nfws.mlora.base_reference import (ATTRS, BaseReference, base_reference,
+                                       read_base_reference, write_base_reference)
 from nfws.mlora.train import fit_params, shared_init
 from nfws.mlora.models import latent_on_base
-from nfws.store import read_zarr, write_zarr
+from nfws.store import write_zarr
+from weight_shards import fake_weight_shard
 
 CPU = torch.device("cpu")
 BASE = dict(d_z=4, mapping_layers=1, mapping_width=8, n_blocks=1, width=8, enc_width=8,
@@ -63,21 +65,21 @@ def test_latent_representation_is_the_base_at_its_latent_and_fits_only_z(trained
 def test_reference_scores_match_hand_computed_psnr(trained, tmp_path):
     d, imgs = trained
     info = base_reference(d / "base.pt", d / "t.zarr", FIT, tmp_path / "ref.zarr", 0, CPU)
-    arrays, attrs = read_zarr(tmp_path / "ref.zarr")
+    ref = read_base_reference(tmp_path / "ref.zarr")
     base = load_base(d / "base.pt")
     # training latents: the three train-split instances, in the checkpoint's order
-    assert list(arrays["train_object_ids"]) == ["o0", "o2", "o4"]
-    for k, oid in enumerate(arrays["train_object_ids"]):
+    assert list(ref.train_object_ids) == ["o0", "o2", "o4"]
+    for k, oid in enumerate(ref.train_object_ids):
         want = hand_psnr(base["model"], base["latents"][k], imgs[int(oid[1:])])
-        assert arrays["train_score"][k] == pytest.approx(want, abs=1e-3)
+        assert ref.train_score[k] == pytest.approx(want, abs=1e-3)
     # latent-only fit: the two test-split instances (never the val one)
-    assert list(arrays["test_object_ids"]) == ["o1", "o5"]
-    for k, oid in enumerate(arrays["test_object_ids"]):
-        z = torch.from_numpy(arrays["test_latents"][k])
+    assert list(ref.test_object_ids) == ["o1", "o5"]
+    for k, oid in enumerate(ref.test_object_ids):
+        z = torch.from_numpy(ref.test_latents[k])
         want = hand_psnr(base["model"], z, imgs[int(oid[1:])])
-        assert arrays["test_score"][k] == pytest.approx(want, abs=1e-3)
-    assert attrs["n_params"] == 4 and attrs["metric"] == "psnr_db"
-    assert attrs["schedule"] == {"steps": 6, "points": 24, "lr_start": 1e-2, "lr_end": 1e-5}
+        assert ref.test_score[k] == pytest.approx(want, abs=1e-3)
+    assert ref.attrs["n_params"] == 4 and ref.attrs["metric"] == "psnr_db"
+    assert ref.attrs["schedule"] == {"steps": 6, "points": 24, "lr_start": 1e-2, "lr_end": 1e-5}
     assert info["n_train"] == 3 and info["n_test"] == 2
     assert not (tmp_path / "ref.zarr.progress.pt").exists()
 
@@ -89,26 +91,26 @@ def test_training_curve_scores_every_snapshot_and_ends_at_the_final_field(traine
     field and scores otherwise."""
     d, imgs = trained
     base_reference(d / "base.pt", d / "t.zarr", FIT, tmp_path / "ref.zarr", 0, CPU)
-    arrays, _ = read_zarr(tmp_path / "ref.zarr")
+    ref = read_base_reference(tmp_path / "ref.zarr")
     base = load_base(d / "base.pt")
-    assert list(arrays["curve_step"]) == [2, 4]
-    seconds = arrays["curve_cpu_seconds"]
+    assert list(ref.curve_step) == [2, 4]
+    seconds = ref.curve_cpu_seconds
     assert 0 <= seconds[0] <= seconds[1]
     want = np.mean([hand_psnr(base["model"], base["latents"][k], imgs[int(oid[1:])])
                     for k, oid in enumerate(["o0", "o2"])])
-    assert arrays["curve_score"][1] == pytest.approx(want, abs=1e-3)
-    assert arrays["curve_score"][0] != pytest.approx(want, abs=1e-3)
+    assert ref.curve_score[1] == pytest.approx(want, abs=1e-3)
+    assert ref.curve_score[0] != pytest.approx(want, abs=1e-3)
 
 
 def test_a_fit_that_cannot_move_scores_the_mean_latent(trained, tmp_path):
     d, imgs = trained
     frozen = {**FIT, "lr_start": 1e-30, "lr_end": 1e-30}
     base_reference(d / "base.pt", d / "t.zarr", frozen, tmp_path / "ref.zarr", 0, CPU)
-    arrays, _ = read_zarr(tmp_path / "ref.zarr")
+    ref = read_base_reference(tmp_path / "ref.zarr")
     base = load_base(d / "base.pt")
     z_mean = base["latents"].mean(0)
-    for k, oid in enumerate(arrays["test_object_ids"]):
-        assert arrays["test_score"][k] == pytest.approx(
+    for k, oid in enumerate(ref.test_object_ids):
+        assert ref.test_score[k] == pytest.approx(
             hand_psnr(base["model"], z_mean, imgs[int(oid[1:])]), abs=1e-3)
 
 
@@ -128,21 +130,40 @@ def test_missing_splits_or_instances_are_named(trained, tmp_path):
 
 # ----- the table ----------------------------------------------------------------------
 def fake_shard(path, kind, ids, scores, n_params, n_trainable):
-    write_zarr(path, {"weights": np.zeros((len(ids), 2), np.float32), "object_ids": np.array(ids),
-                      "labels": np.zeros(len(ids), np.int64),
-                      "score": np.array(scores, np.float32)},
-               attrs={"kind": kind, "config_hash": "h", "n_params": n_params,
-                      "n_trainable": n_trainable, "dropped": []})
+    fake_weight_shard(path, np.zeros((len(ids), 2)), ids, score=scores, kind=kind,
+                      n_params=n_params, n_trainable=n_trainable)
 
 
 def fake_reference(path, train, test, n_base=1234):
-    write_zarr(path, {"train_object_ids": np.array(list(train)),
-                      "train_score": np.array(list(train.values()), np.float32),
-                      "test_object_ids": np.array(list(test)),
-                      "test_score": np.array(list(test.values()), np.float32)},
-               attrs={"n_params": 4, "n_base_params": n_base, "test_split": "test",
-                      "start_latent": "mean",
-                      "schedule": {"steps": 6, "points": 24, "lr_start": 0.01, "lr_end": 1e-5}})
+    """A base reference with the given {object id: score} measurements and empty curves."""
+    empty = np.zeros(0, np.float32)
+    ref = BaseReference(
+        train_object_ids=np.array(list(train)),
+        train_score=np.array(list(train.values()), np.float32),
+        test_object_ids=np.array(list(test)), test_score=np.array(list(test.values()), np.float32),
+        test_latents=np.zeros((len(test), 4), np.float32),
+        test_loss_curve=np.zeros((len(test), 1), np.float32), curve_step=empty.astype(np.int64),
+        curve_cpu_seconds=empty, curve_score=empty,
+        attrs={**dict.fromkeys(ATTRS), "n_params": 4, "n_base_params": n_base,
+               "test_split": "test", "start_latent": "mean",
+               "schedule": {"steps": 6, "points": 24, "lr_start": 0.01, "lr_end": 1e-5}})
+    write_base_reference(path, ref)
+    return ref
+
+
+def test_base_reference_round_trip_and_missing_parts_are_named(tmp_path):
+    ref = fake_reference(tmp_path / "ref.zarr", {"a": 1.0, "b": 2.0}, {"c": 3.0})
+    back = read_base_reference(tmp_path / "ref.zarr")
+    assert back.attrs == {"nfws_version": back.attrs["nfws_version"], **ref.attrs}
+    for name in ("train_object_ids", "train_score", "test_latents", "curve_step"):
+        assert np.array_equal(getattr(back, name), getattr(ref, name)), name
+    with pytest.raises(ValueError, match=r"x\.zarr: base-reference attrs lack \['schedule'\]"):
+        write_base_reference(tmp_path / "x.zarr", BaseReference(
+            **{**ref.__dict__, "attrs": {k: v for k, v in ref.attrs.items() if k != "schedule"}}))
+    write_zarr(tmp_path / "part.zarr", {"train_object_ids": ref.train_object_ids,
+                                        "train_score": ref.train_score}, ref.attrs)
+    with pytest.raises(ValueError, match=r"part\.zarr: missing arrays \['test_object_ids'"):
+        read_base_reference(tmp_path / "part.zarr")
 
 
 def test_table_has_reference_rows_first_and_test_means_on_the_same_instances(tmp_path):

@@ -3,9 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from nfws.mlora.diffusion import DEFAULTS, load_weight_shards, sample, train_diffusion
+from nfws.config_files import repo_section
+from nfws.mlora.diffusion import load_weight_shards, sample, train_diffusion
 from nfws.mlora.ddpm import GaussianDiffusion, WeightNormaliser
-from nfws.store import load_torch, write_parquet, write_zarr
+from nfws.store import load_torch, write_parquet
+from weight_shards import fake_weight_shard
 
 
 def test_alpha_bar_by_hand_for_first_two_steps():
@@ -96,14 +98,15 @@ def shard(tmp_path):
     rng = np.random.default_rng(0)
     w = (rng.normal(size=(40, P)) * 0.1 + 3.0).astype(np.float32)
     ids = np.array([f"o{i}" for i in range(40)])
-    write_zarr(tmp_path / "w.zarr", {"weights": w, "object_ids": ids}, {"layout": layout})
+    fake_weight_shard(tmp_path / "w.zarr", w, ids, layout)
     split = np.where(np.arange(40) < 30, "train", "test")
     import pandas as pd
-    write_parquet(pd.DataFrame({"object_id": ids, "split": split}), tmp_path / "manifest.parquet")
+    write_parquet(pd.DataFrame({"object_id": ids, "class_name": "c", "class_index": 0,
+                                "split": split, "source": ""}), tmp_path / "manifest.parquet")
     return tmp_path, w
 
 
-CFG = {**DEFAULTS, "hidden": 32, "depth": 1, "heads": 2, "mlp_ratio": 2.0, "steps": 6, "batch_size": 8,
+CFG = {**repo_section("diffusion", "model"), "hidden": 32, "depth": 1, "heads": 2, "mlp_ratio": 2.0, "steps": 6, "batch_size": 8,
        "checkpoint_every": 3, "sampling_steps": 5, "device": "cpu"}
 
 
@@ -150,19 +153,22 @@ def test_resume_continues_from_checkpoint(shard, monkeypatch):
 
 def test_bad_inputs_name_the_problem(shard, tmp_path):
     tmp, w = shard
-    with pytest.raises(ValueError, match=r"config diffusion: missing keys \['hidden'\], unknown keys \['hiden'\]"):
+    with pytest.raises(ValueError, match=r"config diffusion.model: missing keys \['hidden'\], unknown keys \['hiden'\]"):
         cfg = {**CFG, "hiden": 3}
         del cfg["hidden"]
         train_diffusion(tmp / "w.zarr", cfg, tmp / "m.pt", 0, tmp / "manifest.parquet")
-    write_zarr(tmp / "nolayout.zarr", {"weights": w, "object_ids": np.arange(40).astype(str)})
-    with pytest.raises(ValueError, match="layout"):
-        load_weight_shards(tmp / "nolayout.zarr")
+    fake_weight_shard(tmp / "short.zarr", w[:, :-1], np.arange(40).astype(str), lora_layout())
+    with pytest.raises(ValueError, match=r"short\.zarr: weights shape \(40, 59\) does not match "
+                                         r"40 object ids x 60 layout values"):
+        load_weight_shards(tmp / "short.zarr")
     bad = w.copy()
-    bad[0, 0] = np.nan
-    write_zarr(tmp / "nan.zarr", {"weights": bad, "object_ids": np.arange(40).astype(str)},
-               {"layout": lora_layout()})
-    with pytest.raises(ValueError, match="NaN"):
+    bad[3, 0] = np.nan
+    fake_weight_shard(tmp / "nan.zarr", bad, np.arange(40).astype(str), lora_layout())
+    with pytest.raises(ValueError, match=r"nan\.zarr: weights of objects \['3'\] contain NaN"):
         load_weight_shards(tmp / "nan.zarr")
+    with pytest.raises(ValueError, match=r"manifest\.parquet: 0 of the 40 objects of the weight "
+                                         r"shards are in split 'val'"):
+        load_weight_shards(tmp / "w.zarr", tmp / "manifest.parquet", "val")
 
 
 def test_train_refuses_a_backbone_narrower_than_a_lora_layer(shard):

@@ -4,14 +4,26 @@ import pandas as pd
 import pytest
 import torch
 
-from nfws.mlora.feature_extractors import (EXTRACTOR_DEFAULTS, load_extractor,
+from nfws.data.targets import TargetStore, write_target_store
+from nfws.config_files import repo_section
+from nfws.mlora.feature_extractors import (load_extractor,
                                             train_feature_extractor)
 from nfws.store import save_torch, write_parquet, write_zarr
 
 
 def manifest(tmp_path, ids, splits):
-    write_parquet(pd.DataFrame({"object_id": ids, "split": splits}), tmp_path / "manifest.parquet")
+    write_parquet(pd.DataFrame({"object_id": ids, "class_name": "c", "class_index": 0,
+                                "split": splits, "source": ""}), tmp_path / "manifest.parquet")
     return tmp_path / "manifest.parquet"
+
+
+def surface_targets(path, surface, ids, labels):
+    """An occupancy targets store whose ground truth is ``surface`` (one sample point each)."""
+    n = len(ids)
+    write_target_store(path, TargetStore("occupancy", {
+        "points": np.zeros((n, 1, 3), np.float32), "occupancy": np.zeros((n, 1), np.uint8),
+        "surface": surface, "object_ids": ids, "labels": labels}, {}))
+    return path
 
 
 @pytest.fixture
@@ -29,7 +41,7 @@ def image_targets(tmp_path):
     return tmp_path / "targets.zarr", m, images, labels
 
 
-CFG = {**EXTRACTOR_DEFAULTS, "epochs": 8, "batch_size": 10, "input_res": 16, "feat_dim": 8, "lr": 3e-3, "device": "cpu"}
+CFG = {**repo_section("diffusion", "feature_extractor"), "epochs": 8, "batch_size": 10, "input_res": 16, "feat_dim": 8, "lr": 3e-3, "device": "cpu"}
 
 
 def test_image_extractor_learns_classes_from_train_split_and_reloads(image_targets, tmp_path):
@@ -56,8 +68,7 @@ def test_point_extractor_trains_on_surface_points(tmp_path):
     line[..., 0] = torch.rand(n, m, generator=g) - 0.5
     surface = torch.where(torch.from_numpy(labels == 0).view(-1, 1, 1), sphere, line).numpy()
     ids = np.array([f"s{i}" for i in range(n)])
-    write_zarr(tmp_path / "t.zarr", {"surface": surface, "object_ids": ids, "labels": labels + 3},
-               {"kind": "occupancy"})
+    surface_targets(tmp_path / "t.zarr", surface, ids, labels + 3)
     man = manifest(tmp_path, ids, ["train"] * 16 + ["test"] * 8)
     info = train_feature_extractor(tmp_path / "t.zarr", man, {**CFG, "n_points": 64, "epochs": 15},
                                    tmp_path / "p.pt", seed=1)
@@ -93,16 +104,17 @@ def test_bad_extractor_inputs(tmp_path, image_targets):
         load_extractor(tmp_path / "other.pt", CFG)
     ids = [f"f{i}" for i in range(40)]
     one_object = manifest(tmp_path, ids, ["train"] + ["test"] * 39)
-    with pytest.raises(ValueError, match="has 1 objects"):
+    with pytest.raises(ValueError, match=r"1 of the 40 objects of .*targets\.zarr are in split "
+                                         r"'train'; need >= 2"):
         train_feature_extractor(targets, one_object, CFG, tmp_path / "x.pt", seed=0)
     one_class = manifest(tmp_path, ids, ["train", "test"] * 20)   # train ids are all label 0
     with pytest.raises(ValueError, match=">= 2 classes"):
         train_feature_extractor(targets, one_class, {**CFG, "objective": "labels"},
                                 tmp_path / "x.pt", seed=0)
-    with pytest.raises(ValueError, match="objective must be one of"):
+    with pytest.raises(ValueError, match="feature_extractor.objective: must be one of"):
         train_feature_extractor(targets, one_class, {**CFG, "objective": "vae"},
                                 tmp_path / "x.pt", seed=0)
-    with pytest.raises(ValueError, match="config feature_extractor: missing keys"):
+    with pytest.raises(ValueError, match="config diffusion.feature_extractor: missing keys"):
         train_feature_extractor(targets, one_class, {"epoch": 3}, tmp_path / "x.pt", seed=0)
 
 
@@ -116,8 +128,7 @@ def test_single_class_points_fall_back_to_an_autoencoder_that_encodes_size(tmp_p
     radii = [0.15, 0.45] * 12
     surface = _sphere_clouds(radii, 96, 0)
     ids = np.array([f"s{i}" for i in range(24)])
-    write_zarr(tmp_path / "t.zarr", {"surface": surface, "object_ids": ids,
-                                     "labels": np.zeros(24, np.int64)}, {"kind": "occupancy"})
+    surface_targets(tmp_path / "t.zarr", surface, ids, np.zeros(24, np.int64))
     man = manifest(tmp_path, ids, ["train"] * 16 + ["test"] * 8)
     cfg = {**CFG, "n_points": 48, "epochs": 40, "batch_size": 8}
     info = train_feature_extractor(tmp_path / "t.zarr", man, cfg, tmp_path / "p.pt", seed=0)

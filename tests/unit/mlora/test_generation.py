@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from nfws.mlora.generation import (chamfer_matrix, distribution_metrics, frechet_distance,
-                                  gaussian_kernel, mmd, polynomial_kernel, render_images,
+from nfws.config_files import repo_section
+from nfws.mlora.generation import (GenerationConfig, chamfer_matrix, distribution_metrics,
+                                  frechet_distance, gaussian_kernel, mmd, polynomial_kernel, render_images,
                                   sample_mesh, shape_metrics, surface_point_clouds,
                                   trace_sqrt_product)
 
@@ -103,7 +104,8 @@ def test_surface_point_clouds_of_a_sphere_field_and_an_empty_field():
         r = points.norm(dim=-1, keepdim=True)
         return torch.stack([0.3 - r[0], -1.0 - r[1]])
 
-    cfg = {"grid_res": 24, "bound": 0.5, "level": 0.0, "n_points": 200}
+    cfg = GenerationConfig.from_dict({**repo_section("diffusion", "generation"), "grid_res": 24,
+                                      "bound": 0.5, "level": 0.0, "n_points": 200})
     pts, empty = surface_point_clouds(field, 2, cfg, torch.Generator().manual_seed(0))
     assert empty.tolist() == [False, True]
     radius = np.linalg.norm(pts[0], axis=1)
@@ -158,10 +160,11 @@ def test_generate_and_evaluate_stage_on_a_stand_in_image_field(tmp_path):
 
     import pandas as pd
 
-    from nfws.mlora.generation import GENERATION_DEFAULTS, evaluate_generation, generate
-    from nfws.mlora.diffusion import DEFAULTS, train_diffusion
-    from nfws.mlora.feature_extractors import EXTRACTOR_DEFAULTS, train_feature_extractor
+    from nfws.mlora.generation import evaluate_generation, generate
+    from nfws.mlora.diffusion import train_diffusion
+    from nfws.mlora.feature_extractors import train_feature_extractor
     from nfws.store import write_parquet, write_zarr
+    from weight_shards import fake_weight_shard
 
     rng = np.random.default_rng(0)
     n = 24
@@ -170,16 +173,17 @@ def test_generate_and_evaluate_stage_on_a_stand_in_image_field(tmp_path):
     layout = [{"name": "colour", "shape": [3], "role": "bias"}, {"name": "w", "shape": [2, 2], "role": "weight"}]
     weights = rng.normal(size=(n, 7)).astype(np.float32)
     weights[:, 0] += 3 * (labels * 2 - 1)
-    write_zarr(tmp_path / "w.zarr", {"weights": weights, "object_ids": ids}, {"layout": layout})
+    fake_weight_shard(tmp_path / "w.zarr", weights, ids, layout)
     images = np.zeros((n, 8, 8, 3), np.uint8)
     images[..., 0] = (255 / (1 + np.exp(-weights[:, 0]))).astype(np.uint8)[:, None, None]
     write_zarr(tmp_path / "t.zarr", {"images": images, "object_ids": ids, "labels": labels},
                {"kind": "image"})
-    write_parquet(pd.DataFrame({"object_id": ids, "split": ["train"] * 16 + ["test"] * 8}),
+    write_parquet(pd.DataFrame({"object_id": ids, "class_name": "c", "class_index": 0,
+                                "split": ["train"] * 16 + ["test"] * 8, "source": ""}),
                   tmp_path / "m.parquet")
-    cfg = {**DEFAULTS, "hidden": 16, "depth": 1, "heads": 2, "steps": 3, "sampling_steps": 4,
+    cfg = {**repo_section("diffusion", "model"), "hidden": 16, "depth": 1, "heads": 2, "steps": 3, "sampling_steps": 4,
            "device": "cpu"}
-    ext_cfg = {**EXTRACTOR_DEFAULTS, "epochs": 2, "input_res": 8, "feat_dim": 4, "device": "cpu"}
+    ext_cfg = {**repo_section("diffusion", "feature_extractor"), "epochs": 2, "input_res": 8, "feat_dim": 4, "device": "cpu"}
     train_diffusion(tmp_path / "w.zarr", cfg, tmp_path / "d.pt", 0, tmp_path / "m.parquet")
     train_feature_extractor(tmp_path / "t.zarr", tmp_path / "m.parquet",
                             ext_cfg, tmp_path / "e.pt", 0)
@@ -187,7 +191,7 @@ def test_generate_and_evaluate_stage_on_a_stand_in_image_field(tmp_path):
     def instantiate(w):
         return lambda pts: torch.sigmoid(w[:, None, :3]).expand(-1, pts.shape[1], -1)
 
-    gen_cfg = {**GENERATION_DEFAULTS, "n_samples": 6, "resolution": 8, "instantiate_batch": 4}
+    gen_cfg = {**repo_section("diffusion", "generation"), "n_samples": 6, "resolution": 8, "instantiate_batch": 4}
     info = generate(tmp_path / "d.pt", instantiate, "image", gen_cfg, 3, tmp_path / "s.zarr",
                     tmp_path / "grid.png")
     assert info["n_samples"] == 6 and (tmp_path / "grid.png").stat().st_size > 0

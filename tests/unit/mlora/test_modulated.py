@@ -42,7 +42,7 @@ def test_field_shapes_and_instances_differ_by_latent():
 def test_missing_config_key_is_named():
     bad = dict(ARCH)
     del bad["width"]
-    with pytest.raises(KeyError, match="width"):
+    with pytest.raises(ValueError, match=r"lora.base: missing keys \[.width.\]"):
         ModulatedField(bad)
 
 

@@ -104,7 +104,7 @@ def test_fit_instances_writes_store_with_layout(image_targets, base_ckpt, tmp_pa
     assert attrs["metric"] == "psnr_db" and np.isfinite(arrays["score"]).all()
     assert info["n"] == 2 and not (tmp_path / "0.zarr.progress.pt").exists()
     rep, w, a = load_fitted(out)
-    assert w.shape == (2, rep.n_params) and list(a["labels"]) == [1, 1]
+    assert w.shape == (2, rep.n_params) and list(a.labels) == [1, 1]
     with pytest.raises(ValueError, match="shard"):
         fit_instances("mlp", None, image_targets, FIT, tmp_path / "x.zarr", 0, shard=2,
                       n_shards=2, device=CPU)

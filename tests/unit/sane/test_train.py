@@ -12,13 +12,14 @@ import yaml
 from workflow_helpers import REPO
 from nfws.checkpoint import Checkpoint
 from nfws.data.sources import build_manifest
+from nfws.fields.shard import NerfShard, write_nerf_shard
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import make_stack
 from nfws.sane.models import ModelConfig
 from nfws.sane.rotations import build_rotated_dataset
 from nfws.sane.evaluate import chance_recall, evaluate_sane, load_model
 from nfws.sane.train import TrainConfig, train_sane
-from nfws.store import read_zarr, write_zarr
+from nfws.store import read_zarr
 
 SPEC = ArchSpec("SANE-TINY", "HASH", hidden_layers=1, width=16, hash_levels=2, hash_log2_T=6,
                 hash_features=2, hash_base_res=4)
@@ -46,8 +47,7 @@ def dataset(tmp_path_factory):
     # NeRF weights stand in for fitted ones: training mechanics do not need fitted fields
     stack = make_stack(SPEC, len(table), torch.Generator().manual_seed(0))
     arrays = {k: v * 100 for k, v in stack.state_arrays().items()}
-    write_zarr(root / "nerfs.zarr", {**arrays, "object_ids": table["object_id"].to_numpy()},
-               attrs={"arch": SPEC.to_dict(), "dropped": []})
+    write_nerf_shard(NerfShard(root / "nerfs.zarr", SPEC, table["object_id"].tolist(), arrays))
     return root, table
 
 

@@ -61,6 +61,11 @@ class Checkpoint:
         self.identity = json.loads(json.dumps(dict(identity), sort_keys=True))
         self.stale = self.path.with_name(self.path.name + ".stale")
 
+    @classmethod
+    def beside(cls, out_path, identity: Mapping) -> "Checkpoint":
+        """The progress file of the job writing ``out_path``: ``<out_path>.progress.pt``."""
+        return cls(Path(str(out_path) + ".progress.pt"), identity)
+
     def load(self, map_location="cpu") -> dict | None:
         """The saved state when the checkpoint is this run's, else ``None`` (a foreign or
         unreadable checkpoint is set aside, and the reason logged)."""

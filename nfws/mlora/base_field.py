@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -85,7 +84,7 @@ def train_base_field(targets_path, cfg: dict, out_path, seed: int, device=None) 
                * run.latent_init_std).to(device).requires_grad_(True)
     opt = torch.optim.Adam([{"params": model.parameters()}, {"params": [latents]}],
                            lr=run.stages[0].lr)
-    checkpoint = Checkpoint(Path(str(out_path) + ".progress.pt"), {
+    checkpoint = Checkpoint.beside(out_path, {
         "config_hash": config_hash(cfg), "seed": seed, "inputs": input_fingerprint([targets_path]),
         "object_ids": [str(targets.object_ids[i]) for i in train.tolist()]})
     step0, curve, snapshots, seconds0 = 0, [], [], 0.0

@@ -135,7 +135,7 @@ def base_reference(base_ckpt, targets_path, cfg: dict, out_path, seed: int,
     curve = training_curve(base, targets, train_idx[:len(test_idx)], cfg, seed, device)
     rep = latent_on_base(model.cpu(), base["latent"])
     start = shared_init(rep, len(test_idx), seed)
-    checkpoint = fit_checkpoint(str(out_path) + ".progress.pt", rep, start, test_idx, cfg,
+    checkpoint = fit_checkpoint(out_path, rep, start, test_idx, cfg,
                                 seed, targets_path, base_ckpt)
     fitted, fit_curve = fit_params(rep, start, targets, test_idx, cfg, seed, device,
                                    checkpoint, desc="latent-only fit")

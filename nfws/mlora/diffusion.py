@@ -7,7 +7,7 @@ Stage API (one model per dataset x representation x denoiser):
   ``object_ids``, attrs ``layout``; :mod:`nfws.mlora.weight_shard`), keeps the training
   split, standardises every coordinate, trains an epsilon-prediction denoiser with AdamW
   and writes one ``.pt`` with the model, the normaliser, the layout and the loss curve. A
-  sibling ``<out>.resume.pt`` checkpoint makes a killed job resume where it stopped.
+  sibling ``<out>.progress.pt`` checkpoint makes a killed job resume where it stopped.
 - ``sample(model_path, n, seed)`` returns de-normalised weight vectors [n, P].
 """
 from __future__ import annotations
@@ -114,7 +114,7 @@ def train_diffusion(weights_paths, cfg: dict, out_path, seed: int, manifest_path
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             fused=True)
     gen = torch.Generator().manual_seed(seed)
-    checkpoint = Checkpoint(out_path.with_name(out_path.name + ".resume.pt"), {
+    checkpoint = Checkpoint.beside(out_path, {
         "config_hash": config_hash(cfg.to_dict()), "denoiser": denoiser, "seed": seed, "ids": ids.tolist(),
         "inputs": input_fingerprint([weights_paths, manifest_path])})
     step, losses = 0, []

@@ -70,7 +70,7 @@ def weight_space_structure(kind: str, base_ckpt, targets, fit_cfg: dict, cfg: di
             codes[k].append(math.sqrt(1 - lam ** 2) * iota1[k] + lam * iota2[k])
     start = rep.init({k: torch.cat(v) for k, v in codes.items()})
     indices = list(range(n)) * (1 + len(lambdas))
-    checkpoint = fit_checkpoint(str(out_csv) + ".progress.pt", rep, start, indices, fit_cfg,
+    checkpoint = fit_checkpoint(out_csv, rep, start, indices, fit_cfg,
                                 seed, targets, base_ckpt)     # a rerun after a kill resumes
     fitted, _ = fit_params(rep, start, data, indices, fit_cfg, seed, device, checkpoint,
                            desc=f"structure {kind}")

@@ -80,15 +80,16 @@ def shared_init(rep: Representation, n: int, seed: int) -> dict[str, torch.Tenso
     return {k: v.expand(n, *v.shape[1:]).clone() for k, v in rep.init(codes).items()}
 
 
-def fit_checkpoint(path, rep: Representation, params0: dict, indices, cfg: dict, seed: int,
+def fit_checkpoint(out_path, rep: Representation, params0: dict, indices, cfg: dict, seed: int,
                    targets, base_ckpt) -> Checkpoint:
-    """The progress file of one :func:`fit_params` call, tagged with all that fit depends
+    """The progress file of the :func:`fit_params` call behind ``out_path``, tagged with all that fit depends
     on: kind, config, seed, instances, starting weights and the files read (the targets,
     and the base field for LoRA kinds)."""
     inputs = [targets] if rep.kind.startswith("mlp") else [targets, base_ckpt]
-    return Checkpoint(path, {"kind": rep.kind, "config_hash": config_hash(cfg), "seed": seed,
-                             "indices": [int(i) for i in indices],
-                             "start": tensor_digest(params0), "inputs": input_fingerprint(inputs)})
+    return Checkpoint.beside(out_path, {
+        "kind": rep.kind, "config_hash": config_hash(cfg), "seed": seed,
+        "indices": [int(i) for i in indices], "start": tensor_digest(params0),
+        "inputs": input_fingerprint(inputs)})
 
 
 def instance_generators(seed: int, indices) -> list[torch.Generator]:
@@ -190,8 +191,7 @@ def fit_instances(kind: str, base_ckpt, targets, cfg: dict, out_path, seed: int,
     if not indices:
         raise ValueError(f"{targets}: shard {shard}/{n_shards} has no instances")
     start, template_id = starting_params(rep, data, len(indices), cfg, seed, device)
-    checkpoint = fit_checkpoint(str(out_path) + ".progress.pt", rep, start, indices, cfg, seed,
-                                targets, base_ckpt)
+    checkpoint = fit_checkpoint(out_path, rep, start, indices, cfg, seed, targets, base_ckpt)
     fitted, curve = fit_params(rep, start, data, indices, cfg, seed, device, checkpoint,
                                desc=f"fit {kind}", stop_on_nonfinite=policy.on_failure != "drop")
     dropped = diverged_instances(data.object_ids[indices], curve, start, fitted, cfg, out_path)

@@ -29,13 +29,14 @@ def sane_dataset(smk) -> None:
 
 
 def sane_nerfs(smk) -> None:
-    """Hash-grid NeRFs of the rotated objects."""
+    """Hash-grid NeRFs of the rotated objects (``sane.fit`` over ``nerf.fit``)."""
     from nfws.fields.spec import ArchSpec
     from nfws.sane.rotations import fit_rotated_nerfs
 
     p, i = smk.params, smk.input
     with script_setup(smk, p.seed), job_device(p.device, p.lock_dir) as device:
-        fit_rotated_nerfs(i.views, i.manifest, ArchSpec.from_dict("SANE-HASH", p.arch), p.fit,
+        fit_rotated_nerfs(i.views, i.manifest, ArchSpec.from_dict("SANE-HASH", p.arch),
+                          {**p.nerf_fit, **p.fit},
                           smk.output[0], device, p.seed, shard_size=p.shard_size,
                           checkpoint_dir=p.checkpoints)
 

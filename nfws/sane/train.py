@@ -254,7 +254,7 @@ def train_sane(nerf_shards, rot_manifest, cfg: dict, out_model, seed: int, devic
     """Train SANE on the train objects' NeRFs and write ``out_model`` (.pt).
 
     Reads the NeRF shards and the instance manifest; ``cfg`` is the ``sane`` section
-    (``model``, ``train``, ``tokens``). Checkpoints to ``<out_model>.ckpt`` and resumes
+    (``model``, ``train``, ``tokens``). Checkpoints to ``<out_model>.progress.pt`` and resumes
     from it. The model file holds the weights, configs, architecture, normaliser and the
     loss log (train every ``log_every`` steps, test every ``eval_every``). Returns the log.
     """
@@ -267,7 +267,7 @@ def train_sane(nerf_shards, rot_manifest, cfg: dict, out_model, seed: int, devic
                          f"{len(train_groups)}")
     meta = {"config_hash": config_hash({"model": cfg.get("model"), "train": asdict(tc)}),
             "seed": int(seed), "shards": [str(p) for p in nerf_shards]}
-    checkpoint = Checkpoint(f"{out_model}.ckpt",
+    checkpoint = Checkpoint.beside(out_model,
                             {**meta, "inputs": input_fingerprint([*nerf_shards, rot_manifest])})
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(seed)

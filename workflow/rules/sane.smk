@@ -33,6 +33,7 @@ rule sane_nerfs:
         directory(R("sane/nerfs")),
     params:
         arch=config["sane"]["arch"],
+        nerf_fit=config["nerf"]["fit"],
         fit=config["sane"]["fit"],
         shard_size=config["sane"]["shard_size"],
         seed=config["seed"],

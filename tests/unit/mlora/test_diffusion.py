@@ -117,7 +117,7 @@ def test_train_keeps_train_split_and_samples_in_data_scale(shard):
     assert info["n_train"] == 30 and info["denoiser"] == "lora_encoder" and info["steps"] == 6
     state = load_torch(out)
     torch.testing.assert_close(state["normaliser"]["mean"], torch.from_numpy(w[:30]).mean(0))
-    assert not (tmp / "model.pt.resume.pt").exists()
+    assert not (tmp / "model.pt.progress.pt").exists()
     s1, s2 = sample(out, 5, seed=4), sample(out, 5, seed=4)
     assert s1.shape == (5, w.shape[1]) and np.array_equal(s1, s2)
     assert abs(s1.mean() - 3.0) < 1.0  # de-normalised back to the data's scale
@@ -143,7 +143,7 @@ def test_resume_continues_from_checkpoint(shard, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train_diffusion(tmp / "w.zarr", CFG, part, seed=0, manifest_path=tmp / "manifest.parquet")
     monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
-    assert (tmp / "part.pt.resume.pt").exists() and not part.exists()
+    assert (tmp / "part.pt.progress.pt").exists() and not part.exists()
     train_diffusion(tmp / "w.zarr", CFG, part, seed=0, manifest_path=tmp / "manifest.parquet")
     a, b = load_torch(full), load_torch(part)
     torch.testing.assert_close(a["losses"], b["losses"])

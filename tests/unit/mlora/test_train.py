@@ -68,9 +68,9 @@ def test_resume_gives_same_result_as_uninterrupted(image_targets, tmp_path):
     rep = make_representation("mlp", None, data, FIT)
     start = shared_init(rep, 2, seed=0)
     full, _ = fit_params(rep, start, data, [0, 1], FIT, seed=0, device=CPU)
-    progress = tmp_path / "p.pt"
+    out, progress = tmp_path / "p.zarr", tmp_path / "p.zarr.progress.pt"
     short = dict(FIT, steps=12, checkpoint_every=5)
-    checkpoint = fit_checkpoint(progress, rep, start, [0, 1], short, 0, image_targets, None)
+    checkpoint = fit_checkpoint(out, rep, start, [0, 1], short, 0, image_targets, None)
     # interrupt after the step-10 checkpoint by raising from the learning-rate schedule
     import nfws.mlora.train as inst
     real = inst.cosine_lr

@@ -98,7 +98,7 @@ def test_resumed_training_matches_uninterrupted(dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(Checkpoint, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train_sane(shards, root / "rot.parquet", CFG, tmp_path / "b.pt", 0, "cpu")
-    assert (tmp_path / "b.pt.ckpt").exists() and not (tmp_path / "b.pt").exists()
+    assert (tmp_path / "b.pt.progress.pt").exists() and not (tmp_path / "b.pt").exists()
     monkeypatch.setattr(Checkpoint, "save", real_save)
     train_sane(shards, root / "rot.parquet", CFG, tmp_path / "b.pt", 0, "cpu")
     a, _, rec_a = load_model(tmp_path / "a.pt")

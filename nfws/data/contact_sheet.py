@@ -10,10 +10,10 @@ import numpy as np
 from matplotlib.figure import Figure  # a bare Figure renders with Agg, no pyplot state
 from PIL import Image
 
+from nfws.data.images import open_images_store
 from nfws.data.manifest import read_manifest
 from nfws.data.views import open_views
 from nfws.figures import save_figure
-from nfws.store import open_zarr
 
 LABEL_WIDTH = 120  # pixels of the left margin holding class names
 BLANK = 235        # grey of an empty cell (a class with fewer objects than columns)
@@ -46,10 +46,8 @@ def views_contact_sheet(views_path, manifest_path, out_png, per_class: int = 4,
 
 def images_contact_sheet(images_path, out_png, per_class: int = 8, tile: int = 64) -> None:
     """The first ``per_class`` images of each class of an images store."""
-    store = open_zarr(images_path, required=["images", "labels"])
-    class_names = store.attrs.get("class_names")
-    if not class_names:
-        raise ValueError(f"{images_path}: attrs lack class_names")
+    store = open_images_store(images_path)
+    class_names = store.attrs["class_names"]
     labels = store["labels"][...]
     names = np.array(class_names, dtype=object)[labels]
     rows = [(name, [store["images"][i] for i in np.flatnonzero(group)[:per_class]])

@@ -31,7 +31,10 @@ from tqdm import tqdm
 
 from nfws.data.manifest import positive_int, read_manifest, register_source, root_dir
 from nfws.data.paths import confined
-from nfws.store import write_zarr
+from nfws.store import open_zarr, write_zarr
+
+#: arrays of an images store (``results/data/{dataset}/images.zarr``)
+IMAGE_ARRAYS = ("images", "object_ids", "labels", "attributes")
 
 log = logging.getLogger(__name__)
 
@@ -237,13 +240,29 @@ def build_images_store(manifest_path, out_path, resolution: int, limits: SizeLim
     images = np.empty((len(manifest), resolution, resolution, 3), dtype=np.uint8)
     for i, source in enumerate(tqdm(sources, desc="images store", unit="img")):
         images[i] = load_square_image(source, resolution)
-    write_zarr(out_path, {
-        "images": images,
-        "object_ids": manifest["object_id"].to_numpy(dtype=str),
-        "labels": manifest["class_index"].to_numpy(dtype=np.int64),
-        "attributes": attributes,
-    }, attrs={"attribute_names": attribute_names, "label_name": label_name,
-              "class_names": class_names, "resolution": resolution})
+    write_images_store(out_path, images, manifest["object_id"].tolist(),
+                       manifest["class_index"].to_numpy(), attributes,
+                       {"attribute_names": attribute_names, "label_name": label_name,
+                        "class_names": class_names, "resolution": resolution})
+
+
+def write_images_store(path, images, object_ids, labels, attributes, attrs: dict) -> None:
+    """Write an images store atomically: images uint8 [N, H, W, 3], object_ids, labels
+    (class indices into ``attrs["class_names"]``) and attributes int64 [N, A]."""
+    if not attrs.get("class_names"):
+        raise ValueError(f"{path}: an images store needs attrs class_names")
+    write_zarr(path, {"images": images, "object_ids": np.asarray(object_ids, dtype=str),
+                      "labels": np.asarray(labels, dtype=np.int64),
+                      "attributes": np.asarray(attributes, dtype=np.int64)}, attrs=attrs)
+
+
+def open_images_store(path):
+    """Open an images store read-only (arrays stay lazy: the images load on access); fail
+    naming the path if an array of ``IMAGE_ARRAYS`` or the ``class_names`` attr is missing."""
+    root = open_zarr(path, required=list(IMAGE_ARRAYS))
+    if not root.attrs.get("class_names"):
+        raise ValueError(f"{path}: attrs lack class_names")
+    return root
 
 
 def _manifest_class_names(manifest: pd.DataFrame, where) -> list[str]:

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from nfws.config_files import Section
+from nfws.data.images import open_images_store
 from nfws.data.manifest import read_manifest, split_members
 from nfws.store import open_zarr, read_zarr, write_zarr
 
@@ -280,7 +281,8 @@ def build_image_targets(images_store, out_path, resolution: int,
     Writes images uint8 [N, R, R, 3], object_ids, labels, and with ``manifest_path`` each
     image's split (``splits``); attrs kind='image', resolution.
     """
-    arrays, attrs = read_zarr(images_store, ["images", "object_ids", "labels"])
+    store = open_images_store(images_store)
+    arrays = {k: store[k][...] for k in ("images", "object_ids", "labels")}
     images = arrays["images"][:n_instances] if n_instances else arrays["images"]
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"{images_store}: images must be [N, H, W, 3], got {images.shape}")
@@ -295,7 +297,7 @@ def build_image_targets(images_store, out_path, resolution: int,
     write_target_store(out_path, TargetStore("image", {
         "images": out, "object_ids": arrays["object_ids"][:n],
         "labels": arrays["labels"][:n].astype(np.int64), **extra},
-        {"resolution": int(resolution), "class_names": attrs.get("class_names", [])}))
+        {"resolution": int(resolution), "class_names": store.attrs["class_names"]}))
 
 
 def object_splits(manifest_path, object_ids) -> np.ndarray:

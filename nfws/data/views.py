@@ -19,7 +19,7 @@ from tqdm import tqdm
 from nfws import __version__
 from nfws.data.shapenet_render import class_synset, read_object_views
 from nfws.data.manifest import read_manifest
-from nfws.store import atomic_path, open_zarr
+from nfws.store import atomic_path, open_zarr, write_zarr
 
 
 def object_view_dir(row, layout: str, render_root, manifest_path) -> Path:
@@ -114,6 +114,15 @@ def open_views(views_store) -> ViewsStore:
     root = open_zarr(views_store, required=list(VIEW_ARRAYS))
     return ViewsStore(str(views_store), [str(s) for s in root["object_ids"][...]],
                       root["images"], root["c2w"], root["intrinsics"])
+
+
+def write_views(views_store, views: ShardViews, attrs: dict) -> None:
+    """Write ``views`` held in memory as a views store, atomically (``build_views_store``
+    streams large ones object by object)."""
+    check_views(views)
+    write_zarr(views_store, {"images": views.images, "c2w": views.c2w,
+                             "intrinsics": views.intrinsics,
+                             "object_ids": np.array(views.object_ids, dtype=str)}, attrs=attrs)
 
 
 def load_views(views_store, object_ids: list[str]) -> ShardViews:

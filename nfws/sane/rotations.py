@@ -26,7 +26,8 @@ from nfws.data.shapenet_render import DISN_FOV_X, sample_easy_views
 from nfws.data.sphere_trace import LIGHT_DIR, render_views
 from nfws.data.sdf_objects import SDFObject
 from nfws.fields.spec import ArchSpec
-from nfws.store import read_parquet, write_parquet, write_zarr
+from nfws.data.views import ShardViews, write_views
+from nfws.store import read_parquet, write_parquet
 
 DISTRIBUTIONS = ("discrete", "continuous")
 QUAT_COLUMNS = ("qw", "qx", "qy", "qz")
@@ -253,11 +254,13 @@ def build_rotated_dataset(manifest_path, out_views, out_manifest, cfg: dict, see
                          "split": row.split, **dict(zip(QUAT_COLUMNS, map(float, q))),
                          "rotation": k, "source": str(row.source)})
     table = pd.DataFrame(rows)
-    write_zarr(out_views, {"images": np.stack(images), "c2w": np.stack(c2ws).astype(np.float32),
-                           "intrinsics": np.broadcast_to(intr.numpy(), (len(rows), n_views, 4)).copy(),
-                           "object_ids": table["object_id"].to_numpy()},
-               attrs={"dataset": "sane_rotated", "resolution": res, "n_views": n_views,
-                      "distribution": cfg["distribution"], "scale": scale})
+    views = ShardViews(table["object_id"].tolist(), np.stack(images),
+                       np.stack(c2ws).astype(np.float32),
+                       np.broadcast_to(intr.numpy(), (len(rows), n_views, 4)).copy(),
+                       str(out_views))
+    write_views(out_views, views, {"dataset": "sane_rotated", "resolution": res,
+                                   "n_views": n_views, "distribution": cfg["distribution"],
+                                   "scale": scale})
     write_parquet(table, out_manifest)
     return table
 

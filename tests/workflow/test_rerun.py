@@ -51,7 +51,8 @@ def test_finished_run_has_nothing_to_do(smoke_run):
 
 def test_nerf_fit_change_reruns_the_farm_and_everything_downstream(smoke_run, edges, tmp_path):
     stats, _ = dry_run_rules(smoke_run, changed_config(tmp_path, ["nerf", "fit", "steps"], 13))
-    expected = downstream(edges, {"train_nerfs"})
+    # the farm, SANE's NeRFs (sane.fit over nerf.fit) and the previews read nerf.fit
+    expected = downstream(edges, {"train_nerfs", "sane_nerfs", "nerf_previews"})
     assert set(stats) == expected
     assert {"graphs", "train_encoder", "embed", "classify_all", "gmn_tables"} <= set(stats)
     assert not DATA_RULES & set(stats)
@@ -67,18 +68,20 @@ def test_classifier_change_reruns_only_classifiers_and_tables(smoke_run, edges, 
 
 
 def test_list_changes_params_names_the_changed_outputs(smoke_run, tmp_path):
-    """``--summary`` marks exactly the NeRF shards "params changed"; ``--list-changes
-    params`` names them too, but Snakemake 9.27 lists every recorded output with them
+    """``--summary`` marks exactly the outputs of the rules reading nerf.fit "params
+    changed" (NeRF shards, SANE's NeRFs, previews); ``--list-changes params`` names them too, but Snakemake 9.27 lists every recorded output with them
     (ParamsChange.__or__ keeps the file set of an empty change), so only inclusion holds."""
     changed = [str(SMOKE_CONFIG), str(changed_config(tmp_path, ["nerf", "fit", "steps"], 13))]
     shards = {f"results/nerfs/{arch.name}/{shard.name}"
               for arch in (smoke_run / "results" / "nerfs").iterdir()
               for shard in arch.glob("*.zarr")}
     assert shards
+    previews = (smoke_run / "results" / "plots" / "nerfs").glob("*.png")
+    readers = shards | {"results/sane/nerfs"} | {f"results/plots/nerfs/{p.name}" for p in previews}
     summary = run_snakemake(smoke_run, "--summary", "all", "--configfile", *changed)
     assert summary.returncode == 0, summary.stderr[-3000:]
     rows = [line.split("\t") for line in summary.stdout.splitlines() if "\t" in line]
-    assert {row[0] for row in rows if "params changed" in row} == shards
+    assert {row[0] for row in rows if "params changed" in row} == readers
     listing = run_snakemake(smoke_run, "--list-changes", "params", "all", "--configfile", *changed)
     assert listing.returncode == 0, listing.stderr[-3000:]
     assert shards <= {line.strip() for line in listing.stdout.splitlines()}

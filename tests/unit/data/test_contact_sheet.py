@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from nfws.data.images import write_images_store
 from nfws.data import contact_sheet as C
 from nfws.store import write_parquet, write_zarr
 
@@ -62,8 +63,8 @@ def test_images_sheet_blank_cells_for_short_classes(tmp_path):
     labels = np.array([0, 0, 0, 1, 2, 2])
     images = np.zeros((6, 8, 8, 3), np.uint8)
     images[labels == 1] = (250, 10, 10)
-    write_zarr(tmp_path / "images.zarr", {"images": images, "labels": labels},
-               attrs={"class_names": ["a", "b", "c"]})
+    write_images_store(tmp_path / "images.zarr", images, [f"o{i}" for i in range(6)], labels,
+                       np.zeros((6, 0)), {"class_names": ["a", "b", "c"]})
     out = tmp_path / "faces.png"
     C.images_contact_sheet(tmp_path / "images.zarr", out, per_class=3, tile=16)
     sheet = np.asarray(Image.open(out).convert("RGB")).astype(int)

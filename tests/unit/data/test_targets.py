@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
+from nfws.data.images import write_images_store
 from nfws.data.targets import (TargetStore, build_image_targets, build_shape_targets,
                                load_targets, read_target_store, split_ground_truth,
                                write_target_store)
@@ -20,8 +21,8 @@ FIT = dict(steps=6, points=16, lr_start=1e-2, lr_end=1e-5, log_every=3, checkpoi
 def _images_store(tmp_path, n=4):
     rng = np.random.default_rng(0)
     ids = np.array([f"o{i}" for i in range(n)])
-    write_zarr(tmp_path / "images.zarr", {"images": rng.integers(0, 256, (n, 8, 8, 3)).astype(np.uint8),
-                                          "object_ids": ids, "labels": np.zeros(n, np.int64)})
+    write_images_store(tmp_path / "images.zarr", rng.integers(0, 256, (n, 8, 8, 3)).astype(np.uint8),
+                       ids, np.zeros(n), np.zeros((n, 0)), {"class_names": ["face"]})
     return tmp_path / "images.zarr", ids
 
 

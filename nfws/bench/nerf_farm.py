@@ -1,29 +1,11 @@
 """Benchmark: the NeRF farm against one-NeRF-at-a-time float32 training.
 
-Same objects (rendered in memory like the default dataset), same steps and rays per NeRF,
-the same starting fields (the farm's shared initialisation, one seed for both paths), and
-the same training rays and background colours: each NeRF draws them from streams of its
-own (:mod:`nfws.farm.streams`), so alone and in the shard it sees the same ones.
-Baseline: each NeRF alone (B = 1), float32, stratified samples over the whole bbox.
-Ours: the farm's default path — default-sized shards (32 NeRFs) each as one stack, trained
-the way ``snakemake --cores N`` runs the NeRF stage (one single-thread job per core: here one
-single-thread worker process per thread of the bench process, the shards spread over them;
-on these small batched calls two 1-thread processes beat one 2-thread process), bf16
-matmuls, 16 samples a ray inside the mask-carved box (these objects' boxes span 70-100 %
-of the bbox diagonal, so the spacing is 1.4-2.0x the baseline's) placed on the occupied
-cells once the NeRFs have a shape (:mod:`nfws.render.skipping`); the held-out PSNR
-samples evenly. Both paths are warmed up first, untimed.
-Reported per architecture: NeRF-steps/s (setup + training loop, evaluation excluded; ours'
-time is its busiest worker's; ``ratio_cpu`` from process CPU time, which a busy shared host
-distorts less), median held-out PSNR of both, the mean and median over NeRFs of the paired
-difference (the same object in both paths; unlike it, the difference of the two medians
-jumps when the PSNRs leave a gap near the middle) and its standard deviation over NeRFs
-(``psnr_delta_sd``: the mean's standard error is that over the square root of the number of
-NeRFs), a paired bootstrap 95 % interval of the difference of medians (``psnr_delta_ci95``),
-and the MLP's achieved matmul FLOP/s (forward + backward at the farm's shapes) as a share of
-one large matmul's FLOP/s in the same precision, both measured in this process at one
-thread, a worker's thread count. ``hidden_bmm_gflops`` is one bare hidden-layer matmul at
-the farm's shapes and one thread: the ceiling those 64-wide shapes allow.
+Both paths train the same objects from the same starting fields with the same steps,
+rays and background colours. Baseline: each NeRF alone (B = 1), float32, the whole bbox.
+Ours: the farm's default path (32-NeRF shards, single-thread worker processes, bf16,
+16 samples a ray in the carved box). :func:`run` returns, per architecture, NeRF-steps/s
+of both, their held-out PSNRs and paired differences, and the MLP's share of matmul peak.
+Setup and reported fields: docs/design.md, "NeRF farm benchmark".
 """
 from __future__ import annotations
 

@@ -1,18 +1,11 @@
 """Synthetic face images with CelebA-style attributes, drawn analytically.
 
-They stand in for FFHQ in the default CPU run: a labelled, structured image set (hair
-colour is the class; smiling, eyeglasses, beard and long hair are binary attributes) that
-is generated in seconds and is identical for a given seed.
-
-Geometry lives in face-local units: the face is an ellipse of half-width 1 and half-height
-1.3 centred at the origin, v pointing down (chin at v = 1.3). A pixel p maps to local
-coordinates R(-roll)·(p - centre)/scale, where centre and scale are fractions of the image
-size, so a face looks the same at every image size. Edges are anti-aliased analytically:
-a shape covers a pixel by clip(0.5 - d, 0, 1) with d the signed distance to its boundary
-in pixels.
-
-Face i of seed s is drawn from its own generator seeded with (s, i): the first n faces of
-a larger set are the n faces of a smaller one.
+They stand in for FFHQ in the default CPU run: hair colour is the class; smiling,
+eyeglasses, beard and long hair are binary attributes. Face i of seed s is drawn from its
+own generator seeded with (s, i), so a set is identical for a given seed and the first n
+faces of a larger set are the n faces of a smaller one. ``write_face_folder`` writes the
+PNGs and ``attributes.csv`` (the labels CSV of ``nfws.data.images``).
+Geometry and anti-aliasing: docs/design.md, "Synthetic faces".
 """
 from __future__ import annotations
 

@@ -1,21 +1,11 @@
 """Image datasets (FFHQ-style folders, synthetic faces) and the images store.
 
 Real and synthetic faces take the same path: a folder of PNG/JPEG files, optionally with a
-labels CSV, listed by the manifest and packed here into ``images.zarr`` (``images`` uint8
-[N, H, W, 3], ``object_ids``, ``labels`` int64 [N], ``attributes`` int64 [N, A]; attrs
-attribute_names, label_name, class_names, resolution), in manifest order.
-
-Labels CSV: first a ``file`` column with image paths relative to the CSV's own directory
-(and inside it, symlinks followed: ``nfws.data.paths.confined``), then the label column
-(its header names the label, e.g. ``hair_colour``; values are class names, ordered
-alphabetically into class indices), then any number of integer attribute columns
-(CelebA-style 0/1 flags).
-
-Size limits (``SizeLimits``, config ``data.faces``): before anything is decoded, every
-image's shorter side must reach ``min_side`` (null: the store's resolution, so no image is
-upsampled) and its aspect ratio (longer / shorter side) stay within ``max_aspect``;
-``on_bad_image`` decides whether an image outside them fails the store or is used with a
-warning. Each such image is named.
+labels CSV, listed by the manifest and packed here into ``images.zarr`` in manifest order
+(``build_images_store``; ``write_images_store`` / ``open_images_store``). Every image's
+size is checked against ``SizeLimits`` (config ``data.faces``) before any is decoded.
+Store and labels CSV: docs/formats.md, "Images store"; size limits: docs/robustness.md,
+"Face images of odd sizes".
 """
 from __future__ import annotations
 

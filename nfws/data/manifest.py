@@ -3,25 +3,9 @@
 Every later stage fans out over ``manifest.parquet``, so this module is the one place that
 knows the ShapeNet class table, how objects are found on disk (or generated), and how they
 are split. Columns: object_id, class_name, class_index, split ('train'|'val'|'test'),
-source (path to what describes the object).
-
-Config (``data.shapenet`` / ``data.faces``; errors name the offending key):
-
-- shapenet ``source``: ``synthetic`` (objects generated into the sources folder),
-  ``shapenet_render`` (DISN ``<root>/image/<synset>/<model_id>/easy``) or ``nf2vec``
-  (``<root>/<synset>/<model_id>/transforms_train.json``); ``classes``;
-  ``objects_per_class`` (synthetic); ``max_objects_per_class`` (real data: the first N
-  model ids of each class, per split with split files).
-- faces ``source``: ``synthetic`` (``count`` faces at ``resolution`` written as PNGs +
-  attributes.csv into the sources folder) or ``folder`` (``root`` scanned recursively, the
-  first ``count`` images, optional ``labels_csv`` — see ``nfws.data.images``).
-- ``split_fractions`` {train, val, test}: seeded (top-level ``seed``) and stratified by
-  class; or shapenet ``split_files``: a directory with nf2vec's ``train.json``,
-  ``validation.json``, ``test.json`` (JSON lists of ``.../<synset>/<model_id>`` paths).
-
-Object ids: ``<synset>_<model_id>`` for real ShapeNet objects, the generator's ids for
-synthetic objects, the image path relative to the root (suffix dropped, '/' → '_') for
-images.
+source (path to what describes the object). Config: ``data.shapenet`` / ``data.faces``;
+errors name the offending key.
+Config keys, sources and object ids: docs/formats.md, "Manifest".
 """
 from __future__ import annotations
 

@@ -1,23 +1,11 @@
 """Which 3D shapes the mLoRA track fits: its own manifest over synthetic or real shapes.
 
-Track B's 3D dataset can differ from track A's renders: the paper fits ShapeNet shapes
-from watertight meshes or Occupancy-Network samples, one category (airplane) or several.
 ``build_shape_manifest`` writes a manifest in the project's format (object_id,
 class_name, class_index, split, source) whose ``source`` column is what
 ``nfws.data.targets.read_shape`` reads. Config section ``lora.datasets.shapenet.shapes``:
-
-- ``source``: ``manifest`` — the objects of the ``data.shapenet`` manifest (the
-  synthetic SDF objects by default), with their splits;
-  ``onet`` — ``<root>/<synset>/<model_id>/`` folders holding ``points.npz`` and
-  ``pointcloud.npz`` (Occupancy Networks' preprocessed ShapeNet);
-  ``meshes`` — watertight meshes ``<root>/<synset>/<model_id>.obj`` or ``.off``.
-- ``root``: the folder of ``onet`` / ``meshes`` (unused for ``manifest``).
-- ``classes``: class names to keep (``[airplane]`` for the single-category runs); null
-  keeps every class found.
-- ``max_objects_per_class``: the first N objects (by id) per class and split; null = all.
-- ``split_fractions``: {train, val, test} for real shapes whose synset folder has no
-  ``train.lst`` / ``val.lst`` / ``test.lst`` (Occupancy Networks' split lists, used when
-  present). Seeded and stratified by class.
+``source`` (``manifest``, ``onet`` or ``meshes``), ``root``, ``classes``,
+``max_objects_per_class``, ``split_fractions``.
+Keys and layouts: docs/formats.md, "Track B shape manifest".
 """
 from __future__ import annotations
 

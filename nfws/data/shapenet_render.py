@@ -1,18 +1,11 @@
 """The DISN ShapenetRender layout and nf2vec's transforms layout: write and read.
 
-On disk (DISN): ``<root>/image/<synset>/<object_id>/easy/00.png … NN.png`` (RGBA, straight
-alpha) plus ``rendering_metadata.txt`` with one line per view::
-
-    [azimuth, elevation, 0, dist_ratio, focal_mm, sensor_mm, max_distance, x_shift, y_shift, z_shift],
-
-nf2vec: ``<object_dir>/transforms_train.json`` (Blender / NeRF-synthetic style:
-``camera_angle_x`` and frames of ``file_path`` (``.png`` appended when missing) and a
-4x4 OpenGL ``transform_matrix``). The render stage writes both into the ``easy`` folder.
-
-Both readers reduce their layout to (image paths, c2w, horizontal fov) and share one
-loader that decodes, resizes and derives intrinsics, so there is a single camera path.
-Every view image must resolve (symlinks followed) inside its object's folder
-(``nfws.data.paths.confined``): another object's image is never read as this one's view.
+DISN: ``<root>/image/<synset>/<object_id>/easy/NN.png`` plus ``rendering_metadata.txt``;
+nf2vec: ``<object_dir>/transforms_train.json``. The render stage writes both into the
+``easy`` folder. Both readers reduce their layout to (image paths, c2w, horizontal fov) and
+share one loader, so there is a single camera path. Every view image must resolve inside
+its object's folder (``nfws.data.paths.confined``).
+Layouts: docs/recipes.md, "ShapenetRender on disk (DISN variant)".
 """
 from __future__ import annotations
 

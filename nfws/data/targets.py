@@ -2,20 +2,11 @@
 
 ``build_image_targets`` / ``build_shape_targets`` write one ``targets.zarr`` per dataset;
 ``read_target_store`` / ``write_target_store`` are its only reader and writer.
-``load_targets`` returns an object with one interface for both (``sample``, ``loss``,
-``labels``, ``object_ids``) that the base-field trainer, the instance fitter and the
-metrics share.
-
-Coordinates: images use pixel centres in [-1, 1]² (x right, y down). Shapes use the
-normalised frame of occupancy-network data, the object inside roughly [-0.5, 0.5]³.
-
-3D sources (the manifest's ``source``), one reader interface (``read_shape``):
-- ``*.json``: a synthetic SDF object (``nfws.data.synthetic3d``), sampled with
-  ``nfws.data.occupancy``;
-- a directory holding occupancy-network ``points.npz`` (points, occupancies; packbits
-  aware) and ``pointcloud.npz`` (points);
-- a watertight mesh ``*.obj`` / ``*.off``: centred and scaled to unit largest extent,
-  occupancy by the generalised winding number, surface points by area-weighted sampling.
+``load_targets`` gives both one interface (``sample``, ``loss``, ``labels``,
+``object_ids``) shared by the base-field trainer, the instance fitter and the metrics.
+Coordinates: image pixel centres in [-1, 1]² (x right, y down); shapes in the
+occupancy-network frame (object inside about [-0.5, 0.5]³). ``read_shape`` reads 3D sources.
+Store and 3D sources: docs/formats.md, "Targets store".
 """
 from __future__ import annotations
 

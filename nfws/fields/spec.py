@@ -2,18 +2,10 @@
 
 An :class:`ArchSpec` names everything that fixes the shape of one NeRF's parameters. The
 farm, the graph converter, the tokenisers and the tiny-cuda-nn layout code all derive
-their shapes from it, so a new architecture is a config entry, not new code.
-
-Parameter naming (one NeRF; a batched stack prepends a leading B axis to each):
-
-- ``mlp.{i}``  weight of linear layer ``i`` (no biases), row-major ``[out, in]`` like
-  ``nn.Linear.weight``. Layer 0 reads ``pad16(encoding width)`` inputs, hidden layers are
-  ``[width, width]``, the last layer writes ``pad16(4)`` = 16 outputs of which the first
-  four are (r, g, b, raw density). Padded input columns see the constant 1.0 that
-  tiny-cuda-nn appends to an encoding, so they act as biases.
-- ``triplane``  ``[3, C, R, R]`` feature planes (xy, xz, yz), TRI family only.
-- ``hash``  ``[L, T, F]`` hash tables, HASH family only; level ``l`` uses its first
-  ``level_sizes()[l]`` entries (tiny-cuda-nn's sizes), the rest stay zero and unused.
+their shapes from it, so a new architecture is a config entry, not new code. Parameters
+(one NeRF; a stack prepends B): ``mlp.{i}`` ``[out, in]`` weights without biases,
+``triplane`` ``[3, C, R, R]`` (TRI family), ``hash`` ``[L, T, F]`` (HASH family).
+Names and shapes: docs/formats.md, "NeRF parameters".
 """
 from __future__ import annotations
 

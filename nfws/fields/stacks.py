@@ -2,22 +2,10 @@
 
 A shard of NeRFs is trained, rendered and exported as one :class:`FieldStack`: every
 parameter tensor of :meth:`ArchSpec.param_shapes` gets a leading field axis, and each MLP
-layer is one ``torch.bmm`` over ``[B, N, in]``. A single NeRF is simply B = 1.
-
-Field (per point, as in the reference code built on tiny-cuda-nn):
-
-- x in [-bbox, bbox]^3 -> x01 = (x + bbox) / (2 bbox);
-- encoding: MLP = frequency(x01); TRI = [frequency(x01) | tri-plane(x01)] (this order,
-  as the reference concatenates them); HASH = hash grid(x01);
-- the encoding is padded with the constant 1.0 to a multiple of 16 inputs, so the padded
-  columns of ``mlp.0`` act as a bias; implemented as ``baddbmm`` with bias = the sum of
-  those columns, which is the same sum without materialising the ones (likewise the TRI
-  blocks each meet their own column slice of ``mlp.0`` instead of being concatenated);
-- hidden activations ReLU, or tiny-cuda-nn's ``Sine`` = plain ``sin(h)`` (frequency 1);
-  the SIREN factor 30 lives in the first layer's initialisation instead (tiny-cuda-nn's
-  ``initialize_siren_uniform_first``), so a trained layer stores the scaled weights;
-- outputs: rgb = sigmoid(raw[0:3]); sigma = trunc_exp(raw[3] - 1), set to zero outside
-  the open box (0, 1)^3 like the reference; raw[4:16] is tiny-cuda-nn padding.
+layer is one ``torch.bmm`` over ``[B, N, in]``. A single NeRF is simply B = 1. Per point it
+computes what the reference code (on tiny-cuda-nn) computes: x in [-bbox, bbox]^3 to
+rgb = sigmoid(raw[0:3]) and sigma = trunc_exp(raw[3] - 1), zero outside the box.
+The field step by step: docs/recipes.md, "The field, per point".
 """
 from __future__ import annotations
 

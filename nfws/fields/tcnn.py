@@ -1,19 +1,11 @@
 """tiny-cuda-nn parameter layout, and tinycudann as an optional CUDA backend.
 
-One NeRF's parameters as a single flat float32 vector, in the order tiny-cuda-nn (and the
-reference code) keeps them, so weights move both ways:
-
-- network: each ``mlp.{i}`` row-major ``[out, in]`` (``[W x pad16(in)]``, ``(n-1) x [W x W]``,
-  ``[pad16(4) x W]``), layer after layer;
-- MLP family: ``[network]`` (the frequency encoding has no parameters);
-- HASH family: ``[network | hash grid]`` like ``NetworkWithInputEncoding``; the grid is
-  level-major, then entry, then feature, each level at its true size
-  (``spec.level_sizes()``), so the unused tail of our ``[L, T, F]`` table is not stored;
-- TRI family: ``[network | planes]``. The tri-plane is a plain torch parameter in the
-  reference code, stored ``[3, R, R, C]`` (plane, row, column, channel); the flat tail is
-  that tensor flattened, i.e. our ``[3, C, R, R]`` permuted to ``(0, 2, 3, 1)``.
-
-The vector length is ``spec.n_params()``.
+:func:`to_tcnn` / :func:`from_tcnn` convert one NeRF's parameters to and from a single
+flat float32 vector of length ``spec.n_params()``, in the order tiny-cuda-nn (and the
+reference code) keeps them, so weights move both ways: ``[network]`` (MLP family),
+``[network | hash grid]`` (HASH), ``[network | planes]`` (TRI). :class:`TcnnField`
+evaluates one NeRF through tinycudann (CUDA only, :func:`tcnn_available`).
+Layout: docs/formats.md, "tiny-cuda-nn parameter vector".
 """
 from __future__ import annotations
 

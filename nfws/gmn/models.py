@@ -1,21 +1,11 @@
 """Graph Meta-Network encoder (Lim et al., as the GMN-on-NeRFs authors build it).
 
-A NeRF of any architecture becomes a graph (``nfws.graphs``); this encoder maps a batch of
-such graphs to one embedding per graph. With its defaults it is the authors' encoder
-(docs/gmn.md, "The encoder"): every raw scalar through its own
-sin(Linear), types through embeddings; ``layers`` pre-LayerNorm blocks, all but the last
-updating nodes and edges, the last edges only; a final LayerNorm + Linear on edges; the
-readout ReLU(Linear(hidden -> d_embed)) per edge, averaged over each graph's edges, is
-the embedding.
-
-Permutation symmetry: hidden neurons can be permuted without changing the function, so
-the neuron index of hidden-neuron nodes is replaced by -1 (as the authors do); inputs,
-outputs, tri-plane and hash nodes keep theirs. The embedding is then invariant to
-hidden-neuron permutations.
-
-Departures from the authors' design (``value_norm``, ``extras_freq``, ``pool_width``,
-``whiten``, ``pool``) are options; docs/gmn.md lists them with the ablation behind each
-default of ``config.yaml``.
+A NeRF of any architecture becomes a graph (``nfws.graphs``); :class:`GMNEncoder` maps a
+batch of such graphs to one embedding per graph. With its defaults it is the authors'
+encoder. Hidden-neuron nodes get neuron index -1, so the embedding is invariant to
+hidden-neuron permutations. Departures from the authors' design (``value_norm``,
+``extras_freq``, ``pool_width``, ``whiten``, ``pool``) are options.
+Design, departures and the ablation behind each default: docs/gmn.md, "The encoder".
 """
 from __future__ import annotations
 

@@ -1,20 +1,12 @@
 """Step 3: the NeRF farm on the device against one NeRF at a time on the same device.
 
-The nerf-farm bench's pieces (:mod:`nfws.bench.nerf_farm`): its objects, its two recipes
-(``BASELINE``: fp32, the whole bbox; ``OURS``: bf16, the carved box) and its statistics,
-at this profile's sizes, with the same steps and rays for both paths. Ours trains whole
-shards in this process (on CUDA through per-NeRF nerfacc occupancy grids, which the farm
-uses on CUDA); the baseline trains the first ``baseline_objects`` of those NeRFs alone
-(its cost per NeRF does not depend on which) and the PSNRs are paired over them.
-
-Reported per architecture: NeRF-steps/s of both and their ratio, the paired PSNR
-difference, peak GPU memory of each path, the MLP's FLOP/s at the farm's shapes as a share
-of a large bf16 matmul timed in this run, and NeRFs per hour at the paper recipe
-(``workflow/configs/shapenet_render.yaml``): measured NeRF-steps/s x (rays x samples a step
-of this run) / (recipe steps x recipe samples a step), i.e. cost taken proportional to the
-samples a step, which the cuda profile runs at the recipe's own numbers. Two PNGs: held-out
-renders (ground truth | even samples, the evaluation/CPU path | occupancy grid | 4 x the
-difference) and the throughputs.
+Uses the nerf-farm bench's objects, its two recipes (``BASELINE``: fp32, the whole bbox;
+``OURS``: bf16, the carved box) and its statistics (:mod:`nfws.bench.nerf_farm`) at this
+profile's sizes, with the same steps and rays for both paths. :func:`run` returns, per
+architecture, both throughputs and their ratio, the paired PSNR difference, peak GPU
+memory, the MLP's share of bf16 matmul peak and NeRFs per hour at the paper recipe, and
+writes two PNGs (held-out renders, throughputs).
+Details: docs/gpucheck.md, "Step 3: the NeRF farm".
 """
 from __future__ import annotations
 

@@ -1,28 +1,12 @@
 """One parameter graph per architecture, and the gather map that fills it with a NeRF.
 
-Every NeRF of an architecture has the same graph; only edge values differ. So the graph
-is built once per :class:`ArchSpec` (:func:`topology`) together with ``gather``: the
-position of each edge's value in the NeRF's flat parameter vector (the parameters of
-``spec.param_shapes()`` flattened row-major and concatenated in that order). Converting a
-whole shard is then one fancy-index, ``flat[:, gather]``, and the inverse is one scatter.
-
-Layout (node features (layer, index, type), edge attrs (layer, type, p0, p1, p2)):
-
-- MLP family: layer 0 is the MLP input: one ``input`` node per frequency-encoding entry
-  (index = entry d·48 + 2k + {sin, cos}), then the padding columns; layers 1.. are the
-  hidden neurons and the 16 outputs (see :mod:`nfws.graphs.mlp`).
-- TRI family: layer 0 holds the 3·R² spatial nodes, layer 1 is the MLP input in the
-  column order of ``mlp.0`` (the field stack's encoding order ``[frequency | tri-plane]``):
-  the 144 frequency-encoding ``input`` nodes, then the C ``plane_channel`` nodes, then
-  padding (see :mod:`nfws.graphs.triplane`).
-- HASH family: layer 0 holds every level's entry nodes, layer 1 is the MLP input: the
-  L·F ``hash_feature`` nodes (level-major), then padding (see :mod:`nfws.graphs.hashgrid`).
-- Padded inputs: tiny-cuda-nn pads the encoding to a multiple of 16 with the constant 1.0,
-  so each padded column of ``mlp.0`` is a bias of the first layer. Each padded column is
-  a ``bias`` node (index 0: the columns are interchangeable) and its edges are ``bias``
-  edges; every column stays its own edge so the weights round-trip exactly.
-- Padded outputs: rows 4..15 of the last layer are ``output`` nodes with index 4..15.
-- Edge layer = layer of the edge's source node; MLP edges have extras (0, 0, 0).
+Every NeRF of an architecture has the same graph; only edge values differ. So
+:func:`topology` builds the graph once per :class:`ArchSpec` together with ``gather``: the
+position of each edge's value in the NeRF's flat parameter vector (``spec.param_shapes()``
+flattened row-major and concatenated in that order). A shard converts with one
+fancy-index, ``flat[:, gather]``; the inverse is one scatter. Node features are (layer,
+index, type), edge attrs (layer, type, p0, p1, p2).
+Layout per family: docs/recipes.md, "Parameter graphs as built".
 """
 from __future__ import annotations
 

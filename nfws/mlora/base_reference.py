@@ -1,18 +1,11 @@
 """The base field's own reconstruction quality: the reference rows of the recon table.
 
-Three measurements, each scored by ``nfws.metrics.reconstruction_scores`` exactly as the
-fitted representations are:
-
-- training latents: the base field at the auto-decoded latent of each of its training
-  instances (how well it reconstructs what it was trained on);
-- latent-only fit: every test-split instance fitted through its latent alone (base weights
-  frozen, d_z entries per instance) with the representations' fitting schedule
-  (:func:`nfws.mlora.train.fit_params`, same steps, points and learning rates), every
-  instance starting from the latent the adapters fold in (``fit.base_latent``). The loss is
-  the plain reconstruction loss the representations minimise (no latent prior);
-- the training curve: every snapshot the base field kept while training, at the latents
-  of its first training instances (as many as the test split has), against the CPU
-  seconds of training it had cost.
+:func:`base_reference` measures three things and writes them to one ``.zarr``
+(``read_base_reference`` reads it), each scored by ``nfws.metrics.reconstruction_scores``
+exactly as the fitted representations are: the base field at its training latents, a
+latent-only fit of every test-split instance (base frozen, the representations' fitting
+schedule), and the training curve of the base field's snapshots against CPU seconds.
+Definitions: docs/trackb.md, "The base field as the reference row".
 """
 from __future__ import annotations
 

@@ -1,32 +1,12 @@
 """Feature extractors for the distributional generation metrics (FD, MMD-G, MMD-P).
 
-The paper uses CLIP (2D) and PointNet++ (3D); their weights cannot be fetched offline, so
-by default the pipeline trains its own extractor once per dataset on the ground truth of
-the training split and uses its embedding layer as the feature:
-
-- ``image_cnn``: 3 stride-2 conv layers + global average pool + linear (images are resized
-  to ``input_res`` and scaled to [-1, 1]);
-- ``pointnet``: shared per-point MLP 3-64-128-256, max pool, linear (PointNet, Qi et al.
-  2017, without the transform nets).
-
-Training objective (``objective``): ``labels`` = cross-entropy on the targets store's
-class labels (hair colour for faces, object class for shapes); ``autoencoder`` =
-reconstruct the input from the feature (images: transposed-conv decoder, MSE; point
-clouds: MLP decoder, Chamfer distance), for single-category data where labels carry no
-information; ``auto`` picks ``labels`` when the training split has at least two classes.
-
-Checkpoints (``load_extractor``):
-1. our own ``.pt`` written by ``train_feature_extractor`` (read with weights_only=True);
-2. a record written by ``prepare_feature_extractor`` naming an external extractor file
-   (config ``checkpoint``), which is then loaded by ``load_external_extractor``:
-   - a TorchScript archive (``torch.jit.save``), e.g. an exported CLIP image tower or a
-     PointNet++: images are fed as float [B, 3, ts_input_res, ts_input_res], RGB in [0, 1]
-     normalised by ``ts_mean`` / ``ts_std`` (CLIP's by default); point clouds as float
-     [B, n_points, 3]. The output (or its first element if a tuple) is flattened to [B, d];
-   - an open_clip model file (config ``open_clip_model`` names its architecture, e.g.
-     ``ViT-B-32``), built with ``open_clip.create_model`` when the open_clip package is
-     importable; images go through ``encode_image`` with the same normalisation.
+``train_feature_extractor`` trains one per dataset on the training split's ground truth
+(``image_cnn`` for images, ``pointnet`` for point clouds) and writes a ``.pt``;
+``prepare_feature_extractor`` instead writes a record naming an external file
+(TorchScript or open_clip). ``load_extractor`` reads either and returns an
+:class:`Extractor` whose ``features`` maps images or point clouds to float64 [n, d].
 Nothing else (pickled modules, torchvision model objects) is loaded.
+Design and formats: docs/trackb.md, "Feature extractors for the generation metrics".
 """
 from __future__ import annotations
 

@@ -1,26 +1,12 @@
 """Diffusion transformer with the hierarchical LoRA layer encoder (Yang et al. 2026, §3.5).
 
-For each adapted layer with A [r, d_in] and B [d_out, r], rank pair i is the token
-(a_i, b_i) = (row i of A, column i of B). Within a layer the r tokens, each of width
-hidden / r, get a learned rank-index encoding, attend to each other with r heads (fewer
-when r does not divide hidden / r), and are concatenated in rank order into one layer
-token of width ``hidden`` (the aggregated layer representation). Layer tokens get a
-learned layer-index encoding and go through the DiT backbone; a per-layer linear decoder
-maps each output token back to the layer's r pairs, i.e. to the layer's slice of the flat
-weight vector. Tensors of the layout that are not LoRA factors (if any) are tokens of
-their own, chunked as in ``TensorTokenDiT``.
-
-The layer token must carry all r·(d_in + d_out) values of its layer: epsilon-prediction at
-high noise has to output nearly its input, so a narrower token leaves part of the noise
-unpredictable, and the sampler's x0 estimate amplifies that part until samples diverge.
-``HierarchicalLoRADiT`` refuses such a ``hidden``.
-
-Layout convention (``attrs['layout']`` of an instance-weight shard, as written by
-``nfws.mlora.models.Representation.layout``): entries ``{name, shape, role, ...}``; an entry
-is an A factor when its ``role`` (or ``kind``) is ``A``/``lora_A`` (any case), a B factor
-when it is ``B``/``lora_B``; everything else is another tensor. Factors that carry a
-``layer`` index are paired by it (one A and one B per layer); without one the k-th A is
-paired with the k-th B.
+``HierarchicalLoRADiT`` turns each adapted layer's r rank pairs (row i of A, column i of
+B) into one layer token of width ``hidden``, runs the DiT backbone over the layer tokens
+and decodes each back to its layer's slice of the flat weight vector. Other tensors are
+tokens of their own, chunked as in ``TensorTokenDiT``. A ``hidden`` narrower than a
+layer's r·(d_in + d_out) values is refused. Factors come from ``attrs['layout']``.
+Design: docs/trackb.md, "How the layer encoder works"; layout: docs/formats.md,
+"Instance-weight shards", "The layout".
 """
 from __future__ import annotations
 

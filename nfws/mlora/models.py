@@ -1,32 +1,12 @@
 """The six per-instance weight representations of the mLoRA study, as batched fields.
 
-Every representation is a list of named tensors (the layout) with one shared
-initialisation ``mean + scale ⊙ ι`` (ι ~ N(0, I), drawn from a seed) and optional frozen
-entries (the asymmetric mask). A batch of B instances holds each tensor as [B, ...], so one
-optimiser fits a whole shard; instances never interact because every forward is per
-instance (bmm) and losses are summed.
-
-Kinds:
-- ``mlp`` / ``mlp_asym``: standalone field sin(ω0 (W1 p + b1)) → ReLU(W2 · + b2) → W3 · + b3.
-- ``lora`` / ``lora_asym``: W' = W̄ + BA on every synthesis layer of the frozen base.
-- ``mlora`` / ``mlora_asym``: W' = W̄ ⊙ BA.
-
-The reference ``base_latent`` (not one of the six) fits only the base field's latent z
-(:func:`latent_on_base`): how far the base alone reaches without any adapter.
-
-W̄ are the base field's style-folded, demodulated weights for the mean training latent
-(``ModulatedField.folded``): with the latent fixed the base is a plain residual MLP, and
-the adapters act on the weights that MLP actually uses. Biases and the Fourier-feature
-input stay frozen.
-
-Asymmetric mask (``*_asym``): per adapted matrix, round(√d_out) entries of each row are
-frozen (d_out = the layer's output width; capped at d_in − 1 so every row keeps a trainable
-entry), at positions drawn from ``mask_seed`` and therefore shared by all instances and
-runs. MLP weights are masked directly; LoRA kinds mask A (paper §3.4), mLoRA with the
-``identity`` start every row but the first (the pair that carries the base weights).
-mLoRA starts (``fit.mlora_init``) are compared in docs/trackb.md.
-Frozen values: 0 for mLoRA; N(0, κ σ²) for MLP and additive LoRA, σ being the std of that
-tensor's regular initialisation (the paper's N(0, κI) against N(0, I)).
+A representation is a list of named tensors (the layout, ``Representation.layout``) with
+one shared initialisation ``mean + scale ⊙ ι`` (ι ~ N(0, I), drawn from a seed) and
+optional frozen entries (the asymmetric mask, drawn from ``mask_seed``, shared by all
+instances). Kinds: ``mlp``, ``lora`` (W̄ + BA), ``mlora`` (W̄ ⊙ BA), each also ``*_asym``;
+the reference ``base_latent`` (:func:`latent_on_base`) fits only the base field's latent.
+A batch of B instances holds each tensor as [B, ...]; instances never interact.
+Design: docs/trackb.md, "The six representations".
 """
 from __future__ import annotations
 

@@ -1,21 +1,11 @@
 """SANE's transformer autoencoder for hash-grid NeRF tokens, with its two heads (report §4.3–4.5).
 
-Encoder: hash tokens and MLP tokens get their own linear projections to ``d_model``; [POS]
-tokens are zeros. Positional encodings are added: hash tokens get ``Linear(xyz)`` of their
-point plus a learned embedding of their sequence index; MLP and [POS] tokens a learned
-embedding of their sequence index. (The report's hash index (n, l, k) collapses here: a
-hash token spans every level, so its "layer" is the constant hash segment — absorbed by
-the projection's bias — and its position in that segment equals its sequence index n.)
-A transformer encoder and a linear map give one latent of ``d_latent`` per token.
-
-Decoder: the latents are mapped back to ``d_model``, the same positional encodings are
-added, a transformer decoder stack runs, and separate linear heads rebuild the hash and
-the MLP tokens.
-
-Heads: the projection head attention-pools the non-[POS] latents (a learned query) and
-maps them through a 2-layer MLP for NT-Xent; the rotation head concatenates the [POS]
-latents of two views, adds a learned embedding per position, runs one transformer layer
-and reads a quaternion off the first token.
+:class:`SANE` encodes a token sequence (:mod:`nfws.sane.tokens`) to one latent of
+``d_latent`` per token (``encode``) and rebuilds the hash and MLP tokens from the latents
+(``decode``). The projection head pools the non-[POS] latents into an NT-Xent embedding
+(``projection``); the rotation head reads a quaternion off the [POS] latents of two views
+(``rotation``).
+Architecture: docs/design.md, "SANE model".
 """
 from __future__ import annotations
 

@@ -1,21 +1,11 @@
 """Hash-grid NeRF weights as a token sequence (SANE report §4.2), and weight augmentations.
 
-Sequence of one NeRF: ``[H; M; P]`` — P_h hash tokens, M MLP tokens, n_pos [POS] tokens.
-
-Hash token of a point x in [0, 1]^3: the table features of the 8 corners of x's cell at
-every level (:func:`nfws.fields.hashgrid.hash_corners`, the farm's own indexing), laid out
-level-major, then corner (k = 4 z + 2 y + x), then feature:
-``token[(l * 8 + k) * F + f] = hash[l, index[l, k], f]`` — 8·L·F values.
-
-MLP tokens: every layer ``mlp.i`` ``[out, in]`` (row = one neuron's incoming weights) has
-its rows padded with zeros to ``in_max`` (the widest input of any layer) and its row count
-padded to a multiple of 4; token j of layer i holds rows 4j..4j+3 back to back:
-``token[r * in_max + c] = mlp.i[4 j + r, c]`` — 4·in_max values. Layers follow each other
-in order. The mask marks real weights; zero padding and the last layer's tiny-cuda-nn
-padding outputs (rows >= 4, which no output depends on) are masked out.
-
-Values are standardised per hash level and per MLP layer with statistics of the training
-NeRFs (:class:`Normaliser`), as SANE normalises per layer.
+Sequence of one NeRF: ``[H; M; P]``: P_h hash tokens (8·L·F values each: the corner
+features of one point's cell at every level), M MLP tokens (4·in_max values each: four
+rows of one layer) and n_pos [POS] tokens, with a mask of the real weights. Values are
+standardised per hash level and per MLP layer with training-NeRF statistics
+(:class:`Normaliser`). Augmentations: hidden-neuron permutation, multiplicative noise.
+Token layout: docs/design.md, "SANE tokens".
 """
 from __future__ import annotations
 

@@ -1,17 +1,11 @@
 """Training of SANE on the hash-grid NeRFs of rotated objects.
 
-Data: an object is one data point and its rotated instances are its views; a training
-pair is two distinct instances of one object (NT-Xent positives, rotation target
-``q_b ⊗ q_a^{-1}``). Splits come from the objects' manifest split; the token statistics
-come from the training NeRFs only.
-
-Training (:func:`train_sane`): AdamW with a one-cycle schedule and gradient clipping;
-each step draws ``batch_size`` distinct training objects and two instances of each,
-augments them (hidden-neuron permutation, multiplicative token noise, rotation jitter on
-the target) and minimises γ·(recon, NT-Xent, rotation, L2). Held-out losses on the test
-objects are logged every ``eval_every`` steps (monitoring only; nothing is selected on
-them). Checkpoints every ``checkpoint_every`` steps; a rerun resumes from the checkpoint.
-Evaluation is :mod:`nfws.sane.evaluate`.
+An object is one data point and its rotated instances are its views; a training pair is
+two distinct instances of one object. Splits come from the objects' manifest split; the
+token statistics come from the training NeRFs only. :func:`train_sane` writes the model
+and its loss log, and a rerun resumes from its checkpoint. Evaluation is
+:mod:`nfws.sane.evaluate`.
+Training recipe: docs/design.md, "SANE training".
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from nfws.config_files import repo_section
 from nfws.fields.stacks import make_stack
 from nfws.graphs.vocab import EDGE_TYPE, NODE_TYPE
 from nfws.store import write_zarr
@@ -63,3 +64,14 @@ def random_image_targets(path, n: int, size: int, splits=None, labels=None, pref
         arrays["splits"] = splits
     write_zarr(path, arrays, attrs={"kind": "image"})
     return imgs
+
+
+def tiny_lora_fit(**overrides) -> dict:
+    """config.yaml's ``lora.fit`` completed as ``nfws.mlora.config.fit_config`` completes it,
+    at test size (a few steps and points, rank 2, an 8-wide MLP), with ``overrides``."""
+    return {**repo_section("lora", "fit"), "steps": 12, "points": 24, "lr_start": 1e-2,
+            "lr_end": 1e-5, "log_every": 4, "checkpoint_every": 100, "base_latent": "mean",
+            "mlp_template_init": False, "rank": 2, "kappa": 6.0, "mask_seed": 3,
+            "mlp_hidden": 8, "omega0": 6.0, "mlora_init": "partition", "mlora_init_std": 0.1,
+            "mc_resolution": 12, "mc_bound": 0.6, "n_chamfer": 200, "eval_chunk": 512,
+            "max_weight_growth": 20.0, "on_failure": "fail", **overrides}

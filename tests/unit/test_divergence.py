@@ -7,6 +7,7 @@ import torch
 
 from nfws.divergence import divergence_reasons
 from nfws.config_files import repo_section
+from hand_built import tiny_lora_fit
 
 FALLING = np.array([[1.0, 0.5, 0.4, 0.3]])
 
@@ -125,10 +126,7 @@ def _image_targets(tmp_path, n=4):
     return path
 
 
-FIT = dict(steps=20, points=24, lr_start=1e-2, lr_end=1e-5, log_every=4, checkpoint_every=100,
-           base_latent="mean", mlp_template_init=False, rank=2, kappa=6.0, mask_seed=3,
-           mlp_hidden=8, omega0=6.0, mlora_init="partition", mlora_init_std=0.1, mc_resolution=12, mc_bound=0.6,
-           n_chamfer=200, eval_chunk=512, max_weight_growth=20.0, on_failure="fail")
+FIT = tiny_lora_fit(steps=20)
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,9 @@ from nfws.data.targets import (TargetStore, build_image_targets, build_shape_tar
                                write_target_store)
 from nfws.mlora.train import fit_params, make_representation, shared_init, starting_params
 from nfws.store import write_parquet, write_zarr
+from hand_built import tiny_lora_fit
 
-FIT = dict(steps=6, points=16, lr_start=1e-2, lr_end=1e-5, log_every=3, checkpoint_every=100,
-           base_latent="mean", mlp_template_init=True, rank=2, kappa=6.0, mask_seed=3,
-           mlp_hidden=6, omega0=6.0, mlora_init="partition", mlora_init_std=0.1, mc_resolution=12, mc_bound=0.6,
-           n_chamfer=200, eval_chunk=512)
+FIT = tiny_lora_fit(steps=6, points=16, log_every=3, mlp_template_init=True, mlp_hidden=6)
 
 
 def _images_store(tmp_path, n=4):

@@ -8,15 +8,13 @@ from nfws.data.targets import load_targets
 from nfws.mlora.base_field import load_base, train_base_field
 from nfws.mlora.train import fit_instances, load_fitted
 from nfws.store import load_torch, save_torch, write_zarr
+from hand_built import tiny_lora_fit
 
 CPU = torch.device("cpu")
 BASE = dict(d_z=4, mapping_layers=1, mapping_width=8, n_blocks=1, width=8, enc_width=8,
             omega0=4.0, stages=[dict(steps=2, batch=4, points=16, lr=1e-3)], lambda_r=1e-4,
             ema_decay=0.9, latent_init_std=0.5, checkpoint_every=100, curve_every=2)
-FIT = dict(steps=2, points=24, lr_start=1e-2, lr_end=1e-5, log_every=1, checkpoint_every=100,
-           base_latent="mean", mlp_template_init=False, rank=2, kappa=6.0, mask_seed=0,
-           mlp_hidden=8, omega0=4.0, mlora_init="partition", mlora_init_std=0.1, mc_resolution=12, mc_bound=0.6,
-           n_chamfer=20, eval_chunk=512, max_weight_growth=20.0, on_failure="fail")
+FIT = tiny_lora_fit(steps=2, log_every=1, mask_seed=0, omega0=4.0, n_chamfer=20)
 
 
 def image_store(path, prefix="o"):

@@ -14,13 +14,13 @@ from nfws.mlora.train import fit_params, shared_init
 from nfws.mlora.models import latent_on_base
 from nfws.store import write_zarr
 from weight_shards import fake_weight_shard
+from hand_built import tiny_lora_fit
 
 CPU = torch.device("cpu")
 BASE = dict(d_z=4, mapping_layers=1, mapping_width=8, n_blocks=1, width=8, enc_width=8,
             omega0=4.0, stages=[dict(steps=4, batch=4, points=16, lr=1e-3)], lambda_r=1e-4,
             ema_decay=0.9, latent_init_std=0.5, checkpoint_every=100, curve_every=2)
-FIT = dict(steps=6, points=24, lr_start=1e-2, lr_end=1e-5, log_every=2, checkpoint_every=100,
-           base_latent="mean", mlp_template_init=False, mc_resolution=12, mc_bound=0.6, n_chamfer=200, eval_chunk=512)
+FIT = tiny_lora_fit(steps=6, log_every=2)
 SPLITS = np.array(["train", "test", "train", "val", "train", "test"])
 
 

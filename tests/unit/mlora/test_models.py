@@ -7,10 +7,11 @@ import torch
 from nfws.mlora.models import (asymmetric_mask, build_representation, lora_on_base,
                               n_frozen_per_row, partition_owners)
 from nfws.mlora.modulated import ModulatedField
+from hand_built import tiny_lora_fit
 
 ARCH = dict(coord_dim=3, out_dim=1, d_z=6, mapping_layers=2, mapping_width=16,
             n_blocks=2, width=16, enc_width=12, omega0=3.0)
-FIT = dict(rank=3, kappa=6.0, mask_seed=7, mlora_init="partition", mlora_init_std=0.1, mlp_hidden=9, omega0=4.0)
+FIT = tiny_lora_fit(rank=3, mask_seed=7, mlp_hidden=9, omega0=4.0)
 
 
 def _base():

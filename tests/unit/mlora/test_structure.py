@@ -6,11 +6,10 @@ import torch
 
 from nfws.mlora.structure import plot_structure, weight_space_structure
 from nfws.store import write_zarr
+from hand_built import tiny_lora_fit
 
-FIT = dict(steps=15, points=32, lr_start=1e-2, lr_end=1e-4, log_every=5, checkpoint_every=100,
-           base_latent="mean", mlp_template_init=False, rank=2, kappa=6.0, mask_seed=3,
-           mlp_hidden=8, omega0=4.0, mlora_init="partition", mlora_init_std=0.1, mc_resolution=16, mc_bound=0.6,
-           n_chamfer=300, eval_chunk=1024)
+FIT = tiny_lora_fit(steps=15, points=32, lr_end=0.0001, log_every=5, omega0=4.0,
+                    mc_resolution=16, n_chamfer=300, eval_chunk=1024)
 
 
 def _sphere_targets(path, n=3):

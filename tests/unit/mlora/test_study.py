@@ -13,6 +13,7 @@ from hand_built import random_image_targets
 from nfws.data.targets import load_targets, pixel_grid
 from nfws.mlora import study
 from nfws.mlora.train import fit_params, make_representation, starting_params
+from hand_built import tiny_lora_fit
 
 CPU = torch.device("cpu")
 SEED = 3
@@ -20,9 +21,7 @@ SPLITS = np.array(["train", "test", "train", "train", "test", "train", "train", 
 BASE = dict(d_z=4, mapping_layers=1, mapping_width=8, n_blocks=1, width=8, enc_width=8,
             stages=[dict(steps=4, batch=4, points=16, lr=1e-3)], lambda_r=1e-4,
             ema_decay=0.9, latent_init_std=0.5, checkpoint_every=100, curve_every=2)
-FIT = dict(steps=6, points=24, lr_start=1e-2, lr_end=1e-5, log_every=2, checkpoint_every=100,
-           base_latent="mean", rank=2, kappa=6.0, mask_seed=0, mlp_hidden=8,
-           mlora_init="partition", mlora_init_std=0.1, eval_chunk=512)
+FIT = tiny_lora_fit(steps=6, log_every=2, mask_seed=0)
 OMEGA0 = 5.0
 VARIANTS = {"first": None, "more_steps": {"fit": {"steps": 8}},
             "wider": {"base": {"width": 12}}}

@@ -8,12 +8,10 @@ from nfws.data.targets import load_targets
 from nfws.mlora.train import (fit_checkpoint, fit_instances, fit_params, load_fitted,
                                 make_representation, shared_init)
 from nfws.store import read_zarr
+from hand_built import tiny_lora_fit
 
 CPU = torch.device("cpu")
-FIT = dict(steps=12, points=24, lr_start=1e-2, lr_end=1e-5, log_every=4, checkpoint_every=5,
-           base_latent="mean", mlp_template_init=False, rank=2, kappa=6.0, mask_seed=3,
-           mlp_hidden=8, omega0=6.0, mlora_init="partition", mlora_init_std=0.1, mc_resolution=12, mc_bound=0.6,
-           n_chamfer=200, eval_chunk=512, max_weight_growth=20.0, on_failure="fail")
+FIT = tiny_lora_fit(checkpoint_every=5)
 
 
 @pytest.fixture(scope="module")

@@ -68,41 +68,36 @@ def test_wrong_shape_names_shard_and_array(tmp_path):
     assert not (tmp_path / "g.zarr").exists()
 
 
-def test_missing_parameter_array_is_named(tmp_path):
-    src, _ = _shard(tmp_path)
-    arrays, attrs = read_zarr(src)
+def _drop_mlp1(arrays, attrs, ids):
     del arrays["mlp.1"]
-    write_zarr(tmp_path / "bad.zarr", arrays, attrs)
-    with pytest.raises(ValueError, match=r"bad\.zarr.*missing parameter array 'mlp\.1'"):
-        convert_shard(tmp_path / "bad.zarr", tmp_path / "g.zarr")
 
 
-def test_nan_weight_names_shard_and_object(tmp_path):
-    src, ids = _shard(tmp_path)
-    arrays, attrs = read_zarr(src)
+def _nan_weight(arrays, attrs, ids):
     arrays["mlp.2"][3, 1, 1] = np.nan
-    write_zarr(tmp_path / "nan.zarr", arrays, attrs)
-    with pytest.raises(ValueError, match=rf"nan\.zarr.*non-finite.*{ids[3]}"):
-        convert_shard(tmp_path / "nan.zarr", tmp_path / "g.zarr")
-    assert not (tmp_path / "g.zarr").exists()
 
 
-def test_object_ids_must_match_the_nerfs(tmp_path):
+def _repeated_id(arrays, attrs, ids):
+    arrays["object_ids"] = np.array([ids[0]] * len(ids))
+
+
+def _no_arch(arrays, attrs, ids):
+    del attrs["arch"]
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (_drop_mlp1, r"missing parameter array 'mlp\.1'"),
+    (_nan_weight, r"non-finite.*{id3}"),
+    (_repeated_id, r"unique object_ids"),
+    (_no_arch, r"'arch'"),
+])
+def test_a_bad_shard_is_refused_naming_it_and_what_is_wrong(tmp_path, spoil, message):
     src, ids = _shard(tmp_path)
     arrays, attrs = read_zarr(src)
-    arrays["object_ids"] = np.array([ids[0]] * len(ids))
-    write_zarr(tmp_path / "dup.zarr", arrays, attrs)
-    with pytest.raises(ValueError, match=r"dup\.zarr.*unique object_ids"):
-        convert_shard(tmp_path / "dup.zarr", tmp_path / "g.zarr")
-
-
-def test_missing_arch_attr_is_named(tmp_path):
-    src, _ = _shard(tmp_path)
-    arrays, attrs = read_zarr(src)
-    del attrs["arch"]
-    write_zarr(tmp_path / "noarch.zarr", arrays, attrs)
-    with pytest.raises(ValueError, match=r"noarch\.zarr.*'arch'"):
-        convert_shard(tmp_path / "noarch.zarr", tmp_path / "g.zarr")
+    spoil(arrays, attrs, ids)
+    write_zarr(tmp_path / "bad.zarr", arrays, attrs)
+    with pytest.raises(ValueError, match=r"bad\.zarr.*" + message.format(id3=ids[3])):
+        convert_shard(tmp_path / "bad.zarr", tmp_path / "g.zarr")
+    assert not (tmp_path / "g.zarr").exists()
 
 
 def _write_graph_store(path, arrays, attrs):

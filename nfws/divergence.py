@@ -18,6 +18,9 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+#: what a job does with a diverged object: fail (naming it) or drop it and list it
+ON_FAILURE = ("fail", "drop")
+
 #: the end loss may exceed the first logged loss by this factor before it counts as exploded
 LOSS_RISE = 1.5
 

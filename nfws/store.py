@@ -140,6 +140,13 @@ def open_zarr(path, required: list[str] | None = None):
     return root
 
 
+def require_attrs(path, attrs, keys, what: str) -> None:
+    """Refuse the ``attrs`` of the ``what`` store at ``path`` unless it holds every key of ``keys``."""
+    missing = [k for k in keys if k not in attrs]
+    if missing:
+        raise ValueError(f"{path}: {what} attrs lack {missing}")
+
+
 def read_zarr(path, names: list[str] | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """Read whole arrays (all, or ``names``) and the attrs of a store."""
     root = open_zarr(path, required=names)

@@ -27,7 +27,7 @@ from nfws.data.views import ShardViews, check_views, load_views
 from nfws.fields.shard import NerfShard, write_nerf_shard
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import INIT_MODES, FieldStack, initial_stack, keyed_generator
-from nfws.divergence import divergence_reasons
+from nfws.divergence import ON_FAILURE, divergence_reasons
 from nfws.farm.rays import RayBank, object_boxes, split_views
 from nfws.farm.streams import NerfStreams
 from nfws.render.sampling import ray_box_intersect
@@ -94,8 +94,8 @@ class FarmConfig(Section):
             bad("decay_at", "fractions must lie in (0, 1)")
         if not self.heldout_views:
             bad("heldout_views", "needs at least one held-out view")
-        if self.on_failure not in ("fail", "drop"):
-            bad("on_failure", "must be 'fail' or 'drop'")
+        if self.on_failure not in ON_FAILURE:
+            bad("on_failure", f"must be one of {ON_FAILURE}")
         if self.precision not in PRECISIONS:
             bad("precision", f"must be one of {PRECISIONS}")
         if self.carve_resolution < 0:

@@ -21,7 +21,7 @@ from nfws.mlora.modulated import ModulatedField
 from nfws.mlora.train import fit_checkpoint, fit_params, shared_init
 from nfws.metrics import reconstruction_scores
 from nfws.mlora.models import latent_on_base
-from nfws.store import config_hash, read_zarr, write_zarr
+from nfws.store import config_hash, read_zarr, require_attrs, write_zarr
 
 TEST_SPLIT = "test"
 
@@ -47,22 +47,16 @@ ATTRS = ("metric", "target_kind", "n_params", "n_base_params", "test_split", "st
          "schedule", "fit", "config_hash", "seed", "base_ckpt")
 
 
-def _check_attrs(path, attrs: dict) -> None:
-    missing = [k for k in ATTRS if k not in attrs]
-    if missing:
-        raise ValueError(f"{path}: base-reference attrs lack {missing}")
-
-
 def write_base_reference(path, ref: BaseReference) -> None:
     """Write ``ref`` (every attr of ``ATTRS`` required)."""
-    _check_attrs(path, ref.attrs)
+    require_attrs(path, ref.attrs, ATTRS, "base-reference")
     write_zarr(path, {name: getattr(ref, name) for name in ARRAYS}, attrs=ref.attrs)
 
 
 def read_base_reference(path) -> BaseReference:
     """Read a base-reference store; a missing array or attr is an error naming the file."""
     arrays, attrs = read_zarr(path, list(ARRAYS))
-    _check_attrs(path, attrs)
+    require_attrs(path, attrs, ATTRS, "base-reference")
     return BaseReference(**arrays, attrs=attrs)
 
 

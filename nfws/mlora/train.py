@@ -26,7 +26,7 @@ from nfws.data.targets import load_targets, sample_batch, training_indices
 from nfws.metrics import reconstruction_scores
 from nfws.device import choose_device
 from nfws.mlora.base_field import load_base
-from nfws.divergence import divergence_reasons
+from nfws.divergence import ON_FAILURE, divergence_reasons
 from nfws.mlora.models import DISPLAY_NAMES, Representation, build_representation
 from nfws.checkpoint import Checkpoint, input_fingerprint, tensor_digest
 from nfws.mlora.weight_shard import WeightShard, read_weight_shards, write_weight_shard
@@ -57,8 +57,8 @@ class FailurePolicy(Section):
     on_failure: str
 
     def check(self, section: str) -> None:
-        if self.on_failure not in ("fail", "drop"):
-            self.bad(section, "on_failure", "must be 'fail' or 'drop'")
+        if self.on_failure not in ON_FAILURE:
+            self.bad(section, "on_failure", f"must be one of {ON_FAILURE}")
 
 
 def cosine_lr(step: int, total: int, lr_start: float, lr_end: float) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nfws.store import read_zarr, write_zarr
+from nfws.store import read_zarr, require_attrs, write_zarr
 
 ARRAYS = ("weights", "frozen", "object_ids", "labels", "score", "loss_curve")
 ATTRS = ("kind", "display_name", "layout", "n_params", "n_trainable", "metric", "target_kind",
@@ -41,15 +41,9 @@ class WeightShard:
     attrs: dict
 
 
-def _check_attrs(path, attrs: dict) -> None:
-    missing = [k for k in ATTRS if k not in attrs]
-    if missing:
-        raise ValueError(f"{path}: weight shard attrs lack {missing}")
-
-
 def write_weight_shard(path, shard: WeightShard) -> None:
     """Write ``shard`` (every attr of ``ATTRS`` required); the weights in one chunk."""
-    _check_attrs(path, shard.attrs)
+    require_attrs(path, shard.attrs, ATTRS, "weight shard")
     n, p = shard.weights.shape
     write_zarr(path, {name: getattr(shard, name) for name in ARRAYS},
                chunks={"weights": (n, p), "frozen": (p,)}, attrs=shard.attrs)
@@ -59,7 +53,7 @@ def read_weight_shard(path) -> WeightShard:
     """Read one shard; a missing array or attr, or weights that do not match the object ids
     and the layout, is an error naming the file."""
     arrays, attrs = read_zarr(path, list(ARRAYS))
-    _check_attrs(path, attrs)
+    require_attrs(path, attrs, ATTRS, "weight shard")
     shape = (len(arrays["object_ids"]), sum(int(np.prod(e["shape"])) for e in attrs["layout"]))
     if arrays["weights"].shape != shape:
         raise ValueError(f"{path}: weights shape {arrays['weights'].shape} does not match "

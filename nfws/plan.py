@@ -37,9 +37,16 @@ def arch_names(nerf_cfg: dict) -> list[str]:
 
 
 def arch_splits(arch: str, nerf_cfg: dict) -> list[str]:
-    """Training architectures get NeRFs for every split; unseen ones for ``unseen_splits``."""
+    """Training architectures get NeRFs for ``train_arch_splits`` (train and test at least:
+    encoders train on the one, every table tests on the other); unseen ones for
+    ``unseen_splits``."""
     if arch in nerf_cfg["train_archs"]:
-        return ["train", "val", "test"]
+        splits = list(nerf_cfg["train_arch_splits"])
+        missing = sorted({"train", "test"} - set(splits))
+        if missing:
+            raise ValueError(f"config nerf.train_arch_splits: the training architectures need "
+                             f"NeRFs of the train and test splits, {missing} missing from {splits}")
+        return splits
     if arch in nerf_cfg.get("unseen_archs", []):
         return list(nerf_cfg.get("unseen_splits", ["test"]))
     raise ValueError(f"config nerf: architecture {arch!r} is neither a training nor an unseen one")

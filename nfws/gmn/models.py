@@ -17,6 +17,9 @@ from nfws.graphs.vocab import EDGE_TYPE, EDGE_TYPES, NODE_TYPE, NODE_TYPES
 from nfws.gmn.readout import segment_mean_relu_linear
 
 VALUE_NORMS = ("none", "group")
+#: On the CPU the blocks run on groups of whole graphs of at most this many edges: every
+#: per-edge tensor of a group then stays in cache between one operation and the next.
+CPU_CHUNK_EDGES = 1 << 17
 POOLS = ("edges", "groups")
 
 
@@ -309,6 +312,13 @@ class GMNEncoder(nn.Module):
             edge_attr[rows, 1], etype[rows], edge_attr[rows, 3:6]))
         return self.pre.edge_values(value) + static
 
+    def pool_graphs(self, x, e, edge_index, edge_graph, n_graphs: int, weight) -> torch.Tensor:
+        """The blocks and the pooled readout of whole graphs: pooled features [n_graphs, P]."""
+        for block in self.blocks:
+            x, e = block(x, edge_index, e)
+        return segment_mean_relu_linear(self.final(e), self.pool.weight, self.pool.bias,
+                                        edge_graph, n_graphs, weight)
+
     def forward(self, graphs) -> torch.Tensor:
         """graphs: a PyG Batch (x, edge_index, edge_attr, batch, num_graphs; ``arch``, when
         present, names each graph's architecture: graphs of one share their topology)."""
@@ -317,19 +327,38 @@ class GMNEncoder(nn.Module):
         shared = SharedTopology.of(graphs, edge_graph)
         x = shared.nodes(lambda rows: self.encode_nodes(graphs.x[rows]))
         e = self.encode_edges(graphs.edge_attr, shared)
-        for block in self.blocks:
-            x, e = block(x, graphs.edge_index, e)
         weight = None
         if self.pool_mode == "groups":
             attr = graphs.edge_attr
             weight = shared.edges(lambda rows: edge_groups(
                 torch.zeros_like(edge_graph[rows]), attr[rows, 1].round().long(),
                 attr[rows, 2].round().long()))
-        pooled = segment_mean_relu_linear(self.final(e), self.pool.weight, self.pool.bias,
-                                          edge_graph, graphs.num_graphs, weight)
+        chunks = graph_chunks(shared.edge_ptr, CPU_CHUNK_EDGES if e.device.type == "cpu" else None)
+        node_sizes = [shared.node_ptr[b] - shared.node_ptr[a] for a, b in chunks]
+        edge_sizes = [shared.edge_ptr[b] - shared.edge_ptr[a] for a, b in chunks]
+        pooled = torch.cat([
+            self.pool_graphs(xc, ec, index - shared.node_ptr[a], graph - a, b - a, wc)
+            for (a, b), xc, ec, index, graph, wc in zip(
+                chunks, x.split(node_sizes), e.split(edge_sizes),
+                graphs.edge_index.split(edge_sizes, dim=1), edge_graph.split(edge_sizes),
+                [None] * len(chunks) if weight is None else weight.split(edge_sizes))])
         if self.whiten is not None:
             pooled = self.whiten(pooled)
         return pooled if self.project is None else self.project(pooled)
+
+
+def graph_chunks(edge_ptr: list[int], max_edges: int | None) -> list[tuple[int, int]]:
+    """Consecutive graph ranges [a, b) of at most ``max_edges`` edges (a larger graph alone);
+    one range for all when ``max_edges`` is None."""
+    n = len(edge_ptr) - 1
+    if max_edges is None:
+        return [(0, n)]
+    chunks, a = [], 0
+    for b in range(1, n + 1):
+        if b - a > 1 and edge_ptr[b] - edge_ptr[a] > max_edges:
+            chunks.append((a, b - 1))
+            a = b - 1
+    return chunks + [(a, n)] if n else [(0, 0)]
 
 
 def check_types(graphs) -> None:

@@ -30,15 +30,17 @@ class _SegmentWeightedReLULinear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        # grad_z = active * grad[g] * w_i (rows i of a segment g) factors into an [n, P]
+        # 0/1 matrix and two cheap scalings, so the only [n, P] pass after the recomputed
+        # activation is turning it into that matrix in place.
         h, weight, bias, row_weight = ctx.saved_tensors
         grad_h, grad_w, grad_b = torch.empty_like(h), torch.zeros_like(weight), torch.zeros_like(bias)
         for g, start, stop in _chunks(ctx.counts, ctx.chunk):
-            rows = h[start:stop]
-            active = torch.addmm(bias, rows, weight.t()) > 0
-            grad_z = active * grad[g] * row_weight[start:stop, None]
-            grad_w.addmm_(grad_z.t(), rows)
-            grad_b += grad_z.sum(0)
-            torch.mm(grad_z, weight, out=grad_h[start:stop])
+            rows, w = h[start:stop], row_weight[start:stop]
+            active = torch.addmm(bias, rows, weight.t()).gt_(0)
+            torch.mm(active, grad[g, :, None] * weight, out=grad_h[start:stop]).mul_(w[:, None])
+            grad_w.add_(grad[g, :, None] * (active.t() @ (rows * w[:, None])))
+            grad_b.add_(grad[g] * (active.t() @ w))
         return grad_h, grad_w, grad_b, None, None, None
 
 

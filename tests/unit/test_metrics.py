@@ -32,6 +32,34 @@ def test_chamfer_self_zero_and_scaled_sphere_closed_form():
         chamfer_distance(u[:0], u)
 
 
+def test_chamfer_is_the_brute_force_mean_of_squared_nearest_distances():
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.rand(300, 3, generator=gen), torch.rand(170, 3, generator=gen) * 1.3
+    d2 = ((x.double()[:, None] - y.double()[None]) ** 2).sum(-1)
+    expected = d2.min(1).values.mean() + d2.min(0).values.mean()
+    assert chamfer_distance(x, y) == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_evaluate_field_is_one_call_cut_into_point_chunks(monkeypatch):
+    import nfws.metrics as metrics
+
+    calls = []
+    weights = torch.randn(5, 3, 2, generator=torch.Generator().manual_seed(2))
+
+    def field(p):                                  # a per-instance linear map, [B, n, 3] -> [B, n, 2]
+        calls.append(p.shape[1])
+        return torch.bmm(p, weights)
+
+    points = torch.rand(23, 3, generator=torch.Generator().manual_seed(3))
+    whole = torch.bmm(points.expand(5, -1, -1), weights)
+    assert torch.allclose(metrics.evaluate_field(field, 5, points, 10, "cpu"), whole)
+    assert calls == [10, 10, 3]
+    calls.clear()
+    monkeypatch.setattr(metrics, "CPU_EVAL_ROWS", 20)     # 20 pairs / 5 instances: 4 points a call
+    assert torch.allclose(metrics.evaluate_field(field, 5, points, 10, "cpu"), whole)
+    assert calls == [4] * 5 + [3]
+
+
 def test_marching_cubes_of_sphere_logit_is_close_to_sphere():
     res, bound, r = 40, 0.6, 0.35
     logits = (r - grid_points(res, bound).norm(dim=1)).reshape(res, res, res).numpy()

@@ -7,6 +7,7 @@ from nfws.plan import arch_names, arch_objects, shard_members
 CFG = {
     "train_archs": ["MLP", "TRI"],
     "unseen_archs": ["MLP-2L"],
+    "train_arch_splits": ["train", "val", "test"],
     "unseen_splits": ["test"],
     "architectures": {"MLP": {}, "TRI": {}, "MLP-2L": {}},
     "shard_size": 4,
@@ -41,3 +42,11 @@ def test_unknown_or_repeated_arch_names_the_key():
         arch_names({**CFG, "unseen_archs": ["NOPE"]})
     with pytest.raises(ValueError, match="listed twice"):
         arch_names({**CFG, "unseen_archs": ["MLP"]})
+
+
+def test_training_archs_get_nerfs_of_the_configured_splits_which_need_train_and_test():
+    m = manifest()
+    no_val = {**CFG, "train_arch_splits": ["train", "test"]}
+    assert arch_objects(m, "MLP", no_val) == sorted([f"tr{i}" for i in range(7)] + ["te0", "te1", "te2"])
+    with pytest.raises(ValueError, match=r"nerf.train_arch_splits: .*\['test'\] missing"):
+        arch_objects(m, "MLP", {**CFG, "train_arch_splits": ["train", "val"]})

@@ -115,3 +115,38 @@ def test_classify_refuses_unknown_or_empty_statistics(tmp_path):
     for bad in (["per_arch", "global"], []):
         with pytest.raises(ValueError, match=r"gmn.classifier.statistics: must be a non-empty subset"):
             classify({"A": path}, {"A": ["A"]}, ["A"], {**CFG, "statistics": bad}, n_classes=3)
+
+
+def test_a_train_set_with_the_same_features_under_both_statistics_is_fitted_once(tmp_path, monkeypatch):
+    """One architecture's train split standardised by its own statistics is the same
+    matrix under ``train_set`` and ``per_arch``: its classifier is fitted once per seed
+    and scores as a fresh fit does; ALL (two architectures) differs and is fitted twice."""
+    import nfws.eval.classify as classify_module
+
+    rng = np.random.default_rng(4)
+    paths = {}
+    for arch, shift in (("A", 0.0), ("B", 3.0)):
+        x_tr, y_tr = blobs(rng, 12)
+        x_te, y_te = blobs(rng, 6)
+        paths[arch] = tmp_path / f"{arch}.parquet"
+        write_parquet(_table(arch, np.concatenate([x_tr, x_te]) + shift, np.concatenate([y_tr, y_te]),
+                             ["train"] * len(y_tr) + ["test"] * len(y_te)), paths[arch])
+    fits = []
+    real = classify_module.train_classifier
+    monkeypatch.setattr(classify_module, "train_classifier",
+                        lambda x, *a, **k: fits.append(x.shape) or real(x, *a, **k))
+    cfg = {**CFG, "statistics": ["train_set", "per_arch"]}
+    res = classify(paths, {"ALL": ["A", "B"], "A": ["A"]}, ["A", "B"], cfg, n_classes=3)
+    # ALL: 2 statistics x 2 seeds on 72 rows; A: 2 seeds on 36 rows, shared by both statistics
+    assert sorted(fits) == [(36, 6)] * 2 + [(72, 6)] * 4
+    on_a = res[(res["classifier_train"] == "A") & (res["test_arch"] == "A")]
+    by_stats = on_a.pivot(index="seed", columns="statistics", values="accuracy")
+    assert (by_stats["train_set"] == by_stats["per_arch"]).all()
+    a = pd.read_parquet(paths["A"])
+    train, test = a[a["split"] == "train"], a[a["split"] == "test"]
+    x = np.stack(train["emb"]).astype(np.float64)
+    scale = lambda v: ((np.stack(v).astype(np.float64) - x.mean(0)) / (x.std(0) + 1e-12)).astype(np.float32)
+    model = real(scale(train["emb"]), train["class_index"].to_numpy(), 3,
+                 ClassifierConfig.from_dict(cfg), seed=1)
+    fresh = 100.0 * (predict(model, scale(test["emb"])) == test["class_index"].to_numpy()).mean()
+    assert by_stats.loc[1, "per_arch"] == pytest.approx(fresh)

@@ -102,6 +102,44 @@ def test_graphs_named_alike_share_topology_work_only_when_their_topology_is_equa
         assert torch.allclose(batched[i], enc(Batch.from_data_list([g]))[0], atol=1e-10)
 
 
+def test_graph_chunks_cut_between_graphs_at_the_edge_budget():
+    from nfws.gmn.models import graph_chunks
+
+    # graphs of 100, 100, 100, 500 and 20 edges, at most 250 a chunk; 500 goes alone
+    ptr = [0, 100, 200, 300, 800, 820]
+    assert graph_chunks(ptr, 250) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    assert graph_chunks(ptr, 10_000) == [(0, 5)]
+    assert graph_chunks(ptr, None) == [(0, 5)]
+    assert graph_chunks([0], 250) == [(0, 0)]
+
+
+def test_embeddings_and_gradients_do_not_depend_on_how_graphs_are_chunked(design, monkeypatch):
+    """The blocks run on groups of whole graphs on the CPU; a graph's embedding and the
+    parameters' gradients are those of the whole batch at once."""
+    import nfws.gmn.models as models
+
+    gen = torch.Generator().manual_seed(9)
+    graphs = [mlp_graph(*random_mlp(gen, s)) for s in ([3, 5, 2], [4, 4, 4, 2], [2, 3, 1], [3, 6, 2])]
+    for g in graphs:
+        g.edge_attr = g.edge_attr.double()
+    batch = Batch.from_data_list(graphs)
+    results = []
+    for budget in (10**9, 40):                     # one chunk; then about one graph a chunk
+        monkeypatch.setattr(models, "CPU_CHUNK_EDGES", budget)
+        enc = encoder(design).train()
+        out = enc(batch)
+        grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype)
+                                     .reshape(out.shape)).sum(), list(enc.parameters()), allow_unused=True)
+        results.append((out.detach(), grads))
+    assert len(models.graph_chunks(
+        [0, *torch.bincount(batch.batch[batch.edge_index[0]]).cumsum(0).tolist()], 40)) >= 3
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-10)
+    for g0, g1 in zip(results[0][1], results[1][1]):
+        assert (g0 is None) == (g1 is None)
+        if g0 is not None:
+            assert torch.allclose(g0, g1, atol=1e-10)
+
+
 def test_segment_mean_relu_linear_is_the_mean_of_relu_linear_per_segment():
     from nfws.gmn.readout import segment_mean_relu_linear
 

@@ -285,6 +285,7 @@ class GMNEncoder(nn.Module):
         if extras_freq is not None and extras_freq <= 0:
             raise ValueError(f"GMN: extras_freq must be > 0, got {extras_freq}")
         self.d_embed, self.value_norm, self.pool_mode = d_embed, value_norm, pool
+        self.cpu_chunk_edges: int | None = CPU_CHUNK_EDGES   # None: the whole batch at once
         self.pre = PreEncoder(hidden, extras_freq)
         self.blocks = nn.ModuleList(GMNBlock(hidden, update_nodes=i < layers - 1)
                                     for i in range(layers))
@@ -333,7 +334,7 @@ class GMNEncoder(nn.Module):
             weight = shared.edges(lambda rows: edge_groups(
                 torch.zeros_like(edge_graph[rows]), attr[rows, 1].round().long(),
                 attr[rows, 2].round().long()))
-        chunks = graph_chunks(shared.edge_ptr, CPU_CHUNK_EDGES if e.device.type == "cpu" else None)
+        chunks = graph_chunks(shared.edge_ptr, self.cpu_chunk_edges if e.device.type == "cpu" else None)
         node_sizes = [shared.node_ptr[b] - shared.node_ptr[a] for a, b in chunks]
         edge_sizes = [shared.edge_ptr[b] - shared.edge_ptr[a] for a, b in chunks]
         pooled = torch.cat([

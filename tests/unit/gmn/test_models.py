@@ -113,10 +113,10 @@ def test_graph_chunks_cut_between_graphs_at_the_edge_budget():
     assert graph_chunks([0], 250) == [(0, 0)]
 
 
-def test_embeddings_and_gradients_do_not_depend_on_how_graphs_are_chunked(design, monkeypatch):
+def test_embeddings_and_gradients_do_not_depend_on_how_graphs_are_chunked(design):
     """The blocks run on groups of whole graphs on the CPU; a graph's embedding and the
     parameters' gradients are those of the whole batch at once."""
-    import nfws.gmn.models as models
+    from nfws.gmn.models import graph_chunks
 
     gen = torch.Generator().manual_seed(9)
     graphs = [mlp_graph(*random_mlp(gen, s)) for s in ([3, 5, 2], [4, 4, 4, 2], [2, 3, 1], [3, 6, 2])]
@@ -124,14 +124,14 @@ def test_embeddings_and_gradients_do_not_depend_on_how_graphs_are_chunked(design
         g.edge_attr = g.edge_attr.double()
     batch = Batch.from_data_list(graphs)
     results = []
-    for budget in (10**9, 40):                     # one chunk; then about one graph a chunk
-        monkeypatch.setattr(models, "CPU_CHUNK_EDGES", budget)
+    for budget in (None, 40):                      # one chunk; then about one graph a chunk
         enc = encoder(design).train()
+        enc.cpu_chunk_edges = budget
         out = enc(batch)
         grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype)
                                      .reshape(out.shape)).sum(), list(enc.parameters()), allow_unused=True)
         results.append((out.detach(), grads))
-    assert len(models.graph_chunks(
+    assert len(graph_chunks(
         [0, *torch.bincount(batch.batch[batch.edge_index[0]]).cumsum(0).tolist()], 40)) >= 3
     assert torch.allclose(results[0][0], results[1][0], atol=1e-10)
     for g0, g1 in zip(results[0][1], results[1][1]):

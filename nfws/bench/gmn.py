@@ -38,6 +38,14 @@ PAPER = {"encoder": {"hidden": 128, "layers": 4, "d_embed": 1024}, "width": 1024
          "samples": 16, "batch": 2}
 
 
+def random_batch(batcher: GraphBatcher, arch: str, n_edges: int, n_graphs: int,
+                 rng: np.random.Generator):
+    """``n_graphs`` graphs of one topology with N(0, 0.1^2) edge values, collated."""
+    return batcher.collate([arch] * n_graphs,
+                           [rng.normal(0, 0.1, n_edges).astype(np.float32) for _ in range(n_graphs)],
+                           [0] * n_graphs, [f"o{i}" for i in range(n_graphs)])
+
+
 def step_times(sizes: dict, repeats: int, seed: int = 0, device="cpu",
                warm_up: int = 0) -> dict[str, dict[str, float]]:
     """Median CPU and wall seconds (CUDA work awaited) of one training step per family at
@@ -59,8 +67,7 @@ def step_times(sizes: dict, repeats: int, seed: int = 0, device="cpu",
     target = torch.rand(B, R, 3, generator=gen).to(device)
     out = {}
     for name, topo in topos.items():
-        batch = batcher.collate([name] * B, [rng.normal(0, 0.1, topo.n_edges).astype(np.float32)
-                                             for _ in range(B)], [0] * B, [f"o{i}" for i in range(B)])
+        batch = random_batch(batcher, name, topo.n_edges, B, rng)
         cpu, wall = [], []
         for _ in range(warm_up + repeats):
             c0, w0 = time.process_time(), time.perf_counter()

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from nfws.bench._threads import torch_threads
-from nfws.bench.gmn import FAMILIES
+from nfws.bench.gmn import FAMILIES, random_batch
 from nfws.config_files import repo_section
 from nfws.gmn.train import build_encoder
 from nfws.graphs.dataset import GraphBatcher
@@ -46,10 +46,7 @@ def run() -> dict:
         encoder = build_encoder(repo_section("gmn", "train", "encoder"))
         groups = encoder.cpu_chunk_edges
         for name, topo in topos.items():
-            batch = batcher.collate([name] * BATCH,
-                                    [rng.normal(0, 0.1, topo.n_edges).astype(np.float32)
-                                     for _ in range(BATCH)], [0] * BATCH,
-                                    [f"o{i}" for i in range(BATCH)])
+            batch = random_batch(batcher, name, topo.n_edges, BATCH, rng)
             encoder.cpu_chunk_edges = None
             base_s, base_emb = pass_seconds(encoder, batch)
             encoder.cpu_chunk_edges = groups

@@ -17,10 +17,10 @@ from nfws.graphs.vocab import EDGE_TYPE, EDGE_TYPES, NODE_TYPE, NODE_TYPES
 from nfws.gmn.readout import segment_mean_relu_linear
 
 VALUE_NORMS = ("none", "group")
+POOLS = ("edges", "groups")
 #: On the CPU the blocks run on groups of whole graphs of at most this many edges: every
 #: per-edge tensor of a group then stays in cache between one operation and the next.
 CPU_CHUNK_EDGES = 1 << 17
-POOLS = ("edges", "groups")
 
 
 def layer_type_groups(graph: torch.Tensor, layer: torch.Tensor, etype: torch.Tensor) -> torch.Tensor:

@@ -31,7 +31,8 @@ FAMILIES = (
     ArchSpec("HASH", "HASH", hash_levels=4, hash_log2_T=12, hash_features=2),
 )
 # ``encoder``: GMNEncoder options (the embedded config.yaml's and the paper's).
-DEFAULT = {"encoder": {"hidden": 16, "layers": 3, "d_embed": 128, "value_norm": "group", "pool": "groups"},
+DEFAULT = {"encoder": {"hidden": 16, "layers": 3, "d_embed": 128, "value_norm": "group", "pool": "groups",
+                       "layer_code": "role"},
            "width": 256, "rays": 128,
            "samples": 16, "batch": 8}
 PAPER = {"encoder": {"hidden": 128, "layers": 4, "d_embed": 1024}, "width": 1024, "rays": 128,

@@ -42,7 +42,7 @@ def embed(smk) -> None:
     p, i = smk.params, smk.input
     with script_setup(smk), job_device(p.device, p.lock_dir) as device:
         embed_gmn(i.model, group_by_parent(i.graphs, p.archs), i.manifest, smk.output[0],
-                  p.batch_size, device)
+                  p.batch_size, device, p.reference, p.seed)
 
 
 def classify_all(smk) -> None:
@@ -126,15 +126,22 @@ def train_gmn(loss: str, graph_shards: Sequence, nerf_shards: Sequence, views_st
 
 
 def embed_gmn(model_path, graph_shards: Mapping[str, Sequence], manifest, out_dir,
-              batch_size: int, device) -> None:
-    """Embed every NeRF of each architecture: ``out_dir/{arch}.parquet``."""
+              batch_size: int, device, reference: str = "none", seed: int = 0) -> None:
+    """Embed every NeRF of each architecture: ``out_dir/{arch}.parquet``; ``reference``
+    ``init`` centres each on its architecture's initial draw of ``seed``
+    (:mod:`nfws.gmn.reference`)."""
+    from nfws.gmn.reference import REFERENCES, reference_batcher
     from nfws.gmn.train import dataset_inputs, embed
     from nfws.graphs.dataset import GraphDataset
 
+    if reference not in REFERENCES:
+        raise ValueError(f"config gmn.embed_reference: must be one of {list(REFERENCES)}, got {reference!r}")
     out_dir = Path(out_dir)
     for arch, shards in graph_shards.items():
-        inputs = dataset_inputs(GraphDataset(list(shards), manifest, device=device))
-        embed(model_path, inputs, out_dir / f"{arch}.parquet", batch_size=batch_size, device=device)
+        dataset = GraphDataset(list(shards), manifest, device=device)
+        embed(model_path, dataset_inputs(dataset), out_dir / f"{arch}.parquet",
+              batch_size=batch_size, device=device,
+              reference=reference_batcher(dataset, seed) if reference == "init" else None)
 
 
 def run_baseline(name: str, nerf_shards: Mapping[str, Sequence], views_store, manifest,

@@ -18,6 +18,7 @@ from nfws.gmn.readout import segment_mean_relu_linear
 
 VALUE_NORMS = ("none", "group")
 POOLS = ("edges", "groups")
+LAYER_CODES = ("index", "role")
 #: On the CPU the blocks run on groups of whole graphs of at most this many edges: every
 #: per-edge tensor of a group then stays in cache between one operation and the next.
 CPU_CHUNK_EDGES = 1 << 17
@@ -241,14 +242,11 @@ class RunningWhitening(nn.Module):
         return (p - centre) @ w.to(p.dtype)
 
 
-def edge_groups(edge_graph: torch.Tensor, layer: torch.Tensor, etype: torch.Tensor) -> torch.Tensor:
-    """Weights [E] that make each graph's edge mean weigh its edge groups equally.
-
-    A group is an edge type and, for weight and bias edges, a depth role within the
-    graph's MLP: its first layer, its hidden layers, its last layer. A variant with
-    another depth or width or fewer grid levels then changes how many edges each group
-    has, not how much each group counts.
-    """
+def mlp_depth_roles(edge_graph: torch.Tensor, layer: torch.Tensor,
+                    etype: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(role [E], first [E]): for weight and bias edges, their depth role within their
+    graph's MLP (0 its first layer, 1 a hidden layer, 2 its last layer) and the layer index
+    of that MLP's first layer of their type; role 3 and their own layer for other edges."""
     kind = edge_graph * len(EDGE_TYPES) + etype               # (graph, edge type)
     n_kinds = int(kind.max()) + 1 if len(kind) else 0
     first = layer.new_full((n_kinds,), torch.iinfo(torch.long).max).scatter_reduce(
@@ -256,11 +254,40 @@ def edge_groups(edge_graph: torch.Tensor, layer: torch.Tensor, etype: torch.Tens
     last = layer.new_full((n_kinds,), -1).scatter_reduce(0, kind, layer, "amax")
     role = torch.where(layer == first[kind], 0, torch.where(layer == last[kind], 2, 1))
     mlp_edge = (etype == EDGE_TYPE["weight"]) | (etype == EDGE_TYPE["bias"])
-    _, group = torch.unique(kind * 4 + torch.where(mlp_edge, role, 3), return_inverse=True)
+    return torch.where(mlp_edge, role, 3), torch.where(mlp_edge, first[kind], layer)
+
+
+def edge_groups(edge_graph: torch.Tensor, layer: torch.Tensor, etype: torch.Tensor) -> torch.Tensor:
+    """Weights [E] that make each graph's edge mean weigh its edge groups equally.
+
+    A group is an edge type and, for weight and bias edges, a depth role within the
+    graph's MLP (:func:`mlp_depth_roles`). A variant with another depth or width or fewer
+    grid levels then changes how many edges each group has, not how much each group counts.
+    """
+    kind = edge_graph * len(EDGE_TYPES) + etype
+    _, group = torch.unique(kind * 4 + mlp_depth_roles(edge_graph, layer, etype)[0],
+                            return_inverse=True)
     size = torch.bincount(group).to(torch.float64)
     group_graph = torch.zeros_like(size, dtype=torch.long).scatter_(0, group, edge_graph)
     groups_per_graph = torch.bincount(group_graph, minlength=int(edge_graph.max()) + 1)
     return (1.0 / (size[group] * groups_per_graph[edge_graph])).float()
+
+
+def role_edge_layers(layer: torch.Tensor, etype: torch.Tensor) -> torch.Tensor:
+    """One graph's edge layer indices with its MLP's depth replaced by roles: the first
+    layer keeps its index, every hidden layer gets the next one, the last layer the one after."""
+    role, first = mlp_depth_roles(torch.zeros_like(layer), layer, etype)
+    return torch.where(role < 3, first + role, layer)
+
+
+def role_node_layers(layer: torch.Tensor, ntype: torch.Tensor) -> torch.Tensor:
+    """One graph's node layer indices with its MLP's depth replaced by roles: every hidden
+    neuron on the first hidden layer, the outputs on the next."""
+    neuron, output = ntype == NODE_TYPE["neuron"], ntype == NODE_TYPE["output"]
+    if not bool(neuron.any()):
+        return layer
+    hidden = layer[neuron].min()
+    return torch.where(neuron, hidden, torch.where(output, hidden + 1, layer))
 
 
 class GMNEncoder(nn.Module):
@@ -273,7 +300,8 @@ class GMNEncoder(nn.Module):
 
     def __init__(self, hidden: int = 128, layers: int = 4, d_embed: int = 1024,
                  value_norm: str = "none", extras_freq: float | None = None,
-                 pool_width: int | None = None, whiten: bool = False, pool: str = "edges"):
+                 pool_width: int | None = None, whiten: bool = False, pool: str = "edges",
+                 layer_code: str = "index"):
         super().__init__()
         if min(hidden, layers, d_embed) < 1 or (pool_width is not None and pool_width < 1):
             raise ValueError(f"GMN: hidden ({hidden}), layers ({layers}), d_embed ({d_embed}) "
@@ -282,9 +310,12 @@ class GMNEncoder(nn.Module):
             raise ValueError(f"GMN: value_norm must be one of {VALUE_NORMS}, got {value_norm!r}")
         if pool not in POOLS:
             raise ValueError(f"GMN: pool must be one of {POOLS}, got {pool!r}")
+        if layer_code not in LAYER_CODES:
+            raise ValueError(f"GMN: layer_code must be one of {LAYER_CODES}, got {layer_code!r}")
         if extras_freq is not None and extras_freq <= 0:
             raise ValueError(f"GMN: extras_freq must be > 0, got {extras_freq}")
         self.d_embed, self.value_norm, self.pool_mode = d_embed, value_norm, pool
+        self.layer_code = layer_code
         self.cpu_chunk_edges: int | None = CPU_CHUNK_EDGES   # None: the whole batch at once
         self.pre = PreEncoder(hidden, extras_freq)
         self.blocks = nn.ModuleList(GMNBlock(hidden, update_nodes=i < layers - 1)
@@ -297,7 +328,10 @@ class GMNEncoder(nn.Module):
 
     def encode_nodes(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self.pool.weight.dtype
-        layer, index, ntype = x[:, 0].to(dtype), x[:, 1].to(dtype), x[:, 2]
+        layer, index, ntype = x[:, 0], x[:, 1].to(dtype), x[:, 2]
+        if self.layer_code == "role":
+            layer = role_node_layers(layer, ntype)
+        layer = layer.to(dtype)
         index = torch.where(ntype == NODE_TYPE["neuron"], torch.full_like(index, -1.0), index)
         return self.pre.nodes(layer, index, ntype)
 
@@ -309,8 +343,10 @@ class GMNEncoder(nn.Module):
             zeros = lambda rows: torch.zeros_like(layer[rows])
             value = standardise_within(value, shared.edge_groups(
                 lambda rows: layer_type_groups(zeros(rows), layer[rows], etype[rows])))
+        code = (lambda rows: role_edge_layers(layer[rows], etype[rows]).to(value.dtype)
+                if self.layer_code == "role" else edge_attr[rows, 1])
         static = shared.edges(lambda rows: self.pre.edge_static(
-            edge_attr[rows, 1], etype[rows], edge_attr[rows, 3:6]))
+            code(rows), etype[rows], edge_attr[rows, 3:6]))
         return self.pre.edge_values(value) + static
 
     def pool_graphs(self, x, e, edge_index, edge_graph, n_graphs: int, weight) -> torch.Tensor:

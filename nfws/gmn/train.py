@@ -379,9 +379,13 @@ def load_encoder(model_path, device=None) -> torch.nn.Module:
 
 @torch.no_grad()
 def embed(model_path, inputs: EncoderInputs, out_path, batch_size: int = 16,
-          splits: Sequence[str] | None = None, device=None, progress: bool = True) -> pd.DataFrame:
+          splits: Sequence[str] | None = None, device=None, progress: bool = True,
+          reference: Callable[[str], object] | None = None) -> pd.DataFrame:
     """Embed the items of ``inputs`` (those of ``splits``, default all) -> parquet with
-    object_id, arch, split, class_index and ``emb`` (a float32 list per row)."""
+    object_id, arch, split, class_index and ``emb`` (a float32 list per row).
+
+    ``reference`` (arch -> a one-item encoder input): each embedding minus the embedding
+    of its architecture's reference (:mod:`nfws.gmn.reference`)."""
     device = pick_device(device)
     encoder = load_encoder(model_path, device)
     keep = inputs.meta.index[inputs.meta["split"].isin(splits)] if splits is not None else inputs.meta.index
@@ -392,6 +396,11 @@ def embed(model_path, inputs: EncoderInputs, out_path, batch_size: int = 16,
         items = [int(i) for i in keep[s:s + batch_size]]
         out.append(encoder(to_device(inputs.batch(items), device)).float().cpu().numpy())
     emb = np.concatenate(out)
+    if reference is not None:
+        archs = inputs.meta.loc[keep, "arch"].to_numpy()
+        for arch in np.unique(archs):
+            ref = encoder(to_device(reference(arch), device)).float().cpu().numpy()
+            emb[archs == arch] -= ref[0]
     if not np.isfinite(emb).all():
         raise FloatingPointError(f"{model_path}: encoder produced non-finite embeddings")
     df = inputs.meta.loc[keep].reset_index(drop=True)

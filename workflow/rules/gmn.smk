@@ -50,6 +50,8 @@ rule embed:
     params:
         archs=embed_archs,
         batch_size=config["gmn"]["embed_batch_size"],
+        reference=config["gmn"]["embed_reference"],
+        seed=config["seed"],
         device=config["device"],
         lock_dir=config["gpu_lock_dir"],
     log:

@@ -131,7 +131,8 @@ def embed_gmn(model_path, graph_shards: Mapping[str, Sequence], manifest, out_di
     ``init`` centres each on its architecture's initial draw of ``seed``
     (:mod:`nfws.gmn.reference`)."""
     from nfws.gmn.reference import REFERENCES, reference_batcher
-    from nfws.gmn.train import dataset_inputs, embed
+    from nfws.gmn.embed import embed
+    from nfws.gmn.train import dataset_inputs
     from nfws.graphs.dataset import GraphDataset
 
     if reference not in REFERENCES:
@@ -151,7 +152,8 @@ def run_baseline(name: str, nerf_shards: Mapping[str, Sequence], views_store, ma
     embeddings and ``classification.parquet``."""
     from nfws.gmn.baselines import can_encode
     from nfws.gmn.evaluate import classify_single
-    from nfws.gmn.train import ViewRays, embed, param_inputs, shard_teacher, train_encoder
+    from nfws.gmn.embed import embed
+    from nfws.gmn.train import ViewRays, param_inputs, shard_teacher, train_encoder
     from nfws.data.manifest import read_manifest
 
     if name not in BASELINE_METHODS:

@@ -10,7 +10,8 @@ from nfws.graphs.vocab import EDGE_TYPE
 
 # The authors' design (defaults) and one with every departure switched on.
 DESIGNS = {"paper": {}, "departures": {"value_norm": "group", "extras_freq": 10.0,
-                                       "pool_width": 24, "whiten": True, "pool": "groups"}}
+                                       "pool_width": 24, "whiten": True, "pool": "groups",
+                                       "layer_code": "role"}}
 
 
 @pytest.fixture(params=list(DESIGNS))
@@ -162,7 +163,7 @@ def test_segment_mean_relu_linear_is_the_mean_of_relu_linear_per_segment():
 
 
 def test_values_are_standardised_within_graph_layer_and_type_groups():
-    from nfws.gmn.models import standardise_groups
+    from nfws.gmn.groups import standardise_groups
 
     value = torch.tensor([1.0, 3.0, 10.0, 20.0, 30.0, 5.0])
     graph = torch.tensor([0, 0, 0, 0, 0, 1])
@@ -288,7 +289,7 @@ def test_node_states_after_message_passing_reach_the_embedding():
 
 
 def test_edge_groups_weigh_each_type_and_depth_role_equally():
-    from nfws.gmn.models import edge_groups
+    from nfws.gmn.groups import edge_groups
 
     W, B, T = EDGE_TYPE["weight"], EDGE_TYPE["bias"], EDGE_TYPE["triplane"]
     # graph 0: 2 triplane edges, weight edges at layers 1 (x3), 2 (x2), 3 (x2), 4 (x1), one
@@ -335,8 +336,63 @@ def test_unknown_node_or_edge_types_name_the_architecture():
         encoder()(Batch.from_data_list([h]))
 
 
+def _topology_tensors(spec):
+    from nfws.graphs.topology import topology
+
+    topo = topology(spec)
+    return (torch.tensor(topo.x), torch.tensor(topo.edge_attr[:, 0]).long(),
+            torch.tensor(topo.edge_attr[:, 1]).long())
+
+
+@pytest.mark.parametrize("family, extra", [
+    ("MLP", {}), ("TRI", {"activation": "sine", "triplane_res": 4, "triplane_channels": 2}),
+    ("HASH", {"hash_levels": 2, "hash_log2_T": 6, "hash_features": 2, "hash_base_res": 2}),
+])
+def test_depth_roles_give_every_depth_the_same_layer_codes(family, extra):
+    from nfws.fields.spec import ArchSpec
+    from nfws.gmn.groups import role_edge_layers, role_node_layers
+    from nfws.graphs.vocab import NODE_TYPE
+
+    first = 0 if family == "MLP" else 1          # layer of the MLP's inputs (after a grid)
+    codes = {}
+    for depth in (1, 2, 3):
+        x, layer, etype = _topology_tensors(ArchSpec(f"{family}-{depth}", family, hidden_layers=depth,
+                                                     width=16, n_freqs=1, **extra))
+        nodes, edges = role_node_layers(x[:, 0], x[:, 2]), role_edge_layers(layer, etype)
+        neuron, output = x[:, 2] == NODE_TYPE["neuron"], x[:, 2] == NODE_TYPE["output"]
+        # by hand: hidden neurons on layer first + 1, outputs on first + 2, the rest unchanged
+        assert torch.all(nodes[neuron] == first + 1) and torch.all(nodes[output] == first + 2)
+        assert torch.equal(nodes[~(neuron | output)], x[~(neuron | output), 0])
+        mlp = (etype == EDGE_TYPE["weight"]) | (etype == EDGE_TYPE["bias"])
+        # weight edges: the first MLP layer keeps its index, hidden ones first + 1, the last first + 2
+        expected = torch.where(layer == first, first, torch.where(layer == first + depth, first + 2, first + 1))
+        assert torch.equal(edges[mlp], expected[mlp]) and torch.equal(edges[~mlp], layer[~mlp])
+        codes[depth] = ({tuple(r) for r in torch.stack([nodes, x[:, 1], x[:, 2]], 1).tolist()},
+                        {tuple(r) for r in torch.stack([edges, etype], 1).tolist()})
+    # a deeper net adds hidden layers of kinds the shallower ones already have (depth 1 has
+    # no hidden-to-hidden layer)
+    assert codes[2] == codes[3] and codes[1][0] == codes[2][0] and codes[1][1] < codes[2][1]
+
+
+def test_depth_roles_enter_the_encoder_as_its_layer_numbers():
+    """An encoder with depth roles embeds a graph as the same encoder with layer indices
+    embeds it once its layer numbers are replaced by the roles, written out by hand."""
+    from nfws.graphs.vocab import NODE_TYPE
+
+    gen = torch.Generator().manual_seed(3)
+    g = mlp_graph(*random_mlp(gen, [2, 4, 4, 4, 2]))     # layers: inputs 0, hidden 1-3, outputs 4
+    coded = g.clone()
+    hidden = (g.x[:, 2] == NODE_TYPE["neuron"]) | (g.x[:, 2] == NODE_TYPE["output"])
+    coded.x[:, 0] = torch.where(hidden, torch.tensor([0, 1, 1, 1, 2])[g.x[:, 0]], g.x[:, 0])
+    coded.edge_attr[:, 1] = torch.tensor([0.0, 1.0, 1.0, 2.0])[g.edge_attr[:, 1].long()]
+    role, index = encoder({"layer_code": "role"}), encoder({})
+    assert torch.allclose(embed_one(role, g), embed_one(index, coded), atol=1e-12)
+    assert not torch.allclose(embed_one(index, g), embed_one(index, coded), atol=1e-6)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"value_norm": "layer"}, "value_norm"), ({"pool": "max"}, "pool"),
+    ({"layer_code": "depth"}, "layer_code"),
     ({"extras_freq": 0.0}, "extras_freq"), ({"layers": 0}, "layers"),
 ])
 def test_bad_options_are_refused_by_name(kwargs, message):

@@ -16,7 +16,8 @@ from nfws.fields.shard import NerfShard, write_nerf_shard
 from nfws.fields.spec import ArchSpec
 from nfws.fields.stacks import init_params
 from nfws.batches import paired_batches, shuffled_batches
-from nfws.gmn.train import (ViewRays, dataset_inputs, embed, field_teacher, graph_inputs,
+from nfws.gmn.embed import embed
+from nfws.gmn.train import (ViewRays, dataset_inputs, field_teacher, graph_inputs,
                               param_inputs, shard_teacher, train_encoder)
 from nfws.graphs.dataset import GraphDataset
 from nfws.graphs.store import convert_shard

@@ -1,35 +1,45 @@
 """Mini-batch orders for the encoder loop and the classifiers (numpy only, seeded)."""
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 
 def paired_batches(object_ids: Sequence[str], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
-    """Batches in which every object appears in two different architectures.
+    """Batches of pairs: each object once per epoch, as two of its items (architectures).
 
-    Each object's items are shuffled and cut into pairs; an odd one out is paired with
-    another random item of the same object, so every item is seen at least once per
-    epoch. Pairs are shuffled and ``batch_size // 2`` of them make a batch.
+    The sampler of the authors' contrastive training: objects are shuffled and the k-th
+    object of the shuffled order contributes its item couple number ``k mod C(n, 2)`` (items
+    in the order given), so with MLP, TRI and HASH the couples MLP-TRI, MLP-HASH and
+    TRI-HASH take turns. A batch is ``batch_size // 2`` consecutive pairs ``[a, b]``; a last
+    batch of a single pair joins the previous one (a lone pair has no negative).
     """
     if batch_size < 2 or batch_size % 2:
         raise ValueError(f"batch_size must be an even number >= 2 for contrastive training, got {batch_size}")
     groups: dict[str, list[int]] = {}
     for i, o in enumerate(object_ids):
         groups.setdefault(o, []).append(i)
-    pairs = []
+    if len(groups) < 2:
+        raise ValueError(f"contrastive training needs >= 2 objects, got {len(groups)}")
     for obj, idx in groups.items():
         if len(idx) < 2:
             raise ValueError(f"object {obj!r} has one architecture in the training set; "
                              "the contrastive loss needs each object in >= 2 architectures")
-        perm = rng.permutation(idx).tolist()
-        pairs += [perm[k:k + 2] for k in range(0, len(perm) - 1, 2)]
-        if len(perm) % 2:
-            pairs.append([perm[-1], int(rng.choice(perm[:-1]))])
-    order = rng.permutation(len(pairs))
+    objects = list(groups)
+    pairs = []
+    for k, o in enumerate(rng.permutation(len(objects))):
+        idx = groups[objects[o]]
+        a, b = list(itertools.combinations(range(len(idx)), 2))[k % math.comb(len(idx), 2)]
+        pairs.append([idx[a], idx[b]])
     per = batch_size // 2
-    return [[i for o in order[s:s + per] for i in pairs[o]] for s in range(0, len(order), per)]
+    batches = [[i for p in pairs[s:s + per] for i in p] for s in range(0, len(pairs), per)]
+    if len(batches[-1]) == 2 and len(batches) > 1:
+        last = batches.pop()
+        batches[-1] += last
+    return batches
 
 
 def shuffled_batches(n_items: int, batch_size: int, rng: np.random.Generator) -> list[list[int]]:

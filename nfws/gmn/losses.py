@@ -54,37 +54,27 @@ def rendering_loss(pred_rgb: torch.Tensor, target_rgb: torch.Tensor, target_alph
 
 
 def siglip_loss(x: torch.Tensor, y: torch.Tensor, positive: torch.Tensor, log_t: torch.Tensor,
-                bias: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+                bias: torch.Tensor) -> torch.Tensor:
     """Pairwise sigmoid loss of Zhai et al.: -1/n * sum_ij log sigmoid(z_ij (t x_i.y_j + b)).
 
     x: [n, d], y: [m, d] embeddings (L2-normalised here); positive: bool [n, m], z_ij = +1
-    where true and -1 elsewhere; t = exp(log_t); ``valid`` (bool [n, m]) drops pairs such
-    as an embedding with itself. n = number of rows of x.
+    where true and -1 elsewhere; t = exp(log_t).
     """
     x = F.normalize(x, dim=-1)
     y = F.normalize(y, dim=-1)
     logits = log_t.exp() * x @ y.T + bias
     sign = positive.to(logits.dtype) * 2.0 - 1.0
-    terms = F.logsigmoid(sign * logits)
-    if valid is not None:
-        terms = terms * valid.to(terms.dtype)
-    return -terms.sum() / x.shape[0]
-
-
-def same_object_pairs(object_ids: Sequence[str], device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Positive mask (same object, different batch item) and validity mask (i != j)."""
-    codes = {o: i for i, o in enumerate(dict.fromkeys(object_ids))}
-    ids = torch.tensor([codes[o] for o in object_ids], device=device)
-    eye = torch.eye(len(ids), dtype=torch.bool, device=device)
-    return (ids[:, None] == ids[None, :]) & ~eye, ~eye
+    return -F.logsigmoid(sign * logits).sum() / x.shape[0]
 
 
 class SigLIP(nn.Module):
-    """SigLIP over one mini-batch with learnable log-temperature t' and bias b.
+    """SigLIP between the two members of the pairs of a mini-batch, with learnable
+    log-temperature t' (init log 10) and bias b (init -10), as in Zhai et al.
 
-    Every ordered pair of distinct batch items is a term; pairs that hold the same object
-    (in two architectures) are positives, all others negatives. Init t' = log 10, b = -10
-    (Zhai et al.).
+    The batch is a list of pairs ``[a_0, b_0, a_1, b_1, ...]``, each the same object in two
+    architectures (``nfws.batches.paired_batches``). As in the authors' code, the loss
+    compares every first member with every second one: a_i and b_j are a positive when they
+    hold the same object, a negative otherwise; members of the same side are not compared.
     """
 
     def __init__(self, log_t_init: float = math.log(10.0), bias_init: float = -10.0):
@@ -93,7 +83,13 @@ class SigLIP(nn.Module):
         self.bias = nn.Parameter(torch.tensor(float(bias_init)))
 
     def forward(self, emb: torch.Tensor, object_ids: Sequence[str]) -> torch.Tensor:
-        positive, valid = same_object_pairs(object_ids, emb.device)
-        if not positive.any():
-            raise ValueError("SigLIP batch holds no object twice; use the paired batch sampler")
-        return siglip_loss(emb, emb, positive, self.log_t, self.bias, valid)
+        if len(object_ids) != emb.shape[0] or len(object_ids) % 2:
+            raise ValueError(f"SigLIP needs a batch of pairs: {emb.shape[0]} embeddings, "
+                             f"{len(object_ids)} object ids")
+        first, second = list(object_ids[0::2]), list(object_ids[1::2])
+        if first != second:
+            bad = next(k for k, (a, b) in enumerate(zip(first, second)) if a != b)
+            raise ValueError(f"SigLIP batch item {2 * bad} holds object {first[bad]!r} but its pair "
+                             f"partner holds {second[bad]!r}; use the paired batch sampler")
+        positive = torch.tensor([[a == b for b in second] for a in first], device=emb.device)
+        return siglip_loss(emb[0::2], emb[1::2], positive, self.log_t, self.bias)

@@ -38,17 +38,27 @@ def test_siglip_two_by_two_by_hand():
     assert got.item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_siglip_module_pairs_same_object_and_learns_temperature_and_bias():
-    emb = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+def test_siglip_module_compares_first_members_with_second_members():
+    # pairs (a, a) and (b, b): first members rows 0 and 2, second members rows 1 and 3
+    emb = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [0.0, 3.0]], requires_grad=True)
     loss_fn = SigLIP()
-    loss = loss_fn(emb, ["a", "b", "a", "b"])
-    # pairs (0,2),(2,0),(1,3),(3,1): cos 1 -> logit 0; other 8 off-diagonal pairs: cos 0 -> -10
-    expected = -(4 * -math.log(2.0) + 8 * -math.log1p(math.exp(-10.0))) / 4
+    loss = loss_fn(emb, ["a", "a", "b", "b"])
+    # first (1, 0), (0, 1); second (0.6, 0.8), (0, 1): cos = [[0.6, 0], [0.8, 1]] ->
+    # logits 10 cos - 10 = [[-4, -10], [-2, 0]]; positives on the diagonal, negatives flip
+    # sign; rows 0 and 2 (both first members) are never compared with each other
+    log_sig = lambda v: -math.log1p(math.exp(-v))
+    expected = -(log_sig(-4.0) + log_sig(10.0) + log_sig(2.0) + log_sig(0.0)) / 2
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     loss.backward()
-    assert loss_fn.log_t.grad is not None and loss_fn.bias.grad.abs() > 0
-    with pytest.raises(ValueError, match="no object twice"):
-        loss_fn(emb, ["a", "b", "c", "d"])
+    assert loss_fn.log_t.grad.abs() > 0 and loss_fn.bias.grad.abs() > 0
+    # the same object on both sides twice: every a-b pair of that object is a positive
+    twice = loss_fn(torch.eye(4), ["a", "a", "a", "a"])
+    expected = -4 * math.log(1 / (1 + math.exp(10.0))) / 2      # cos 0 -> logit -10, all positive
+    assert twice.item() == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="item 2 holds object 'b' but its pair partner holds 'c'"):
+        loss_fn(emb, ["a", "a", "b", "c"])
+    with pytest.raises(ValueError, match="batch of pairs"):
+        loss_fn(emb[:3], ["a", "a", "b"])
 
 
 def test_variants():

@@ -86,17 +86,21 @@ def config(loss, encoder=None):
             "bbox": 0.7, "seed": 0}
 
 
-def test_paired_batches_put_each_object_in_two_architectures():
-    ids = [o for o in OBJECTS for _ in range(3)]
+def test_paired_batches_hold_each_object_once_with_couples_in_turn():
+    ids = [o for o in OBJECTS for _ in range(3)]          # items 3k, 3k+1, 3k+2: object k
     batches = paired_batches(ids, 4, np.random.default_rng(0))
-    seen = sorted(i for b in batches for i in b)
-    assert set(seen) == set(range(len(ids)))              # every item at least once
-    for b in batches:
-        objs = [ids[i] for i in b]
-        for k in range(0, len(b), 2):                      # consecutive pairs: same object, two items
-            assert objs[k] == objs[k + 1] and b[k] != b[k + 1]
+    pairs = [b[k:k + 2] for b in batches for k in range(0, len(b), 2)]
+    assert sorted(ids[a] for a, _ in pairs) == sorted(OBJECTS)      # each object once
+    assert all(ids[a] == ids[b] and a < b for a, b in pairs)
+    couples = [(a % 3, b % 3) for a, b in pairs]                      # positions within the object
+    assert couples == [[(0, 1), (0, 2), (1, 2)][k % 3] for k in range(len(pairs))]
+    assert all(len(b) in (4, 6) for b in batches) and sum(map(len, batches)) == 2 * len(OBJECTS)
+    five = paired_batches([o for o in "abcde" for _ in range(2)], 4, np.random.default_rng(1))
+    assert [len(b) for b in five] == [4, 6]                           # a lone last pair joins
     with pytest.raises(ValueError, match="one architecture"):
         paired_batches(["a", "b", "b"], 4, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="even number"):
+        paired_batches(ids, 3, np.random.default_rng(0))
     single = shuffled_batches(9, 4, np.random.default_rng(0))
     assert [len(b) for b in single] == [4, 5] and sorted(sum(single, [])) == list(range(9))
 

@@ -45,10 +45,15 @@ def standardiser(train: np.ndarray, eps: float = 1e-12):
     offset (a mean over tens of thousands of edges); unscaled, those differences fall
     below BatchNorm's epsilon and cosine similarity's resolution. Standardising with
     training-split statistics only is the usual probe protocol and uses no test data.
+    A dimension constant over ``train`` (standard deviation <= ``eps``: a readout unit
+    that no training NeRF activates) is only centred, as scikit-learn's StandardScaler
+    does: it carries no information, and dividing by ``eps`` would turn rounding noise
+    in another architecture into inputs of order 1e4.
     """
     train = np.asarray(train, np.float64)
     mean, std = train.mean(0), train.std(0)
-    return lambda x: ((np.asarray(x, np.float64) - mean) / (std + eps)).astype(np.float32)
+    scale = np.where(std > eps, std, 1.0)
+    return lambda x: ((np.asarray(x, np.float64) - mean) / scale).astype(np.float32)
 
 
 #: How embeddings are standardised before a classifier sees them (see :func:`scalers`).

@@ -14,21 +14,21 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from nfws.eval.embeddings import embedding_matrix, select
+from nfws.eval.embeddings import embedding_matrix, select, standardiser
 
 COLUMNS = ["arch", "n_test", "shift_sd", "same_distribution_sd"]
 
 
-def centroid_shifts(tables: Mapping[str, pd.DataFrame], train_archs: Sequence[str],
-                    eps: float = 1e-12) -> pd.DataFrame:
+def centroid_shifts(tables: Mapping[str, pd.DataFrame], train_archs: Sequence[str]) -> pd.DataFrame:
     """One row per architecture of ``tables``: its test NeRFs' shift from the train split of
-    ``train_archs`` (module doc). Every architecture must have test NeRFs."""
-    train = embedding_matrix(select(tables, train_archs, "train")).astype(np.float64)
-    mean, std = train.mean(0), train.std(0) + eps
+    ``train_archs`` (module doc), in the units of the classifiers' standardisation
+    (:func:`nfws.eval.embeddings.standardiser`). Every architecture must have test NeRFs."""
+    train = embedding_matrix(select(tables, train_archs, "train"))
+    scale = standardiser(train)
     rows = []
     for arch, df in tables.items():
         test = embedding_matrix(select({arch: df}, [arch], "test"), f"{arch} test embeddings")
-        shift = (test.astype(np.float64).mean(0) - mean) / std
+        shift = scale(test).astype(np.float64).mean(0)
         rows.append({"arch": arch, "n_test": len(test), "shift_sd": float(np.linalg.norm(shift)),
                      "same_distribution_sd": float(np.sqrt(train.shape[1] / len(test)))})
     return pd.DataFrame(rows, columns=COLUMNS)

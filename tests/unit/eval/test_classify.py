@@ -59,6 +59,15 @@ def test_standardiser_uses_training_statistics_only():
                                [[0.0, 2.0], [-2.0, 0.0]], atol=1e-4)
 
 
+def test_standardiser_only_centres_a_dimension_constant_in_training():
+    from nfws.eval.embeddings import standardiser
+
+    train = np.array([[1.0, 5.0], [3.0, 5.0]])         # second dimension: std 0
+    scale = standardiser(train)
+    np.testing.assert_allclose(scale(np.array([[2.0, 5.5], [4.0, 5.0 + 1e-8]])),
+                               [[0.0, 0.5], [2.0, 1e-8]], atol=1e-6)
+
+
 def _table(arch, x, y, splits):
     return pd.DataFrame({"object_id": [f"{arch}{i}" for i in range(len(y))], "arch": arch,
                          "split": splits, "class_index": y, "emb": list(x.astype(np.float32))})

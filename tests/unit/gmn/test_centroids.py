@@ -24,6 +24,15 @@ def test_shift_by_hand():
     assert out.loc["A", "n_test"] == 2
 
 
+def test_a_dimension_constant_in_training_counts_unscaled():
+    # third dimension: 0 on every training NeRF (a dead readout unit); B's rounding noise
+    # there moves B by 1e-8, not by 1e-8 / eps
+    a = table("A", [("train", [0, 2, 0]), ("train", [2, 6, 0]), ("test", [1, 4, 0])])
+    b = table("B", [("test", [4, 0, 1e-8])])
+    out = centroid_shifts({"A": a, "B": b}, ["A"]).set_index("arch")
+    assert out.loc["B", "shift_sd"] == pytest.approx(np.sqrt(13), rel=1e-6)
+
+
 def test_a_sample_of_the_training_distribution_lies_near_sqrt_d_over_n():
     rng = np.random.default_rng(0)
     d, n = 64, 50

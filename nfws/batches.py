@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,8 +31,8 @@ def paired_batches(object_ids: Sequence[str], batch_size: int, rng: np.random.Ge
     pairs = []
     for k, o in enumerate(rng.permutation(len(objects))):
         idx = groups[objects[o]]
-        a, b = list(itertools.combinations(range(len(idx)), 2))[k % math.comb(len(idx), 2)]
-        pairs.append([idx[a], idx[b]])
+        couples = list(itertools.combinations(idx, 2))
+        pairs.append(list(couples[k % len(couples)]))
     per = batch_size // 2
     batches = [[i for p in pairs[s:s + per] for i in p] for s in range(0, len(pairs), per)]
     if len(batches[-1]) == 2 and len(batches) > 1:

@@ -30,7 +30,8 @@ def _hold(lock_dir, n_gpus, hold_seconds, queue):
     with gpu_slot(lock_dir, n_gpus=n_gpus, poll_seconds=0.02) as index:
         queue.put((index, os.environ["CUDA_VISIBLE_DEVICES"], time.monotonic()))
         time.sleep(hold_seconds)
-    queue.put(("released", index, time.monotonic()))
+        releasing = time.monotonic()   # still held: any other holder acquires after this
+    queue.put(("released", index, releasing))
 
 
 def test_concurrent_jobs_get_distinct_slots(tmp_path):

@@ -102,3 +102,29 @@ def test_occupancy_configs_on_fake_onet_tree(tmp_path, single_category):
     assert set(manifest["split"]) == {"train", "test"}
     assert all(s.startswith(str(root)) for s in manifest["source"])
     assert {"lora_targets", "base_field", "fit_instances", "train_diffusion"} <= set(stats)
+
+
+def test_transfer_scale_overlay_builds_one_family(tmp_path):
+    """The transfer-scale overlay asks for Table 5 of the MLP family alone, at 40 objects a
+    class, in its own results folder: NeRFs of the parent (train and test objects) and of
+    its two variants (test objects), one L_R encoder, one embedding pass, one classifier."""
+    configs = [str(CONFIGS / "transfer_scale.yaml")]
+    root = "results/transfer_scale"
+    workdir = tmp_path / "run"
+    built = run_snakemake(workdir, "--cores", "2", f"{root}/data/shapenet/manifest.parquet",
+                          "--configfile", *configs, timeout=600)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    dry = run_snakemake(workdir, "-n", f"{root}/gmn/L_R/MLP/classification_single.parquet",
+                        "--configfile", *configs)
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    stats = job_stats(dry.stdout + dry.stderr)
+
+    manifest = pd.read_parquet(workdir / root / "data/shapenet/manifest.parquet")
+    assert (manifest.groupby("class_name").size() == 40).all() and manifest["class_name"].nunique() == 13
+    n_test = int((manifest["split"] == "test").sum())
+    n_train = int((manifest["split"] == "train").sum())
+    # shards of at most 32 NeRFs: the parent on train + test, each variant on test only
+    shards = -(-(n_train + n_test) // 32) + 2 * -(-n_test // 32)
+    assert stats.get("train_nerfs") == stats.get("graphs") == shards
+    assert stats.get("train_encoder") == stats.get("embed") == stats.get("classify_single") == 1
+    assert not {"classify_all", "retrieve", "baseline", "fit_instances"} & set(stats)

@@ -119,12 +119,16 @@ def test_transfer_scale_overlay_builds_one_family(tmp_path):
     assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
     stats = job_stats(dry.stdout + dry.stderr)
 
+    merged = _merge(yaml.safe_load((REPO / "config.yaml").read_text()),
+                    yaml.safe_load((CONFIGS / "transfer_scale.yaml").read_text()))
+    size, variants = merged["nerf"]["shard_size"], len(merged["nerf"]["unseen_archs"])
     manifest = pd.read_parquet(workdir / root / "data/shapenet/manifest.parquet")
-    assert (manifest.groupby("class_name").size() == 40).all() and manifest["class_name"].nunique() == 13
+    assert (manifest.groupby("class_name").size() == merged["data"]["shapenet"]["objects_per_class"]).all()
+    assert sorted(manifest["class_name"].unique()) == sorted(merged["data"]["shapenet"]["classes"])
     n_test = int((manifest["split"] == "test").sum())
     n_train = int((manifest["split"] == "train").sum())
-    # shards of at most 32 NeRFs: the parent on train + test, each variant on test only
-    shards = -(-(n_train + n_test) // 32) + 2 * -(-n_test // 32)
+    # shards of at most shard_size NeRFs: the parent on train + test, each variant on test only
+    shards = -(-(n_train + n_test) // size) + variants * -(-n_test // size)
     assert stats.get("train_nerfs") == stats.get("graphs") == shards
     assert stats.get("train_encoder") == stats.get("embed") == stats.get("classify_single") == 1
     assert not {"classify_all", "retrieve", "baseline", "fit_instances"} & set(stats)

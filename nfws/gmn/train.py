@@ -262,7 +262,8 @@ def _batch_loss(cfg, encoder, decoder, siglip, inputs, items, keys, rays, teache
         origins, dirs = (t.to(device) for t in rays.sample(ids, int(cfg.rays_per_nerf), gen))
         with torch.no_grad():
             target_rgb, target_alpha = teacher([keys[i] for i in items], origins, dirs)
-        pred_rgb, _ = render_in_box(lambda x: decoder(x, emb), origins, dirs,
+        codes = decoder.codes(emb, [keys[i][0] for i in items])
+        pred_rgb, _ = render_in_box(lambda x: decoder(x, codes), origins, dirs,
                                     int(cfg.samples_per_ray), float(cfg.bbox), render_gen)
         l_r = rendering_loss(pred_rgb, target_rgb, target_alpha, float(cfg.fg_threshold),
                              float(cfg.fg_weight), float(cfg.bg_weight))

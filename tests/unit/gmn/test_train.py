@@ -124,6 +124,33 @@ def test_checkpoint_resume_matches_uninterrupted_run(tmp_path, graphs, manifest,
         assert torch.allclose(a["encoder"][key], b["encoder"][key], atol=1e-6), key
 
 
+def test_standardised_codes_are_grouped_by_each_items_architecture(tmp_path, graphs, manifest,
+                                                                   rays, monkeypatch):
+    """``decoder.embedding_norm: batch``: every batch's codes are standardised within the
+    architectures of its items; over an epoch those are each train item's architecture once."""
+    from collections import Counter
+    from nfws.gmn.nf2vec import NF2VecDecoder
+
+    seen = []
+    codes = NF2VecDecoder.codes
+
+    def recording(self, emb, groups):
+        seen.append(list(groups))
+        out = codes(self, emb, groups)
+        assert self.embedding_norm == "batch" and out.shape == emb.shape
+        return out
+    monkeypatch.setattr(NF2VecDecoder, "codes", recording)
+    inputs = graph_inputs([g for a in ARCH_SIZES for g in graphs[a]], manifest)
+    cfg = {**config("L_R"), "decoder": {"width": 16, "n_freqs": 2, "embedding_norm": "batch"},
+           "epochs": 1}
+    log = train_encoder(cfg, inputs, tmp_path / "m.pt", rays=rays, teacher=sphere_teacher(),
+                        progress=False)["log"]
+    assert np.isfinite(log[0]["render"])
+    n_train = SPLITS.count("train")
+    assert Counter(a for batch in seen for a in batch) == {a: n_train for a in ARCH_SIZES}
+    assert any(len(set(batch)) > 1 for batch in seen)                 # batches mix architectures
+
+
 TINY_SPECS = {
     "MLP": ArchSpec("MLP", "MLP", hidden_layers=1, width=16, n_freqs=1),
     "TRI": ArchSpec("TRI", "TRI", hidden_layers=1, width=16, activation="sine", n_freqs=1,

@@ -18,18 +18,17 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch_geometric.utils import scatter
 
 from nfws.fields.encodings import frequency_encoding, to_unit_cube
 from nfws.fields.stacks import trunc_exp
 
 
-_EPS = 1e-12
-
 #: How the decoder sees the embeddings: as given (the authors), or standardised over the batch.
 EMBEDDING_NORMS = ("none", "batch")
 
 
-def batch_standardise(emb: torch.Tensor, groups: Sequence) -> torch.Tensor:
+def batch_standardise(emb: torch.Tensor, groups: Sequence, eps: float = 1e-12) -> torch.Tensor:
     """Embeddings ``emb`` [B, d] minus the batch mean of their group (``groups[i]``: item
     i's architecture), each column over its pooled within-group standard deviation (biased;
     a column constant within every group, an item alone in its group included, comes out
@@ -39,11 +38,8 @@ def batch_standardise(emb: torch.Tensor, groups: Sequence) -> torch.Tensor:
         raise ValueError(f"nf2vec decoder: {len(groups)} groups for {emb.shape[0]} embeddings")
     labels = {g: i for i, g in enumerate(dict.fromkeys(groups))}
     index = torch.as_tensor([labels[g] for g in groups], device=emb.device)
-    n = len(labels)
-    sums = emb.new_zeros(n, emb.shape[1]).index_add(0, index, emb)
-    counts = torch.bincount(index, minlength=n).to(emb.dtype)[:, None]
-    centred = emb - (sums / counts)[index]
-    return centred / (centred.pow(2).mean(0) + _EPS).sqrt()
+    centred = emb - scatter(emb, index, dim=0, reduce="mean")[index]
+    return centred / (centred.pow(2).mean(0) + eps).sqrt()
 
 
 class NF2VecDecoder(nn.Module):
